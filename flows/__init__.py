@@ -1,0 +1,1 @@
+"""Prefect flows: orchestration only (compose the stage tasks of `flows.stages`)."""

@@ -1,0 +1,222 @@
+"""Settings: the TOML file of one deployment, validated on load.
+
+`load_settings(path)` reads `newsmon.toml` (see `config/newsmon.toml` for every key
+with its default) into frozen pydantic models. Unknown keys, missing values and
+out-of-range numbers raise `ConfigError` with one line that names the key.
+
+Relative paths in the file (warehouse path, domain files, file feeds) are taken
+relative to the directory of the TOML file, so a config and its data travel
+together. Secrets never live here: the SMTP password comes from an environment
+variable or a Prefect Secret block named in `[smtp]`.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from newsmon import ROOT
+from newsmon.errors import ConfigError
+
+__all__ = ["Settings", "load_settings", "resolve_config_path", "DEFAULT_CONFIG"]
+
+DEFAULT_CONFIG = ROOT / "config" / "newsmon.toml"
+DEFAULT_USER_AGENT = "newsmon/0.1 (+https://github.com/newsmon/newsmon; news monitoring bot)"
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WarehouseSettings(_Section):
+    path: Path = Path("newsmon.duckdb")
+    lock_timeout_seconds: PositiveFloat = 120.0
+
+
+class FetchSettings(_Section):
+    allow_private_networks: bool = False
+    connect_timeout: PositiveFloat = 10.0
+    read_timeout: PositiveFloat = 30.0
+    max_page_bytes: Annotated[int, Field(gt=0)] = 5 * 1024 * 1024
+    max_feed_bytes: Annotated[int, Field(gt=0)] = 5 * 1024 * 1024
+    max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    max_retry_after: NonNegativeFloat = 30.0
+    per_host_delay: NonNegativeFloat = 0.5
+    user_agent: str = DEFAULT_USER_AGENT
+    respect_robots: bool = True
+    feed_backoff_after_failures: Annotated[int, Field(ge=1)] = 3
+    feed_backoff_base_seconds: NonNegativeFloat = 300.0
+    feed_backoff_max_seconds: NonNegativeFloat = 6 * 3600.0
+
+
+class FeedSettings(_Section):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    url: Annotated[str, Field(min_length=1)]
+    enabled: bool = True
+
+
+class SmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(gt=0, lt=65536)] = 25
+    starttls: bool = False
+    ssl: bool = False
+    sender: str = "newsmon@localhost"
+    username: str | None = None
+    password_env: str | None = "NEWSMON_SMTP_PASSWORD"
+    password_block: str | None = None  # name of a Prefect Secret block
+    timeout: PositiveFloat = 30.0
+
+    def password(self) -> str | None:
+        """The SMTP password from the environment or a Prefect Secret block; never logged."""
+        if self.password_env and os.environ.get(self.password_env):
+            return os.environ[self.password_env]
+        if self.password_block:
+            from prefect.blocks.system import Secret
+
+            return Secret.load(self.password_block).get()
+        return None
+
+
+class Recipient(_Section):
+    address: str
+    groups: list[str] = []   # actor groups (canonical names); empty = all
+    topics: list[str] = []   # topic ids or aid recipients; empty = all
+    kinds: list[Literal["position", "aid"]] = []
+    min_aid_change: NonNegativeFloat = 0.0  # relative change, e.g. 0.25 for 25 %
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if "@" not in v or any(c in v for c in "\r\n <>,"):
+            raise ValueError(f"not an email address: {v!r}")
+        return v
+
+
+class AlertSettings(_Section):
+    recipients: list[Recipient] = []
+    aid_change_threshold: Annotated[float, Field(ge=0, le=10)] = 0.10
+    max_attempts: Annotated[int, Field(ge=1)] = 50
+
+    @field_validator("recipients", mode="before")
+    @classmethod
+    def _plain_addresses(cls, v):
+        return [{"address": r} if isinstance(r, str) else r for r in (v or [])]
+
+
+class NlpSettings(_Section):
+    entities: Path = ROOT / "config" / "entities.yaml"
+    topics: Path = ROOT / "config" / "topics.yaml"
+    money: Path = ROOT / "config" / "money.yaml"
+    fx: Path = ROOT / "config" / "fx.yaml"
+    batch_size: Annotated[int, Field(ge=1, le=10000)] = 64
+    min_similarity_syndicated: Annotated[float, Field(gt=0, le=1)] = 0.8
+
+
+class ScheduleSettings(_Section):
+    cron: str = "*/15 * * * *"
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError(f"a cron expression has 5 fields, got {v!r}")
+        return v
+
+
+class Settings(_Section):
+    warehouse: WarehouseSettings = WarehouseSettings()
+    fetch: FetchSettings = FetchSettings()
+    feeds: list[FeedSettings] = []
+    smtp: SmtpSettings | None = None
+    alerts: AlertSettings = AlertSettings()
+    nlp: NlpSettings = NlpSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    source: Path | None = None  # the file these settings came from (set by load_settings)
+
+    @model_validator(mode="after")
+    def _unique_feed_names(self):
+        names = [f.name for f in self.feeds]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feed names must be unique: {', '.join(dupes)}")
+        return self
+
+    def feed(self, name: str) -> FeedSettings:
+        for f in self.feeds:
+            if f.name == name:
+                return f
+        raise ConfigError(f"no feed named {name!r} in {self.source}; known: {', '.join(f.name for f in self.feeds)}")
+
+
+def resolve_config_path(path: str | os.PathLike | None) -> Path:
+    """--config, else $NEWSMON_CONFIG, else the bundled default."""
+    if path:
+        return Path(path)
+    if os.environ.get("NEWSMON_CONFIG"):
+        return Path(os.environ["NEWSMON_CONFIG"])
+    return DEFAULT_CONFIG
+
+
+def _relative(base: Path, data: dict) -> dict:
+    """Make the file paths of the TOML relative to its directory."""
+    wh = data.get("warehouse")
+    if isinstance(wh, dict) and isinstance(wh.get("path"), str):
+        wh["path"] = str((base / os.path.expanduser(wh["path"])).resolve())
+    nlp = data.get("nlp")
+    if isinstance(nlp, dict):
+        for key in ("entities", "topics", "money", "fx"):
+            if isinstance(nlp.get(key), str):
+                nlp[key] = str((base / nlp[key]).resolve())
+    for feed in data.get("feeds") or []:
+        url = feed.get("url") if isinstance(feed, dict) else None
+        if isinstance(url, str) and url and "://" not in url:
+            feed["url"] = (base / url).resolve().as_uri()
+    return data
+
+
+def _key(loc: tuple) -> str:
+    parts = []
+    for p in loc:
+        if isinstance(p, int):
+            parts[-1:] = [f"{parts[-1]}[{p}]"] if parts else [f"[{p}]"]
+        else:
+            parts.append(str(p))
+    return ".".join(parts)
+
+
+def load_settings(path: str | os.PathLike | None = None) -> Settings:
+    """Read and validate a newsmon TOML file. Raises ConfigError naming the bad key."""
+    path = resolve_config_path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    data = _relative(path.resolve().parent, data)
+    data["source"] = str(path.resolve())
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = _key(err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see config/newsmon.toml for the keys)"
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"config {path}: {key}: {msg}{more}") from None
+    for name in ("entities", "topics", "money", "fx"):
+        p = getattr(settings.nlp, name)
+        if not p.exists():
+            raise ConfigError(f"config {path}: nlp.{name}: file not found: {p}")
+    return settings

@@ -1,0 +1,1 @@
+"""Plain, typed functions, one pipeline stage each; testable without Prefect."""

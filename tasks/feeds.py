@@ -1,0 +1,205 @@
+"""Feed stage: poll one feed with a conditional GET and parse its entries.
+
+`poll_feed` asks with the stored validators (ETag / Last-Modified) and returns a
+`FeedPoll`: not modified, unchanged (same body hash: for servers whose validators
+lie), parsed entries, or a failure with its reason. It never raises for a bad feed;
+the flow stores the poll (validators and entries in one transaction).
+
+`parse_feed` is the pure part: DOCTYPE stripped first (entity-expansion bombs
+live in the internal subset), size capped by the caller, entries of a bozo feed
+kept when feedparser recovers them, links resolved against the feed URL, fields
+truncated to sane lengths.
+"""
+from __future__ import annotations
+
+import calendar
+import dataclasses
+import datetime as dt
+import hashlib
+import re
+import urllib.parse
+
+import feedparser
+
+from newsmon.errors import FetchError, RefusedFetchError
+from newsmon.settings import FeedSettings
+from tasks.fetch import FEED_TYPES, Fetcher
+
+__all__ = ["FeedEntry", "FeedPoll", "FeedState", "parse_feed", "poll_feed", "strip_doctype"]
+
+MAX_TITLE = 1_000
+MAX_SUMMARY = 20_000
+MAX_CONTENT = 500_000
+_DOCTYPE = re.compile(rb"<!DOCTYPE(?:[^\[>]|\[.*?\])*>", re.DOTALL | re.IGNORECASE)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedEntry:
+    url: str
+    entry_id: str | None
+    title: str | None
+    author: str | None
+    published_at: dt.datetime | None
+    summary: str | None
+    content: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedState:
+    """What the warehouse remembers of a feed between polls."""
+    etag: str | None = None
+    last_modified: str | None = None
+    body_sha256: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedPoll:
+    feed: str
+    outcome: str                      # ok | not_modified | unchanged_body | failed
+    status: int | None = None
+    entries: tuple[FeedEntry, ...] = ()
+    rejected: tuple[tuple[str, str], ...] = ()   # (entry key, reason) for entries that could not be kept
+    etag: str | None = None
+    last_modified: str | None = None
+    body_sha256: str | None = None
+    bozo: str | None = None
+    error: str | None = None
+    reason: str | None = None
+    polled_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome != "failed"
+
+
+def _codec(data: bytes) -> str | None:
+    """The UTF-16/32 codec of a document with a BOM or tell-tale NULs, else None (ASCII-compatible)."""
+    boms = [(b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
+            (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le")]
+    for bom, codec in boms:
+        if data.startswith(bom):
+            return codec
+    head = data[:4]
+    if head == b"\x00\x00\x00<":
+        return "utf-32-be"
+    if head == b"<\x00\x00\x00":
+        return "utf-32-le"
+    if head[:2] == b"\x00<":
+        return "utf-16-be"
+    if head[:2] == b"<\x00":
+        return "utf-16-le"
+    return None
+
+
+def strip_doctype(data: bytes) -> bytes:
+    """Remove DOCTYPE declarations (and their internal subsets) in any encoding."""
+    codec = _codec(data)
+    if codec is None:
+        return _DOCTYPE.sub(b"", data)
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        return data
+    stripped = re.sub(r"<!DOCTYPE(?:[^\[>]|\[.*?\])*>", "", text, flags=re.DOTALL | re.IGNORECASE)
+    return stripped.encode(codec) if stripped != text else data
+
+
+def _when(entry) -> dt.datetime | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        value = entry.get(key)
+        if value:
+            try:
+                return dt.datetime.fromtimestamp(calendar.timegm(value), dt.timezone.utc)
+            except (OverflowError, ValueError, TypeError):
+                continue
+    return None
+
+
+def _cut(value, limit: int) -> str | None:
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value[:limit] or None
+
+
+def _link(entry, base: str) -> str | None:
+    candidates = [entry.get("link")]
+    for link in entry.get("links") or []:
+        if link.get("rel", "alternate") == "alternate" and link.get("href"):
+            candidates.append(link["href"])
+    guid = entry.get("id")
+    if guid and (entry.get("guidislink") or re.match(r"^https?://", str(guid))):
+        candidates.append(guid)
+    for cand in candidates:
+        if cand and isinstance(cand, str):
+            url = urllib.parse.urljoin(base, cand.strip())
+            if urllib.parse.urlsplit(url).scheme in ("http", "https", "file"):
+                return urllib.parse.urldefrag(url)[0]
+    return None
+
+
+def parse_feed(content: bytes, feed_url: str, content_type: str | None = None
+               ) -> tuple[list[FeedEntry], list[tuple[str, str]], str | None]:
+    """Entries of a feed document, the entries rejected (key, reason), and feedparser's bozo complaint."""
+    # feedparser resolves relative links (and xml:base) against content-location, but mangles
+    # file:/// bases; links of a local feed are resolved below, against the feed's own URL.
+    headers = {} if feed_url.startswith("file:") else {"content-location": feed_url}
+    if content_type:
+        headers["content-type"] = content_type
+    parsed = feedparser.parse(strip_doctype(content), response_headers=headers, sanitize_html=True,
+                              resolve_relative_uris=True)
+    bozo = None
+    if parsed.get("bozo"):
+        bozo = f"{type(parsed.get('bozo_exception')).__name__}: {parsed.get('bozo_exception')}"[:500]
+    entries, rejected, seen = [], [], set()
+    for i, e in enumerate(parsed.entries):
+        url = _link(e, feed_url)
+        if url is None:
+            rejected.append((str(e.get("id") or e.get("title") or f"entry #{i}")[:500], "entry has no usable link"))
+            continue
+        if url in seen:
+            continue
+        seen.add(url)
+        content_value = None
+        if e.get("content"):
+            content_value = "\n".join(str(c.get("value", "")) for c in e["content"])
+        entries.append(FeedEntry(
+            url=url, entry_id=_cut(e.get("id"), 2000), title=_cut(e.get("title"), MAX_TITLE),
+            author=_cut(e.get("author"), 500), published_at=_when(e),
+            summary=_cut(e.get("summary"), MAX_SUMMARY), content=_cut(content_value, MAX_CONTENT)))
+    if not entries and not rejected and bozo and not parsed.get("version"):
+        raise RefusedFetchError(f"{feed_url} is not a feed: {bozo}", reason="not_a_feed")
+    return entries, rejected, bozo
+
+
+def poll_feed(fetcher: Fetcher, feed: FeedSettings, state: FeedState, max_bytes: int) -> FeedPoll:
+    """Conditional GET and parse of one feed. Never raises for a bad feed: the poll says what went wrong."""
+    headers = {}
+    if state.etag:
+        headers["If-None-Match"] = state.etag
+    if state.last_modified:
+        headers["If-Modified-Since"] = state.last_modified
+    base = dict(feed=feed.name, etag=state.etag, last_modified=state.last_modified, body_sha256=state.body_sha256)
+    try:
+        resp = fetcher.get(feed.url, max_bytes=max_bytes, accept=FEED_TYPES, headers=headers,
+                           allow_file=feed.url.startswith("file:"))
+    except FetchError as exc:
+        return FeedPoll(outcome="failed", status=exc.status, error=str(exc), reason=exc.reason, **base)
+    validators = dict(etag=resp.headers.get("etag") or state.etag,
+                      last_modified=resp.headers.get("last-modified") or state.last_modified)
+    if resp.not_modified:
+        return FeedPoll(feed=feed.name, outcome="not_modified", status=304, body_sha256=state.body_sha256,
+                        **validators)
+    digest = hashlib.sha256(resp.content).hexdigest()
+    if digest == state.body_sha256:
+        return FeedPoll(feed=feed.name, outcome="unchanged_body", status=resp.status, body_sha256=digest,
+                        **validators)
+    try:
+        entries, rejected, bozo = parse_feed(resp.content, resp.final_url, resp.content_type)
+    except RefusedFetchError as exc:
+        return FeedPoll(outcome="failed", status=resp.status, error=str(exc), reason=exc.reason, **base)
+    except Exception as exc:  # feedparser on hostile input: record, never crash the run
+        return FeedPoll(outcome="failed", status=resp.status, error=f"feed parser failed: {exc!r}"[:500],
+                        reason="parse_error", **base)
+    return FeedPoll(feed=feed.name, outcome="ok", status=resp.status, entries=tuple(entries),
+                    rejected=tuple(rejected), body_sha256=digest, bozo=bozo, **validators)

@@ -1,0 +1,57 @@
+"""Syndicated copies: near-identical texts at different URLs are one story.
+
+Each article's text becomes a set of hashed word 5-gram shingles; a new article
+joins the story of the stored article it overlaps most, when the overlap
+(containment: shared shingles over the smaller set, so a trimmed copy still
+matches) reaches the threshold. Otherwise it starts a story of its own, whose id
+is its URL.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, MutableSequence
+from typing import Any
+
+__all__ = ["shingles", "containment", "assign_stories"]
+
+_WORD = re.compile(r"\w+")
+SHINGLE = 5
+
+
+def shingles(text: str, size: int = SHINGLE) -> set[int]:
+    words = _WORD.findall(text.casefold())
+    if len(words) < size:
+        return {zlib.crc32(" ".join(words).encode())} if words else set()
+    return {zlib.crc32(" ".join(words[i:i + size]).encode()) for i in range(len(words) - size + 1)}
+
+
+def containment(a: set[int], b: set[int]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
+
+
+def assign_stories(new: MutableSequence[dict[str, Any]], stored: Iterable[dict[str, Any]], threshold: float) -> None:
+    """Set `story_id` on each new article row (dicts with url, text); `stored` rows carry their story_id."""
+    index: dict[int, list[int]] = defaultdict(list)
+    pool: list[tuple[str, set[int]]] = []
+
+    def add(story_id: str, sh: set[int]) -> None:
+        pool.append((story_id, sh))
+        for h in sh:
+            index[h].append(len(pool) - 1)
+
+    for row in stored:
+        add(row.get("story_id") or row["url"], shingles(row["text"] or ""))
+    for row in new:
+        sh = shingles(row["text"])
+        hits = Counter(i for h in sh for i in index.get(h, ()))
+        best, best_score = None, 0.0
+        for i, shared in hits.most_common(20):
+            score = shared / max(1, min(len(sh), len(pool[i][1])))
+            if score > best_score:
+                best, best_score = i, score
+        row["story_id"] = pool[best][0] if best is not None and best_score >= threshold else row["url"]
+        add(row["story_id"], sh)

@@ -1,0 +1,216 @@
+"""Named statements the flows run against the warehouse, one function each.
+
+Each write function takes an open connection inside the caller's transaction so
+that a stage's batch and its bookkeeping (feed validators, fetch log, rejections)
+commit together. Values always go in as parameters or Arrow batches.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import duckdb
+
+from warehouse.db import fetch_dicts, insert_rows
+
+Con = duckdb.DuckDBPyConnection
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# -- runs ------------------------------------------------------------------------
+def start_run(con: Con, run_id: str, flow: str) -> None:
+    con.execute("INSERT OR IGNORE INTO runs (run_id, flow, started_at) VALUES (?, ?, ?)", [run_id, flow, utcnow()])
+
+
+def finish_run(con: Con, run_id: str, counts: dict[str, Any]) -> None:
+    con.execute("UPDATE runs SET finished_at = ?, counts = ? WHERE run_id = ?",
+                [utcnow(), json.dumps(counts, default=str), run_id])
+
+
+# -- feeds -----------------------------------------------------------------------
+def sync_feeds(con: Con, feeds: Iterable[tuple[str, str]]) -> None:
+    """Make the feeds table list the configured feeds; a changed URL forgets the old validators."""
+    for name, url in feeds:
+        con.execute(
+            "INSERT INTO feeds (name, url) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "url = excluded.url, "
+            "etag = CASE WHEN feeds.url = excluded.url THEN feeds.etag END, "
+            "last_modified = CASE WHEN feeds.url = excluded.url THEN feeds.last_modified END, "
+            "body_sha256 = CASE WHEN feeds.url = excluded.url THEN feeds.body_sha256 END",
+            [name, url])
+
+
+def feed_states(con: Con) -> dict[str, dict[str, Any]]:
+    rows = fetch_dicts(con, "SELECT name, url, etag, last_modified, body_sha256, consecutive_failures, "
+                            "next_poll_at FROM feeds")
+    return {r["name"]: r for r in rows}
+
+
+def record_poll(con: Con, poll, run_id: str, *, backoff_after: int, backoff_base: float,
+                backoff_max: float) -> int:
+    """Store one poll: its entries, the feed's validators and health, and the poll log. Returns new entries."""
+    now = poll.polled_at
+    new = 0
+    if poll.entries:
+        known = {u for (u,) in con.execute(
+            "SELECT url FROM feed_entries WHERE feed = ? AND url IN (SELECT unnest(?::VARCHAR[]))",
+            [poll.feed, [e.url for e in poll.entries]]).fetchall()}
+        rows = [dict(feed=poll.feed, url=e.url, entry_id=e.entry_id, title=e.title, author=e.author,
+                     published_at=e.published_at, summary=e.summary, content=e.content, first_seen_at=now)
+                for e in poll.entries if e.url not in known]
+        new = insert_rows(con, "feed_entries", rows, on_conflict="ignore")
+    if poll.rejected:
+        reject(con, [("feed_entry", f"{poll.feed}: {key}", reason, None) for key, reason in poll.rejected], run_id)
+    if poll.ok:
+        con.execute(
+            "UPDATE feeds SET etag = ?, last_modified = ?, body_sha256 = ?, last_polled_at = ?, "
+            "last_success_at = ?, last_status = ?, last_error = NULL, consecutive_failures = 0, "
+            "next_poll_at = NULL WHERE name = ?",
+            [poll.etag, poll.last_modified, poll.body_sha256, now, now, poll.status, poll.feed])
+    else:
+        failures = con.execute("SELECT consecutive_failures FROM feeds WHERE name = ?", [poll.feed]).fetchone()
+        failures = (failures[0] if failures else 0) + 1
+        next_poll = None
+        if failures >= backoff_after:  # a one-off failure is retried next run; a persistent one backs off
+            wait = min(backoff_max, backoff_base * 2 ** (failures - backoff_after))
+            next_poll = now + dt.timedelta(seconds=wait)
+        con.execute(
+            "UPDATE feeds SET last_polled_at = ?, last_status = ?, last_error = ?, consecutive_failures = ?, "
+            "next_poll_at = ? WHERE name = ?",
+            [now, poll.status, poll.error, failures, next_poll, poll.feed])
+    con.execute(
+        "INSERT INTO feed_polls (feed, polled_at, run_id, status, outcome, entries, new_entries, bozo, error) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [poll.feed, now, run_id, poll.status, poll.outcome, len(poll.entries), new, poll.bozo, poll.error])
+    return new
+
+
+def record_skipped_poll(con: Con, feed: str, run_id: str, next_poll_at: dt.datetime) -> None:
+    con.execute("INSERT INTO feed_polls (feed, polled_at, run_id, outcome, error) VALUES (?, ?, ?, ?, ?)",
+                [feed, utcnow(), run_id, "skipped_backoff", f"backing off until {next_poll_at.isoformat()}"])
+
+
+# -- rejections --------------------------------------------------------------------
+def reject(con: Con, items: Sequence[tuple[str, str, str, str | None]], run_id: str | None) -> None:
+    """Record (stage, key, reason, detail) rejections; the latest reason wins."""
+    rows = [dict(stage=s, key=k[:2000], reason=r, detail=(d or "")[:2000] or None, rejected_at=utcnow(),
+                 run_id=run_id) for s, k, r, d in items]
+    insert_rows(con, "rejections", rows, on_conflict="replace")
+
+
+# -- fetch -------------------------------------------------------------------------
+def pending_fetches(con: Con, max_transient_attempts: int, since: dt.datetime | None = None,
+                    until: dt.datetime | None = None, feeds: Sequence[str] | None = None,
+                    ) -> list[dict[str, Any]]:
+    """Feed entries whose page is not stored yet, not refused, and not given up on."""
+    return fetch_dicts(con, """
+        WITH entries AS (
+            SELECT url, arg_min(feed, first_seen_at) AS feed, min(published_at) AS published_at,
+                   min(first_seen_at) AS first_seen_at
+            FROM feed_entries
+            WHERE (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], feed))
+            GROUP BY url
+        ), attempts AS (
+            SELECT url, count(*) FILTER (WHERE outcome = 'transient') AS transient FROM fetches GROUP BY url
+        )
+        SELECT e.url, e.feed, f.url AS feed_url
+        FROM entries e
+        JOIN feeds f ON f.name = e.feed
+        LEFT JOIN attempts a ON a.url = e.url
+        WHERE e.url NOT IN (SELECT url FROM pages)
+          AND e.url NOT IN (SELECT key FROM rejections WHERE stage = 'fetch')
+          AND coalesce(a.transient, 0) < ?
+          AND (?::TIMESTAMPTZ IS NULL OR coalesce(e.published_at, e.first_seen_at) >= ?)
+          AND (?::TIMESTAMPTZ IS NULL OR coalesce(e.published_at, e.first_seen_at) < ?)
+        ORDER BY e.first_seen_at, e.url
+    """, [feeds, feeds, max_transient_attempts, since, since, until, until])
+
+
+def blob_row(content: bytes) -> dict[str, Any]:
+    return dict(sha256=hashlib.sha256(content).hexdigest(), size=len(content), compression="zlib",
+                data=zlib.compress(content, 6))
+
+
+def record_fetches(con: Con, results: Sequence[dict[str, Any]], run_id: str) -> None:
+    """Store a batch of fetch outcomes: raw bytes and page rows for successes, the log for all."""
+    blobs, pages, log, refused = {}, [], [], []
+    for r in results:
+        sha = None
+        if r["outcome"] == "ok":
+            blob = blob_row(r["content"])
+            sha = blob["sha256"]
+            blobs[sha] = blob
+            pages.append(dict(url=r["url"], final_url=r["final_url"], status=r["status"],
+                              content_type=r["content_type"], headers=json.dumps(r["headers"]),
+                              sha256=sha, fetched_at=r["fetched_at"]))
+        elif r["outcome"] == "refused":
+            refused.append(("fetch", r["url"], r["reason"], r["error"]))
+        log.append(dict(url=r["url"], attempted_at=r["fetched_at"], run_id=run_id, outcome=r["outcome"],
+                        reason=r.get("reason"), status=r.get("status"), final_url=r.get("final_url"),
+                        content_type=r.get("content_type"),
+                        headers=json.dumps(r["headers"]) if r.get("headers") else None,
+                        sha256=sha, error=r.get("error")))
+    insert_rows(con, "raw_blobs", list(blobs.values()), on_conflict="ignore")
+    insert_rows(con, "pages", pages, on_conflict="replace")
+    insert_rows(con, "fetches", log)
+    if refused:
+        reject(con, refused, run_id)
+
+
+def give_up_transient(con: Con, max_transient_attempts: int, run_id: str) -> int:
+    """URLs that failed transiently too often become recorded rejections (not silently dropped)."""
+    rows = con.execute("""
+        SELECT url, count(*), arg_max(error, attempted_at) FROM fetches
+        WHERE outcome = 'transient' AND url NOT IN (SELECT url FROM pages)
+          AND url NOT IN (SELECT key FROM rejections WHERE stage = 'fetch')
+        GROUP BY url HAVING count(*) >= ?""", [max_transient_attempts]).fetchall()
+    reject(con, [("fetch", u, "gave_up", f"{n} transient failures; last: {e}") for u, n, e in rows], run_id)
+    return len(rows)
+
+
+def raw_content(con: Con, sha256: str) -> bytes:
+    row = con.execute("SELECT compression, data FROM raw_blobs WHERE sha256 = ?", [sha256]).fetchone()
+    if row is None:
+        raise KeyError(sha256)
+    return zlib.decompress(row[1]) if row[0] == "zlib" else bytes(row[1])
+
+
+# -- extract -----------------------------------------------------------------------
+def pending_extractions(con: Con, version: str, *, since: dt.datetime | None = None,
+                        until: dt.datetime | None = None, redo: bool = False, limit: int | None = None,
+                        ) -> list[dict[str, Any]]:
+    """Stored pages without an article at `version` (all pages in the window with `redo`)."""
+    return fetch_dicts(con, """
+        WITH entries AS (
+            SELECT url, arg_min(feed, first_seen_at) AS feed, arg_min(title, first_seen_at) AS title,
+                   arg_min(author, first_seen_at) AS author, min(published_at) AS published_at,
+                   min(first_seen_at) AS first_seen_at
+            FROM feed_entries GROUP BY url
+        )
+        SELECT p.url, p.sha256, p.fetched_at, e.feed, e.title, e.author, e.published_at
+        FROM pages p LEFT JOIN entries e USING (url)
+        LEFT JOIN article_texts a USING (url)
+        WHERE (? OR a.url IS NULL OR a.extractor_version <> ?)
+          AND (? OR p.url NOT IN (SELECT key FROM rejections WHERE stage = 'extract'))
+          AND (?::TIMESTAMPTZ IS NULL OR coalesce(a.published_at, e.published_at, p.fetched_at) >= ?)
+          AND (?::TIMESTAMPTZ IS NULL OR coalesce(a.published_at, e.published_at, p.fetched_at) < ?)
+        ORDER BY p.fetched_at, p.url
+        LIMIT ?
+    """, [redo, version, redo, since, since, until, until, limit])
+
+
+def save_articles(con: Con, rows: Sequence[dict[str, Any]]) -> int:
+    return insert_rows(con, "article_texts", rows, on_conflict="replace")
+
+
+def story_candidates(con: Con, exclude: Sequence[str]) -> list[dict[str, Any]]:
+    """Stored articles (url, published_at, text, story_id) to compare new ones against."""
+    return fetch_dicts(con, "SELECT url, published_at, text, story_id, extracted_at FROM article_texts "
+                            "WHERE NOT list_contains(?::VARCHAR[], url)", [list(exclude)])
