@@ -199,7 +199,8 @@ class Fetcher:
         extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
         try:
             request = self._client.build_request("GET", pinned, headers=req_headers, extensions=extensions)
-            with self._client.send(request, stream=True) as r:
+            r = self._client.send(request, stream=True)
+            try:
                 declared = r.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > max_bytes:
                     raise RefusedFetchError(f"refused {url}: Content-Length {declared} exceeds {max_bytes} bytes",
@@ -215,6 +216,8 @@ class Fetcher:
                 return Response(url=url, final_url=url, status=r.status_code,
                                 headers={k.lower(): v for k, v in r.headers.items()},
                                 content=b"".join(chunks), fetched_at=dt.datetime.now(dt.timezone.utc))
+            finally:
+                r.close()
         except httpx.TimeoutException as exc:
             raise TransientFetchError(f"timeout fetching {url}: {type(exc).__name__}", reason="timeout") from None
         except httpx.DecodingError as exc:

@@ -30,7 +30,7 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -184,6 +184,7 @@ def _lexicon_from_data(data: Any, source: str) -> MoneyLexicon:
     codes: dict[str, str] = {}
     words: dict[str, str] = {}
     weak: dict[str, str] = {}
+    seen: dict[str, str] = {}                # surface -> the key that defined it
     for iso, spec in mapping(root.get("currencies"), "currencies").items():
         key = f"currencies.{iso}"
         if not (isinstance(iso, str) and re.fullmatch(r"[A-Z]{3}", iso)):
@@ -198,9 +199,10 @@ def _lexicon_from_data(data: Any, source: str) -> MoneyLexicon:
                 s = normalise(s)
                 if name == "codes" and not re.fullmatch(r"[A-Z]{3}", s):
                     raise fail(f"{key}.codes", f"{s!r} is not a three-letter upper-case code")
-                other = symbols.get(s) or codes.get(s) or words.get(s) or weak.get(s)
-                if other and other != iso:
-                    raise fail(f"{key}.{name}", f"{s!r} is already given to {other}")
+                other = seen.get(s)
+                if other and not other.startswith(f"{key}."):
+                    raise fail(f"{key}.{name}", f"{s!r} is already given by {other}")
+                seen[s] = f"{key}.{name}"
                 table[s] = iso
 
     scales: dict[str, int] = {}
@@ -331,13 +333,13 @@ def _parts(text: str, lex: MoneyLexicon) -> list[_Part]:
     return parts
 
 
-def _acceptable(p: _Part, scale: int | None) -> bool:
-    """Whether a part with a currency states an amount by itself."""
+def _acceptable(p: _Part) -> bool:
+    """Whether a part states an amount by itself."""
     if p.currency is None:
         return False
-    if p.weak_only and scale is None:
+    if p.weak_only and p.scale is None:
         return False                      # "5 pounds" of flour, "in 2019 won"
-    if p.article_only and (scale is None or p.hyphen_word):
+    if p.article_only and (p.scale is None or p.hyphen_word):
         return False                      # "a euro area", "a billion-dollar question"
     return True
 
@@ -374,13 +376,13 @@ def _range(a: _Part, b: _Part) -> tuple[Decimal, Decimal, str, int | None] | Non
 
 
 def _borrowed(a: _Part, b: _Part) -> Decimal | None:
-    """Value of a currency-less `a` read with `b`'s scale, in "from A to B" / "to A from B"."""
-    if b.currency is None or a.article_only or not _acceptable(b, b.scale):
+    """Value of a currency-less `a` read with `b`'s scale, in "from A to B" (a change)."""
+    if b.currency is None or a.article_only or not _acceptable(b):
         return None
     candidates = [a.value * b.scale] if a.scale is None and b.scale else []
     candidates.append(a.amount)
-    for c in candidates:                   # a change stays within three orders of magnitude
-        if c > 0 and max(c, b.amount) <= 1000 * min(c, b.amount):
+    for c in candidates:                   # a change stays within two orders of magnitude
+        if c > 0 and max(c, b.amount) <= 100 * min(c, b.amount):
             return c
     return None
 
@@ -439,11 +441,10 @@ def find_amounts(text: str, lexicon: MoneyLexicon) -> list[Money]:
                         if borrowed is not None:
                             out.append(_single(text, a, borrowed, b.currency, floor, lexicon))  # type: ignore[arg-type]
                             floor = a.end
-                    elif b.currency is None and not b.article_only:
-                        b.currency = a.currency
+                    elif b.currency is None and b.scale is not None and _borrowed(b, a) is not None:
+                        b.currency = a.currency      # "from €50bn to 90bn"
                         b.bare = False
-        scale = a.scale
-        if _acceptable(a, scale):
+        if _acceptable(a):
             out.append(_single(text, a, a.amount, a.currency, floor, lexicon))  # type: ignore[arg-type]
             floor = a.end
         i += 1
