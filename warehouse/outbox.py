@@ -1,0 +1,223 @@
+"""Named statements of the change log and the alert outbox.
+
+The change stage (`flows.notify.detect_changes`) reads every claim with
+`claims_for_changes`, recomputes all changes and records the difference with
+`record_changes` in one transaction: new changes (one batch), retractions (never
+deletes), restorations, and the due outbox rows for the recipients who want them.
+
+The alert stage (`flows.notify.send_alerts`) moves outbox rows through
+
+    due ──claim_due──▶ sending ──mark_sent──▶ sent
+     ▲                   │  └──mark_unknown (delivery unknown: stays sending)
+     └────mark_failed────┘      (after max_attempts: failed)
+    due/failed ──(change retracted)──▶ retracted ──(restored)──▶ due
+
+`claim_due` composes nothing: the caller composes the digest inside the same
+transaction and passes its Message-ID, which is committed *before* the send. Rows
+left in "sending" (a crash between the send and `mark_sent`, or a connection lost
+after the message was handed over) are taken again by `claim_stale` and re-sent
+with the same Message-ID, composed from the same change_log rows, so a crash
+never produces two different messages.
+
+Each write function takes an open connection inside the caller's transaction.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+from warehouse.db import fetch_dicts, insert_rows
+
+__all__ = [
+    "claims_for_changes", "stored_changes", "record_changes", "due_alerts", "claim_due", "stale_alerts",
+    "claim_stale", "mark_sent", "mark_failed", "mark_unknown", "outbox_counts", "list_alerts",
+    "requeue", "find_change_ids", "STATUSES",
+]
+
+Con = duckdb.DuckDBPyConnection
+STATUSES = ("due", "sending", "sent", "failed", "retracted")
+
+#: The change_log columns a digest is composed from.
+_CHANGE_COLUMNS = """c.change_id, c.kind, c.actor_group, c.subject, c.old_value, c.new_value, c.old_amount,
+    c.new_amount, c.currency, c.old_currency, c.relative_change, c.old_claim_id, c.new_claim_id, c.old_url,
+    c.new_url, c.old_published_at, c.new_published_at, c.old_evidence, c.new_evidence, c.old_title,
+    c.new_title, c.detected_at"""
+
+
+# -- change detection --------------------------------------------------------------
+def claims_for_changes(con: Con) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(positions, pledges, articles): every claim with its article's date, story and title."""
+    positions = fetch_dicts(con, """
+        SELECT p.url, p.published_at, p.story_id, p.claim_id, p.actor, p.actor_group, p.topic, p.stance,
+               p.evidence, p.sentence_index, a.title
+        FROM positions p LEFT JOIN article_texts a USING (url)
+        ORDER BY p.published_at, p.url, p.sentence_index, p.claim_id""")
+    pledges = fetch_dicts(con, """
+        SELECT p.url, p.published_at, p.story_id, p.claim_id, p.donor, p.recipient, p.amount, p.currency,
+               p.amount_eur, p.previous_amount, p.evidence, p.sentence_index, a.title
+        FROM aid_pledges p LEFT JOIN article_texts a USING (url)
+        ORDER BY p.published_at, p.url, p.sentence_index, p.claim_id""")
+    articles = fetch_dicts(con, "SELECT url, story_id, published_at FROM article_texts")
+    return positions, pledges, articles
+
+
+def stored_changes(con: Con) -> list[dict[str, Any]]:
+    """Every change ever recorded, with what it says and whether it is retracted."""
+    return fetch_dicts(con, "SELECT change_id, kind, actor_group, subject, old_value, new_value, retracted_at "
+                            "FROM change_log")
+
+
+def record_changes(con: Con, diff, pairs: Sequence[tuple[str, str]], now: dt.datetime) -> dict[str, int]:
+    """Apply a `tasks.changes.ChangeDiff` and queue the (change_id, recipient) `pairs`.
+
+    New changes go in as one batch. A retracted change's unsent alerts become
+    'retracted'; a restored change's become 'due' again. A new change that supersedes
+    one already announced to a recipient is recorded as sent to them, `announced_as`
+    the old change, rather than announced twice.
+    """
+    insert_rows(con, "change_log", [dict(c.as_row(), detected_at=now) for c in diff.new])
+    if diff.retracted:
+        con.execute("UPDATE change_log SET retracted_at = ? WHERE list_contains(?::VARCHAR[], change_id)",
+                    [now, diff.retracted])
+        con.execute("UPDATE alert_outbox SET status = 'retracted' "
+                    "WHERE status IN ('due', 'failed') AND list_contains(?::VARCHAR[], change_id)",
+                    [diff.retracted])
+    restored = [c.change_id for c in diff.restored]
+    if restored:
+        con.execute("UPDATE change_log SET retracted_at = NULL WHERE list_contains(?::VARCHAR[], change_id)",
+                    [restored])
+        con.execute("UPDATE alert_outbox SET status = 'due', attempts = 0, last_error = NULL "
+                    "WHERE status = 'retracted' AND list_contains(?::VARCHAR[], change_id)", [restored])
+    announced: dict[tuple[str, str], dict[str, Any]] = {}
+    if diff.supersedes:
+        for r in fetch_dicts(con, "SELECT change_id, recipient, message_id, sent_at FROM alert_outbox "
+                                  "WHERE status IN ('sent', 'sending') AND list_contains(?::VARCHAR[], change_id)",
+                             [list(diff.supersedes.values())]):
+            announced[(r["change_id"], r["recipient"])] = r
+    rows = []
+    for change_id, recipient in pairs:
+        old = announced.get((diff.supersedes.get(change_id), recipient))
+        if old is None:
+            rows.append(dict(change_id=change_id, recipient=recipient, status="due", attempts=0,
+                             message_id=None, sent_at=None, announced_as=None, created_at=now))
+        else:
+            rows.append(dict(change_id=change_id, recipient=recipient, status="sent", attempts=0,
+                             message_id=old["message_id"], sent_at=old["sent_at"] or now,
+                             announced_as=old["change_id"], created_at=now))
+    insert_rows(con, "alert_outbox", rows, on_conflict="ignore")
+    return dict(new=len(diff.new), retracted=len(diff.retracted), restored=len(restored),
+                unchanged=diff.unchanged, queued=sum(r["status"] == "due" for r in rows),
+                already_announced=sum(r["status"] == "sent" for r in rows))
+
+
+# -- sending ---------------------------------------------------------------------
+def due_alerts(con: Con, recipient: str | None = None) -> list[dict[str, Any]]:
+    """Due outbox rows of changes still standing, with the change_log columns, oldest change first."""
+    return fetch_dicts(con, f"""
+        SELECT o.recipient, o.attempts, coalesce(o.resends, 0) AS resends, {_CHANGE_COLUMNS}
+        FROM alert_outbox o JOIN change_log c USING (change_id)
+        WHERE o.status = 'due' AND c.retracted_at IS NULL AND (?::VARCHAR IS NULL OR o.recipient = ?)
+        ORDER BY o.recipient, c.new_published_at, c.new_url, c.change_id""", [recipient, recipient])
+
+
+def claim_due(con: Con, recipient: str, change_ids: Sequence[str], message_id: str, now: dt.datetime) -> int:
+    """Due rows -> 'sending' with the digest's Message-ID (commit this before sending). Returns rows claimed."""
+    return con.execute("""
+        UPDATE alert_outbox SET status = 'sending', message_id = ?, last_attempt_at = ?, last_error = NULL
+        WHERE status = 'due' AND recipient = ? AND list_contains(?::VARCHAR[], change_id)""",
+                       [message_id, now, recipient, list(change_ids)]).fetchone()[0]
+
+
+def stale_alerts(con: Con, older_than: dt.datetime) -> list[dict[str, Any]]:
+    """Rows left in 'sending': their attempt ended without a record, or is older than `older_than`.
+
+    A row another run is sending right now has no last_error and a recent last_attempt_at.
+    """
+    return fetch_dicts(con, f"""
+        SELECT o.recipient, o.message_id, o.attempts, {_CHANGE_COLUMNS}
+        FROM alert_outbox o JOIN change_log c USING (change_id)
+        WHERE o.status = 'sending' AND (o.last_error IS NOT NULL OR o.last_attempt_at <= ?)
+        ORDER BY o.recipient, o.message_id, c.new_published_at, c.new_url, c.change_id""", [older_than])
+
+
+def claim_stale(con: Con, recipient: str, message_id: str, older_than: dt.datetime, now: dt.datetime) -> int:
+    """Take a stale 'sending' message for a re-send (so that no concurrent run takes it too)."""
+    return con.execute("""
+        UPDATE alert_outbox SET last_attempt_at = ?, last_error = NULL
+        WHERE status = 'sending' AND recipient = ? AND message_id = ?
+          AND (last_error IS NOT NULL OR last_attempt_at <= ?)""",
+                       [now, recipient, message_id, older_than]).fetchone()[0]
+
+
+def mark_sent(con: Con, recipient: str, message_id: str, now: dt.datetime) -> int:
+    return con.execute("""
+        UPDATE alert_outbox SET status = 'sent', sent_at = ?, last_error = NULL
+        WHERE status = 'sending' AND recipient = ? AND message_id = ?""",
+                       [now, recipient, message_id]).fetchone()[0]
+
+
+def mark_failed(con: Con, recipient: str, change_ids: Sequence[str], error: str, now: dt.datetime,
+                max_attempts: int) -> int:
+    """The message was not delivered: back to 'due' (or 'failed' after max_attempts), attempts + 1."""
+    return con.execute("""
+        UPDATE alert_outbox SET status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'due' END,
+               attempts = attempts + 1, last_error = ?, last_attempt_at = ?, message_id = NULL
+        WHERE status IN ('due', 'sending') AND recipient = ? AND list_contains(?::VARCHAR[], change_id)""",
+                       [max_attempts, error[:2000], now, recipient, list(change_ids)]).fetchone()[0]
+
+
+def mark_unknown(con: Con, recipient: str, message_id: str, error: str, now: dt.datetime,
+                 max_attempts: int) -> int:
+    """Whether the message arrived is unknown: keep it 'sending' (same Message-ID next time), attempts + 1."""
+    return con.execute("""
+        UPDATE alert_outbox SET status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'sending' END,
+               attempts = attempts + 1, last_error = ?, last_attempt_at = ?
+        WHERE status = 'sending' AND recipient = ? AND message_id = ?""",
+                       [max_attempts, error[:2000], now, recipient, message_id]).fetchone()[0]
+
+
+# -- inspection and manual requeue ---------------------------------------------------
+def outbox_counts(con: Con) -> dict[str, int]:
+    """Outbox rows per status (changes still standing only, except 'retracted')."""
+    return dict(con.execute("SELECT status, count(*) FROM alert_outbox GROUP BY status ORDER BY status").fetchall())
+
+
+def list_alerts(con: Con, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The outbox as the `alerts list` command shows it, newest change first."""
+    return fetch_dicts(con, """
+        SELECT o.change_id, o.recipient, o.status, o.attempts, c.kind, c.actor_group, c.subject,
+               c.old_value, c.new_value, CAST(c.new_published_at AS DATE) AS published, o.sent_at,
+               o.last_error, o.announced_as
+        FROM alert_outbox o JOIN change_log c USING (change_id)
+        WHERE (?::VARCHAR IS NULL OR o.status = ?)
+        ORDER BY c.new_published_at DESC, o.change_id, o.recipient
+        LIMIT ?""", [status, status, limit])
+
+
+def find_change_ids(con: Con, prefix: str) -> list[dict[str, Any]]:
+    """Changes whose id starts with `prefix` (ids are long; a unique prefix will do)."""
+    return fetch_dicts(con, "SELECT change_id, retracted_at FROM change_log WHERE starts_with(change_id, ?) "
+                            "ORDER BY change_id LIMIT 10", [prefix])
+
+
+def requeue(con: Con, change_id: str, recipient: str | None, now: dt.datetime) -> int:
+    """Make one change's alert due again (all its recipients, or one, queued anew if it has no row).
+
+    A message being sent right now is left alone. `resends` goes up, so the new
+    digest gets a Message-ID of its own.
+    """
+    n = con.execute("""
+        UPDATE alert_outbox SET status = 'due', attempts = 0, last_error = NULL, message_id = NULL,
+               sent_at = NULL, announced_as = NULL, resends = coalesce(resends, 0) + 1
+        WHERE change_id = ? AND (?::VARCHAR IS NULL OR recipient = ?) AND status <> 'sending'""",
+                    [change_id, recipient, recipient]).fetchone()[0]
+    exists = con.execute("SELECT count(*) FROM alert_outbox WHERE change_id = ? AND recipient = ?",
+                         [change_id, recipient]).fetchone()[0]
+    if n == 0 and recipient is not None and not exists:
+        n = insert_rows(con, "alert_outbox", [dict(change_id=change_id, recipient=recipient, status="due",
+                                                    attempts=0, resends=1, created_at=now)],
+                        on_conflict="ignore")
+    return n
