@@ -41,6 +41,11 @@ class WarehouseSettings(_Section):
 
 class FetchSettings(_Section):
     allow_private_networks: bool = False
+    # Exact "host:port" origins ("127.0.0.1:8080", "[::1]:8080", "intranet.example:443") fetched
+    # even when they resolve to a private address; every other private address stays refused,
+    # redirects included. For a known internal feed server (and the test server) without
+    # opening the whole private network.
+    allow_hosts: list[str] = []
     connect_timeout: PositiveFloat = 10.0
     read_timeout: PositiveFloat = 30.0
     max_page_bytes: Annotated[int, Field(gt=0)] = 5 * 1024 * 1024
@@ -54,6 +59,15 @@ class FetchSettings(_Section):
     feed_backoff_after_failures: Annotated[int, Field(ge=1)] = 3
     feed_backoff_base_seconds: NonNegativeFloat = 300.0
     feed_backoff_max_seconds: NonNegativeFloat = 6 * 3600.0
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _host_port(cls, v: list[str]) -> list[str]:
+        for item in v:
+            host, sep, port = item.rpartition(":")
+            if not sep or not host or not port.isdigit() or "/" in item:
+                raise ValueError(f"not a host:port pair: {item!r} (write e.g. \"127.0.0.1:8080\")")
+        return [item.lower() for item in v]
 
 
 class FeedSettings(_Section):

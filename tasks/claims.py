@@ -47,8 +47,8 @@ NON_ACTORS = {"analyst", "analysts", "critic", "critics", "expert", "experts", "
 GROUP_NOUNS = {"official", "officials", "government", "governments", "leader", "leaders", "minister", "ministers",
                "ministry", "delegation", "negotiators", "negotiator", "diplomats", "president", "prime", "chancellor",
                "spokesman", "spokeswoman", "spokesperson", "envoy", "envoys", "representatives", "administration",
-               "authorities", "cabinet", "parliament", "lawmakers", "premier", "office", "side", "army", "military",
-               "forces", "troops", "aide", "aides", "adviser", "advisers", "state", "states", "members", "capitals",
+               "authorities", "cabinet", "parliament", "lawmakers", "premier", "office", "side",
+               "aide", "aides", "adviser", "advisers", "state", "states", "members", "capitals",
                "presidency", "team", "senators", "chief", "head", "commander"}
 FIRST_PERSON = {"i", "we", "me", "us", "our", "my", "ours"}
 THIRD_PERSON = {"he", "she", "him", "her", "his"}
@@ -69,6 +69,7 @@ class AidLexicon:
     revision_verbs: re.Pattern
     kinds: dict[str, re.Pattern]
     default_recipient: str
+    default_kind: dict[str, str]
 
 
 def load_aid_lexicon(path: str | Path) -> AidLexicon:
@@ -89,7 +90,8 @@ def load_aid_lexicon(path: str | Path) -> AidLexicon:
         raise ConfigError(f"{path}: kinds is missing")
     return AidLexicon(pledge_verbs=need("pledge_verbs"), aid_nouns=need("aid_nouns"), not_aid_nouns=need("not_aid_nouns"),
                       not_pledged=need("not_pledged_verbs"), revision_verbs=need("revision_verbs"), kinds=kinds,
-                      default_recipient=str(data.get("default_recipient") or "Ukraine"))
+                      default_recipient=str(data.get("default_recipient") or "Ukraine"),
+                      default_kind={str(k): str(v) for k, v in (data.get("default_kind_by_donor") or {}).items()})
 
 
 # -- results -----------------------------------------------------------------------
@@ -181,6 +183,7 @@ class Context:
         self.speaker: Actor | None = None      # the interviewee answering in this paragraph
         self.skip_paragraph = False            # an interviewer's question
         self.quote_speaker: Actor | None = None
+        self.lead: Actor | None = None         # the first state/organisation acting in the article
 
     def actor_of_ent(self, ent: Span) -> Actor | None:
         info = self.resolver.resolve(ent)
@@ -201,6 +204,8 @@ class Context:
             if low in THIRD_PERSON:
                 return self.last_person
             if low in ("it", "they"):
+                if subj.dep_ == "expl" or subj.head.lemma_ == "be":   # "It was not clear ..."
+                    return False
                 return self.last_group
             if low in ("who", "which", "that") and subj.head.dep_ == "relcl":
                 return self.resolve_subject(subj.head.head)
@@ -212,11 +217,13 @@ class Context:
                 return actor
         if low in NON_ACTORS:
             return False
-        # "Hungarian officials", "Kyiv's delegation", "the Ukrainian president", "officials in Kyiv"
+        # "Hungarian officials", "Kyiv's delegation", "the Ukrainian president", "officials in Kyiv";
+        # not "Russia's economy": only nouns that name people or bodies speak for a state
+        if not (subj.lower_ in GROUP_NOUNS or subj.lemma_.lower() in GROUP_NOUNS):
+            return None
         mods = [c for c in subj.children if c.dep_ in ("compound", "amod", "poss", "nmod", "appos")]
-        if subj.lower_ in GROUP_NOUNS or subj.lemma_.lower() in GROUP_NOUNS:
-            mods += [g for c in subj.children if c.dep_ == "prep" and c.lower_ in ("in", "from", "of", "to")
-                     for g in c.children if g.dep_ == "pobj"]
+        mods += [g for c in subj.children if c.dep_ == "prep" and c.lower_ in ("in", "from", "of", "to")
+                 for g in c.children if g.dep_ == "pobj"]
         for m in mods:
             for t in m.subtree:
                 ent = self.ent_at(t)
@@ -241,11 +248,12 @@ class Context:
             if info is None:
                 continue
             group = self.resolver.group(info)
-            if info.type == "person":
-                if group or ent.root.dep_ in SUBJECT_DEPS:
-                    self.last_person = Actor(info.name, group or "")
-            elif info.type in ("country", "organization") and ent.root.dep_ in SUBJECT_DEPS and group:
+            if info.type == "person" and ent.root.dep_ in SUBJECT_DEPS | {"poss"}:
+                self.last_person = Actor(info.name, group or "")
+            elif info.type in ("country", "organization") and ent.root.dep_ in SUBJECT_DEPS | {"compound", "amod"} and group:
                 self.last_group = Actor(info.name, group)
+                if self.lead is None:
+                    self.lead = self.last_group
 
 
 def subject_of(verb: Token) -> Token | None:
@@ -271,21 +279,36 @@ def subject_of(verb: Token) -> Token | None:
     return None
 
 
-def find_actor(anchor: Token, ctx: Context) -> tuple[Actor, list[Token]] | None:
-    """Walk up from the cue to the first verb whose subject is an actor; return it and the path."""
+def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset()) -> tuple[Actor, list[Token]] | None:
+    """Walk up from the cue to the first verb whose subject is an actor; return it and the path.
+
+    A pronoun subject ("Britain, which ..., said that it would ...") takes the actor of a
+    verb higher in the same sentence when there is one, else the discourse's last one.
+    """
     path = [anchor]
     t = anchor
     seen = set()
+    pending: tuple[Actor, list[Token]] | None = None
+    pronoun = ""
     while t.i not in seen:
         seen.add(t.i)
         if t.pos_ in ("VERB", "AUX") or t.dep_ == "ROOT" or t.tag_ in ("VBG", "VBN"):
             subj = subject_of(t)
-            if subj is not None and subj.i != anchor.i:
+            if subj is not None and subj.i != anchor.i and subj.i not in cue_tokens:
                 actor = ctx.resolve_subject(subj)
                 if actor is False:
-                    return None
+                    return pending
                 if actor:
-                    return actor, path
+                    if subj.lower_ in PRONOUNS:
+                        if pending is None:
+                            pending = (actor, list(path))
+                            pronoun = subj.lower_
+                    elif pending is None:
+                        return actor, path
+                    elif _antecedent_fits(pronoun, subj, ctx):
+                        return actor, pending[1]
+                    else:
+                        return pending
             # "according to Peskov"
             for c in t.children:
                 if c.lower_ == "according":
@@ -299,56 +322,83 @@ def find_actor(anchor: Token, ctx: Context) -> tuple[Actor, list[Token]] | None:
             break
         t = t.head
         path.append(t)
-    return None
+    return pending
+
+
+PRONOUNS = FIRST_PERSON | THIRD_PERSON | {"it", "they", "them", "its", "their"}
+
+
+def _antecedent_fits(pronoun: str, subj: Token, ctx: Context) -> bool:
+    ent = ctx.ent_at(subj)
+    info = ctx.resolver.resolve(ent) if ent is not None else None
+    is_person = info is not None and info.type == "person" or subj.lower_ in ("president", "minister", "chancellor")
+    if pronoun in THIRD_PERSON:
+        return is_person
+    if pronoun in ("it", "its"):
+        return not is_person
+    return True
 
 
 # -- stance ------------------------------------------------------------------------
-STANCE_CHILD_DEPS = {"neg", "advmod", "aux", "auxpass", "prt", "acomp", "npadvmod", "dobj", "attr"}
+STANCE_CHILD_DEPS = {"neg", "advmod", "aux", "auxpass", "prt", "acomp", "npadvmod"}
+CONDITION_MARKS = {"if", "unless", "once", "provided", "providing", "when"}
+
+
+def _is_condition(clause: Token) -> bool:
+    return clause.dep_ == "advcl" and any(c.dep_ == "mark" and c.lower_ in CONDITION_MARKS for c in clause.children)
 
 
 def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, book: TopicBook) -> tuple[str, str]:
-    """The stance the path from cue to actor expresses, and the words that decided it."""
-    window: dict[int, Token] = {}
+    """The stance the path from cue to actor expresses, and the words that decided it.
+
+    Words counted: the tokens on the path and their negations, auxiliaries, particles and
+    adverbs (not the cue itself). A cue inside a condition the actor sets ("would stop if
+    Kyiv renounced NATO") states what the actor wants: the condition's own words decide.
+    Conditional wording counts from the actor's clause, outside the cue's own branch.
+    """
     anchor = path[0]
+    on_path = {t.i for t in path}
+    window: dict[int, Token] = {}
     for t in path:
         window[t.i] = t
         for c in t.children:
-            if c.dep_ in STANCE_CHILD_DEPS and c.dep_ not in ("dobj", "attr") or (c.dep_ in ("dobj", "attr") and t is not anchor):
-                if c.dep_ in ("dobj", "attr"):
-                    # "rejected calls for a ceasefire": the object noun ("calls") is on the way only if it leads to the cue
-                    if not any(x.i in cue_tokens for x in c.subtree):
-                        continue
+            if c.dep_ in STANCE_CHILD_DEPS:
                 window[c.i] = c
-    for c in anchor.children:   # "no ceasefire", "impossibility of"
-        if c.dep_ in ("det", "amod", "neg"):
+            elif c.dep_ in ("dobj", "attr", "xcomp") and c.i not in on_path and c is not anchor:
+                pass
+    for c in anchor.children:   # "no ceasefire", "any settlement"
+        if c.dep_ in ("det", "neg"):
             window[c.i] = c
     words = [window[i] for i in sorted(window) if i not in cue_tokens]
     text = " ".join(t.text for t in words)
-    flips = sum(1 for t in words if t.lower_ in book.negation or t.lower_ == "n't")
+    flips = sum(1 for t in words if t.lower_ in book.negation)
     opposers = [m.group(0) for m in book.oppose.finditer(text)]
     flips += len(opposers) + (1 if counter else 0)
     stance = "support" if flips % 2 == 0 else "oppose"
-    decided = " ".join(opposers)
-    verb = path[-1]
-    clause_extra = []
+    # conditions and indecision: the actor's clause, minus the branch that holds the cue
+    demanded = any(_is_condition(t) for t in path[1:])
+    extra = []
     for t in path:
         for c in t.children:
-            if c.dep_ in ("advcl", "prep", "advmod", "npadvmod", "ccomp", "xcomp", "acomp") and not any(x.i in cue_tokens for x in c.subtree):
-                clause_extra.append(" ".join(x.text for x in c.subtree))
-    clause_text = text + " | " + " | ".join(clause_extra)
+            if c.i in on_path or any(x.i in cue_tokens for x in c.subtree):
+                continue
+            if _is_condition(c):
+                extra.append(" ".join(x.text for x in c.children if x.dep_ in ("mark", "advmod")) + " if")
+            elif c.dep_ == "prep" and c.lower_ in ("under", "on", "at", "in"):
+                extra.append(" ".join(x.text for x in list(c.subtree)[:6]))
+            elif c.dep_ in ("advmod", "acomp", "attr", "dobj", "xcomp", "ccomp", "amod"):
+                extra.append(" ".join(x.text for x in list(c.subtree)[:8]))
+    marks = [x.text for t in path for x in t.children if x.dep_ == "mark"]
+    clause_text = " ".join([text, *extra]) if not demanded else " ".join([text, *extra]).replace(" if", " ")
+    if not demanded:
+        clause_text += " " + " ".join(marks)
     m = book.undecided.search(clause_text)
     if m:
         return "undecided", m.group(0)
     m = book.conditional.search(clause_text)
-    if m and not _only_negative_condition(m.group(0), stance):
+    if m and not (demanded and m.group(0).lower() in CONDITION_MARKS):
         return "conditional", m.group(0)
-    # the cue sits inside a condition the actor sets ("stop if Kyiv renounced NATO"): the actor wants the condition met
-    del verb
-    return stance, decided
-
-
-def _only_negative_condition(word: str, stance: str) -> bool:
-    return False
+    return stance, " ".join(opposers)
 
 
 # -- money -------------------------------------------------------------------------
@@ -372,42 +422,43 @@ def _phrase_of(span: Span) -> list[Token]:
     return out
 
 
+def _word_before(span: Span) -> str:
+    doc = span.doc
+    i = span.start - 1
+    while i >= 0 and doc[i].lower_ in ("about", "around", "nearly", "some", "roughly", "almost", "over", "up", "just"):
+        i -= 1
+    return doc[i].lower_ if i >= 0 else ""
+
+
 def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: FxTable,
                published: dt.date | None, money: list[tuple[Span, Money]]) -> list[Pledge]:
     inside = [(s, m) for s, m in money if s.start >= sent.start and s.end <= sent.end]
     if not inside:
         return []
-    text = sent.text
-    revision = lex.revision_verbs.search(text)
-    used: set[int] = set()
+    doc = sent.doc
+    revision = lex.revision_verbs.search(sent.text)
     out = []
     for span, m in inside:
-        if span.start in used:
+        # a revision stated in the sentence: "from €4bn to €8bn", "to $20bn from $30bn"
+        previous = None
+        before = _word_before(span)
+        if revision and len(inside) > 1:
+            if before == "from":
+                continue   # the old amount of a revision is not a claim of its own
+            olds = [om for other, om in inside if other is not span and _word_before(other) == "from"
+                    and om.currency == m.currency]
+            if olds and before in ("to", "by") or olds and len(inside) == 2:
+                previous = olds[0].amount
+        tight = doc[max(sent.start, span.start - 3): min(sent.end, span.end + 4)].text
+        wide = doc[max(sent.start, span.start - 6): min(sent.end, span.end + 8)].text
+        if lex.not_aid_nouns.search(wide) and not lex.aid_nouns.search(tight):
             continue
         root = span.root
-        # previous amount stated in the same sentence: "from €4bn to €8bn", "to $20bn from $30bn"
-        previous = None
-        if revision and len(inside) > 1:
-            prep = root.head.lower_ if root.dep_ == "pobj" else ""
-            for other, om in inside:
-                if other is span:
-                    continue
-                oprep = other.root.head.lower_ if other.root.dep_ == "pobj" else ""
-                if prep == "to" and oprep == "from" or (prep != "from" and oprep == "from" and other.start < span.start):
-                    previous = om.amount
-                    used.add(other.start)
-                    break
-            if prep == "from":
-                continue   # the old amount of a revision is not a claim of its own
-        local = " ".join(t.text for t in _phrase_of(span)) + " " + span.text
-        near = sent.doc[max(sent.start, span.start - 3): min(sent.end, span.end + 4)].text
-        if lex.not_aid_nouns.search(local) and not lex.aid_nouns.search(near):
-            continue
-        found = find_actor(root, ctx)
+        found = find_actor(root, ctx, set(range(span.start, span.end)))
         path = found[1] if found else [root] + list(root.ancestors)
         path_text = " ".join(t.text for t in path)
         has_verb = bool(lex.pledge_verbs.search(path_text))
-        has_noun = bool(lex.aid_nouns.search(local) or lex.aid_nouns.search(near))
+        has_noun = bool(lex.aid_nouns.search(tight))
         if not (has_verb or has_noun):
             continue
         negated = any(c.dep_ == "neg" for t in path for c in t.children)
@@ -416,32 +467,36 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         donor = found[0].group if found else None
         if donor is None:
             # "Germany's €2.7bn package", "EU aid of €18bn"
-            for t in _phrase_of(span) + [c for c in root.children]:
+            for t in list(root.head.children) + list(root.children):
                 ent = ctx.ent_at(t)
-                if ent is not None and ent.start not in range(span.start, span.end):
+                if ent is not None and not (span.start <= ent.start < span.end) and t.dep_ in ("poss", "compound", "nmod"):
                     a = ctx.actor_of_ent(ent)
-                    if a and t.dep_ in ("poss", "compound", "nmod", "amod"):
+                    if a:
                         donor = a.group
                         break
-        if donor is None and ctx.last_group and ctx.last_group.group:
-            donor = ctx.last_group.group if has_verb else None
+        if donor is None and has_verb and ctx.lead and ctx.lead.group:
+            donor = ctx.lead.group   # "Leaders also endorsed ...": the article's lead actor
         if donor is None:
             continue
-        recipient = _recipient(span, sent, ctx, donor, lex)
+        recipient = _recipient(sent, ctx, donor, lex)
         if recipient is None or recipient == donor:
             continue
-        clause = " ".join(t.text for t in sent if t.i not in range(span.start, span.end))
+        kind_text = doc[max(sent.start, span.start - 4): min(sent.end, span.end + 6)].text
+        kind = _kind(kind_text, lex)
+        if kind == "unspecified" and not any(p.search(kind_text) for p in lex.kinds.values() if p):
+            kind = lex.default_kind.get(donor, "unspecified")
         out.append(Pledge(
             evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
             donor=donor, recipient=recipient, amount=m.amount, currency=m.currency,
             amount_eur=to_eur(m.amount, m.currency, published, fx) if published else None,
-            kind=_kind(clause, lex), previous_amount=previous, low_amount=m.low, qualifier=m.qualifier,
+            kind=kind, previous_amount=previous, low_amount=m.low, qualifier=m.qualifier,
             money_text=m.text))
     return out
 
 
-def _recipient(span: Span, sent: Span, ctx: Context, donor: str, lex: AidLexicon) -> str | None:
-    best = None
+def _recipient(sent: Span, ctx: Context, donor: str, lex: AidLexicon) -> str | None:
+    """The state the money goes to: the followed conflict's state when the sentence names it, else "to/for X"."""
+    named = []
     for ent in sent.ents:
         if ent.label_ == "MONEY":
             continue
@@ -452,14 +507,14 @@ def _recipient(span: Span, sent: Span, ctx: Context, donor: str, lex: AidLexicon
             group = info.name
         elif role and role[1] in ctx.resolver.catalog.acts_for:
             group = ctx.resolver.catalog.acts_for[role[1]]
-        if not group or group == donor:
-            continue
-        head = ent.root.head
-        if head.lower_ in ("to", "for") or ent.root.dep_ == "dative":
-            return group
-        if best is None and group == lex.default_recipient:
-            best = group
-    return best or lex.default_recipient
+        if group and group != donor:
+            named.append((group, ent.root.head.lower_ in ("to", "for") or ent.root.dep_ == "dative"))
+    if any(g == lex.default_recipient for g, _ in named):
+        return lex.default_recipient
+    for g, to_for in named:
+        if to_for:
+            return g
+    return lex.default_recipient
 
 
 # -- positions ---------------------------------------------------------------------
@@ -472,11 +527,13 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
             continue
         cue_tokens = set(range(cspan.start, cspan.end))
         anchor = cspan.root
-        found = find_actor(anchor, ctx)
+        found = find_actor(anchor, ctx, cue_tokens)
         if not found:
             continue
         actor, path = found
         if not actor.group:
+            continue
+        if cue.needs_verb is not None and not any(cue.needs_verb.fullmatch(t.text) for t in path[1:]):
             continue
         stance, _why = stance_of(cue_tokens, path, cue.counter, book)
         out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),

@@ -30,7 +30,15 @@ __all__ = ["FeedEntry", "FeedPoll", "FeedState", "parse_feed", "poll_feed", "str
 MAX_TITLE = 1_000
 MAX_SUMMARY = 20_000
 MAX_CONTENT = 500_000
-_DOCTYPE = re.compile(rb"<!DOCTYPE(?:[^\[>]|\[.*?\])*>", re.DOTALL | re.IGNORECASE)
+# A DOCTYPE is only one in the prolog: after text, the XML declaration, PIs and comments,
+# before the root element. Anchoring there keeps a "<!DOCTYPE" inside CDATA or text intact;
+# quoted strings and comments inside the internal subset may hold "]" and ">". Possessive
+# repeats: no backtracking on hostile input.
+_PROLOG = r"(?:[^<]++|<\?.*?\?>|<!--.*?-->)*+"
+_SUBSET = r"\[(?:<!--.*?-->|\"[^\"]*\"|'[^']*'|[^\]\"'])*+\]"
+_DOCTYPE_AT_START = _PROLOG + r"(<!DOCTYPE(?:\"[^\"]*\"|'[^']*'|" + _SUBSET + r"|[^\[>\"'])*+>)"
+_DOCTYPE_TEXT = re.compile(_DOCTYPE_AT_START, re.DOTALL | re.IGNORECASE)
+_DOCTYPE_BYTES = re.compile(_DOCTYPE_AT_START.encode(), re.DOTALL | re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,16 +100,17 @@ def _codec(data: bytes) -> str | None:
 
 
 def strip_doctype(data: bytes) -> bytes:
-    """Remove DOCTYPE declarations (and their internal subsets) in any encoding."""
+    """Remove the prolog's DOCTYPE declaration (and its internal subset) in any encoding."""
     codec = _codec(data)
     if codec is None:
-        return _DOCTYPE.sub(b"", data)
+        m = _DOCTYPE_BYTES.match(data)
+        return data[:m.start(1)] + data[m.end(1):] if m else data
     try:
         text = data.decode(codec)
     except UnicodeDecodeError:
         return data
-    stripped = re.sub(r"<!DOCTYPE(?:[^\[>]|\[.*?\])*>", "", text, flags=re.DOTALL | re.IGNORECASE)
-    return stripped.encode(codec) if stripped != text else data
+    m = _DOCTYPE_TEXT.match(text)
+    return (text[:m.start(1)] + text[m.end(1):]).encode(codec) if m else data
 
 
 def _when(entry) -> dt.datetime | None:
@@ -157,7 +166,9 @@ def parse_feed(content: bytes, feed_url: str, content_type: str | None = None
         if url is None:
             rejected.append((str(e.get("id") or e.get("title") or f"entry #{i}")[:500], "entry has no usable link"))
             continue
-        if url in seen:
+        if url in seen:  # one row per (feed, url): a later entry with the same link is recorded, not lost
+            rejected.append((str(e.get("id") or e.get("title") or f"entry #{i}")[:500],
+                             f"duplicate link {url[:300]} (an earlier entry of the feed has it)"))
             continue
         seen.add(url)
         content_value = None

@@ -9,10 +9,10 @@
 
 The SSRF guard resolves the host first and refuses loopback, private, link-local,
 multicast, reserved and unspecified addresses unless `allow_private_networks` is
-set; the request then goes to the address that was checked (the URL is pinned to
-the IP, with Host header and TLS SNI set to the name), so a DNS answer that changes
-between check and connect cannot slip through. Redirects are followed by hand,
-each hop checked again.
+set (or the exact host:port is listed in `allow_hosts`); the request then goes to
+the address that was checked (the URL is pinned to the IP, with Host header and TLS
+SNI set to the name), so a DNS answer that changes between check and connect cannot
+slip through. Redirects are followed by hand, each hop checked again.
 
 `file://` URLs are read only when the caller allows it: the operator's own file
 feeds (the bundled sample) and the links inside them, never a link found in a
@@ -42,8 +42,8 @@ __all__ = ["Fetcher", "Response", "HTML_TYPES", "FEED_TYPES", "check_address"]
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/xml",
-              "text/xml", "application/x-rss+xml", "text/plain", "text/html", "application/octet-stream",
-              "application/feed+json", "application/json")
+              "text/xml", "application/x-rss+xml", "text/rss+xml", "text/atom+xml", "text/rdf+xml",
+              "text/plain", "text/html", "application/octet-stream", "application/feed+json", "application/json")
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 
@@ -89,6 +89,12 @@ def check_address(host: str, port: int, allow_private: bool) -> str:
     return str(addresses[0])
 
 
+def _origin_key(host: str, port: int) -> str:
+    """"host:port" as `FetchSettings.allow_hosts` spells it (IPv6 in brackets)."""
+    host = host.lower()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
@@ -110,6 +116,7 @@ class Fetcher:
         self._sleep = sleep
         self._last_request: dict[str, float] = {}
         self._robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
+        self._allow_hosts = frozenset(settings.allow_hosts)
         self._client = httpx.Client(
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             follow_redirects=False,
@@ -163,7 +170,8 @@ class Fetcher:
                 raise RefusedFetchError(f"refused {current}: only http(s) URLs are fetched", reason="scheme")
             host = parts.hostname
             port = parts.port or (443 if scheme == "https" else 80)
-            address = check_address(host, port, self.settings.allow_private_networks)
+            address = check_address(host, port, self.settings.allow_private_networks
+                                     or _origin_key(host, port) in self._allow_hosts)
             if check_robots and self.settings.respect_robots and not self._robots_allow(current, allow_file):
                 raise RefusedFetchError(f"refused {current}: disallowed by robots.txt", reason="robots")
             self._wait_turn(host)

@@ -51,6 +51,8 @@ class Topic:
     counter: re.Pattern | None
     implied_kinds: frozenset[str] = frozenset()
     implied_donors: frozenset[str] = frozenset()
+    object_cues: re.Pattern | None = None
+    object_verbs: re.Pattern | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,7 @@ class CueMatch:
     start: int      # char offsets in the text searched
     end: int
     counter: bool   # the phrase names the opposite of the proposition
+    needs_verb: re.Pattern | None = None   # an object cue: one of these verbs must govern it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +76,11 @@ class TopicBook:
     def cues_in(self, text: str) -> list[CueMatch]:
         found = []
         for topic in self.topics.values():
-            for pat, counter in ((topic.cues, False), (topic.counter, True)):
+            for pat, counter, verbs in ((topic.cues, False, None), (topic.counter, True, None),
+                                        (topic.object_cues, False, topic.object_verbs)):
                 if pat is None:
                     continue
-                found.extend(CueMatch(topic.id, m.start(), m.end(), counter) for m in pat.finditer(text))
+                found.extend(CueMatch(topic.id, m.start(), m.end(), counter, verbs) for m in pat.finditer(text))
         found.sort(key=lambda c: (-(c.end - c.start), c.start))
         kept: list[CueMatch] = []
         for c in found:
@@ -101,7 +105,11 @@ def load_topics(path: str | Path) -> TopicBook:
                             cues=compile_phrases(rec["cues"], where + ".cues"),
                             counter=compile_phrases(rec.get("counter_cues"), where + ".counter_cues"),
                             implied_kinds=frozenset(implied.get("kinds") or []),
-                            implied_donors=frozenset(implied.get("donors") or []))
+                            implied_donors=frozenset(implied.get("donors") or []),
+                            object_cues=compile_phrases(rec.get("object_cues"), where + ".object_cues"),
+                            object_verbs=compile_phrases(rec.get("object_verbs"), where + ".object_verbs"))
+        if (topics[tid].object_cues is None) != (topics[tid].object_verbs is None):
+            raise ConfigError(f"{where}: object_cues and object_verbs go together")
     words = data.get("stance_words") or {}
     for key in ("oppose", "negation", "conditional", "undecided", "reporting"):
         if not words.get(key):

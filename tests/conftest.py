@@ -76,6 +76,7 @@ class LocalServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else every small answer waits ~40 ms for a delayed ACK
 
             def log_message(self, *args) -> None:  # keep pytest output clean
                 pass
