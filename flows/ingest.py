@@ -39,6 +39,7 @@ def ingest(config: str | None = None) -> dict:
         "feeds": stages.poll_feeds(settings, wh, run_id),
         "pages": stages.fetch_pages(settings, wh, run_id),
         "articles": stages.extract_articles(settings, wh, run_id),
+        "claims": stages.mine_articles(settings, wh, run_id),
     }
     with wh.transaction() as con:
         q.finish_run(con, run_id, result)

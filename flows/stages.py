@@ -18,6 +18,7 @@ from newsmon.settings import Settings
 from tasks.extract import EXTRACTOR_VERSION, extract_article
 from tasks.feeds import FeedState, poll_feed
 from tasks.fetch import HTML_TYPES, Fetcher
+from tasks.mine import Miner
 from tasks.stories import assign_stories
 from warehouse import Warehouse
 from warehouse import queries as q
@@ -25,6 +26,7 @@ from warehouse import queries as q
 MAX_TRANSIENT_ATTEMPTS = 5
 FETCH_BATCH = 20
 EXTRACT_BATCH = 50
+MINE_BATCH = 200
 
 
 def _logger():
@@ -161,3 +163,23 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
         counts["extracted"] += len(rows)
     return dict(counts)
 
+
+
+@task(name="mine_articles")
+def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
+                  until: dt.datetime | None = None, redo: bool = False) -> dict[str, Any]:
+    """Mine entities, pledges, positions and meetings from articles not mined at the current version."""
+    miner = Miner.from_settings(settings.nlp)
+    with wh.connect(read_only=True) as con:
+        pending = q.pending_mining(con, miner.version, since=since, until=until, redo=redo)
+    counts: dict[str, Any] = collections.Counter()
+    for start in range(0, len(pending), MINE_BATCH):
+        batch = pending[start:start + MINE_BATCH]
+        rows, mined = miner.mine(batch)
+        with wh.transaction() as con:
+            q.replace_claims(con, [a["url"] for a in batch], rows, mined)
+        counts["articles"] += len(batch)
+        counts["skipped_language"] += sum(1 for m in mined if m["sentences"] == 0)
+        for table, items in rows.items():
+            counts[table] += len(items)
+    return dict(counts)

@@ -214,3 +214,29 @@ def story_candidates(con: Con, exclude: Sequence[str]) -> list[dict[str, Any]]:
     """Stored articles (url, published_at, text, story_id) to compare new ones against."""
     return fetch_dicts(con, "SELECT url, published_at, text, story_id, extracted_at FROM article_texts "
                             "WHERE NOT list_contains(?::VARCHAR[], url)", [list(exclude)])
+
+
+# -- mine --------------------------------------------------------------------------
+def pending_mining(con: Con, version: str, *, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                   redo: bool = False) -> list[dict[str, Any]]:
+    """Articles not mined at `version` (all articles of the window with `redo`)."""
+    return fetch_dicts(con, """
+        SELECT a.url, a.published_at, a.language, a.text
+        FROM article_texts a LEFT JOIN mined_articles m USING (url)
+        WHERE (? OR m.url IS NULL OR m.extractor_version <> ?)
+          AND (?::TIMESTAMPTZ IS NULL OR a.published_at >= ?)
+          AND (?::TIMESTAMPTZ IS NULL OR a.published_at < ?)
+        ORDER BY a.published_at, a.url
+    """, [redo, version, since, since, until, until])
+
+
+CLAIM_TABLES = ("mentions", "pledge_claims", "position_claims", "meeting_claims")
+
+
+def replace_claims(con: Con, urls: Sequence[str], rows: dict[str, list[dict[str, Any]]],
+                   mined: Sequence[dict[str, Any]]) -> None:
+    """Swap the claims of these articles for new ones (caller's transaction: no gap, no duplicate)."""
+    for table in CLAIM_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE list_contains(?::VARCHAR[], url)", [list(urls)])
+        insert_rows(con, table, rows.get(table, []))
+    insert_rows(con, "mined_articles", list(mined), on_conflict="replace")

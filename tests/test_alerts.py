@@ -1,0 +1,381 @@
+"""tasks.alerts and flows.notify.send_alerts against a real SMTP server (aiosmtpd on 127.0.0.1).
+
+The digest is read back the way the acceptance harness reads it (run_eval's
+`Mailbox.lines`, `amounts_in` and `norm`), so "one line announces each change" is
+tested as it is judged.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import importlib.util
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from flows.notify import detect_changes, send_alerts
+from newsmon.errors import AlertError
+from newsmon.settings import AlertSettings, Settings, SmtpSettings, WarehouseSettings
+from tasks.alerts import SmtpUnavailableError, compose_digest, digest_message_id, send_message
+from tasks.changes import Change
+from warehouse import Warehouse
+from warehouse import outbox as ob
+from tests.test_changes import B, add_articles, day, pledge, pos, url
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_EVAL = ROOT.parent / "shared" / "eval" / "run_eval.py"
+
+
+# -- SMTP fixtures -------------------------------------------------------------------
+#
+# One aiosmtpd server on 127.0.0.1 for the session; a test may take it down and bring it
+# back on the same port (`smtp.down()` / `smtp.up()`). `mailbox` empties it for each test.
+
+class _Collect:
+    def __init__(self, box: "SmtpServer") -> None:
+        self.box = box
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        with self.box.lock:
+            self.box.messages.append(envelope.content)
+            self.box.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 2.0.0 queued"
+
+
+class SmtpServer:
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.lock = threading.Lock()
+        self.messages: list[bytes] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.controller: Controller | None = None
+
+    def up(self) -> None:
+        if self.controller is None:
+            self.controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port)
+            self.controller.start()
+
+    def down(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def clear(self) -> None:
+        with self.lock:
+            self.messages.clear()
+            self.envelopes.clear()
+
+    def parsed(self) -> list[email.message.EmailMessage]:
+        with self.lock:
+            return [email.message_from_bytes(m, policy=email.policy.default) for m in self.messages]
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.up()
+    yield server
+    server.down()
+
+
+@pytest.fixture
+def smtp(smtp_server: SmtpServer) -> Iterator[SmtpServer]:
+    smtp_server.up()
+    smtp_server.clear()
+    yield smtp_server
+    smtp_server.up()
+
+
+# -- the acceptance harness's reading of a mailbox ---------------------------------------
+@pytest.fixture(scope="module")
+def run_eval():
+    if not RUN_EVAL.exists():
+        pytest.skip(f"acceptance harness not found at {RUN_EVAL}")
+    spec = importlib.util.spec_from_file_location("run_eval", RUN_EVAL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def harness_lines(run_eval, messages: list[bytes]) -> list[list[str]]:
+    box = run_eval.Mailbox.__new__(run_eval.Mailbox)  # no server: only its reading of messages
+    box.messages = list(messages)
+    return box.lines()
+
+
+def announcing_lines(run_eval, lines: list[list[str]], change: dict) -> list[str]:
+    """The lines that announce `change` as run_eval.score() decides it (group, subject, old before new)."""
+    norm = run_eval.norm
+    group, subject = norm(change["actor_group"]), norm(change["subject"]).replace("_", " ")
+    found = []
+    for line in (l for msg in lines for l in msg):
+        if group not in line or subject not in line:
+            continue
+        if change["kind"] == "position":
+            old = [m.start() for m in re.finditer(rf"\b{re.escape(norm(change['old_value']))}\b", line)]
+            new = [m.start() for m in re.finditer(rf"\b{re.escape(norm(change['new_value']))}\b", line)]
+            ok = bool(old and new and min(old) < max(new))
+        else:
+            xs = run_eval.amounts_in(line)
+            close = lambda x, y: abs(x - y) <= 0.01 * max(y, 1.0)  # noqa: E731
+            ok = any(close(a, change["old_amount"]) and any(close(b, change["new_amount"]) for b in xs[i + 1:])
+                     for i, a in enumerate(xs))
+        if ok:
+            found.append(line)
+    return found
+
+
+# -- fixtures: a warehouse with claims ------------------------------------------------------
+RECIPIENT = "analyst@example.org"
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.migrate()
+    return wh
+
+
+@pytest.fixture
+def settings(warehouse: Warehouse, smtp: SmtpServer) -> Settings:
+    return Settings(warehouse=WarehouseSettings(path=warehouse.path),
+                    smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, sender="newsmon@localhost", timeout=5),
+                    alerts=AlertSettings(recipients=[RECIPIENT]))
+
+
+TALKS_OLD = "France rules out any direct talks with Vladimir Putin while the war goes on."
+TALKS_NEW = "France has indicated openness to direct talks with Russian leadership under conditions."
+AID_NEW = "Germany raised its aid to Ukraine from €4 billion to €8 billion, the minister said."
+
+
+def seed(wh: Warehouse) -> None:
+    """Two changes: France's stance on direct talks, and Germany's aid to Ukraine (a revision)."""
+    talks_old = dict(pos("talks-1", 0, "oppose"), evidence=TALKS_OLD)
+    talks_new = dict(pos("talks-2", 40, "conditional"), evidence=TALKS_NEW)
+    aid_old = dict(pledge("aid-1", 10, 4 * B), evidence="Germany pledged €4 billion to Ukraine for 2024.")
+    aid_new = dict(pledge("aid-2", 50, 8 * B, previous=4 * B), evidence=AID_NEW)
+    add_articles(wh, [talks_old, talks_new], [aid_old, aid_new])
+
+
+def stored_changes(wh: Warehouse) -> list[dict]:
+    return wh.read("SELECT * FROM changes ORDER BY new_published_at")
+
+
+def a_change(**overrides) -> Change:
+    values = dict(change_id="c1", kind="position", actor_group="France", subject="direct_talks_with_putin",
+                  old_value="oppose", new_value="conditional", new_claim_id="n1", new_url=url("new"),
+                  old_claim_id="o1", old_url=url("old"), old_published_at=day(0), new_published_at=day(40),
+                  old_evidence=TALKS_OLD, new_evidence=TALKS_NEW, old_title="Old title", new_title="New title")
+    values.update(overrides)
+    return Change(**values)
+
+
+def bodies(msg: email.message.EmailMessage) -> tuple[str, str]:
+    return (msg.get_body(preferencelist=("plain",)).get_content(),
+            msg.get_body(preferencelist=("html",)).get_content())
+
+
+# -- the digest ------------------------------------------------------------------------------
+def test_alerts_digest_content_and_headers():
+    aid = a_change(change_id="c2", kind="aid", actor_group="Germany", subject="Ukraine", old_value="€4bn",
+                   new_value="€8bn", old_amount=4 * B, new_amount=8 * B, currency="EUR", old_currency="EUR",
+                   relative_change=1.0, old_url=url("aid-1"), new_url=url("aid-2"), old_published_at=day(10),
+                   new_published_at=day(50),
+                   old_evidence="Germany pledged €4 billion.", new_evidence=AID_NEW)
+    msg = compose_digest(RECIPIENT, [aid, a_change()], "newsmon@localhost")
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert msg["To"] == RECIPIENT and msg["From"] == "newsmon@localhost" and msg["Date"]
+    assert msg["Message-ID"] == digest_message_id(RECIPIENT, ["c2", "c1"])
+    assert re.fullmatch(r"<[0-9a-f]{40}@newsmon>", msg["Message-ID"])
+    # same changes, same message; other changes or a resend, another one
+    assert compose_digest(RECIPIENT, [a_change(), aid], "x@y")["Message-ID"] == msg["Message-ID"]
+    assert compose_digest(RECIPIENT, [a_change()], "x@y")["Message-ID"] != msg["Message-ID"]
+    assert compose_digest(RECIPIENT, [aid, a_change()], "x@y", resends=1)["Message-ID"] != msg["Message-ID"]
+    assert msg["Subject"] == ("2 changes: France direct talks with putin oppose → conditional, "
+                              "Germany Ukraine €4bn → €8bn")
+    plain, html = bodies(msg)
+    for text in (plain, html):
+        for link in (url("old"), url("new"), url("aid-1"), url("aid-2")):
+            assert link in text
+    unwrapped = " ".join(line.strip().removeprefix("> ") for line in plain.splitlines())
+    for sentence in (TALKS_OLD, TALKS_NEW, AID_NEW):
+        assert f"\u201c{sentence}\u201d" in unwrapped
+        assert sentence.replace("€", "&euro;") in html or sentence in html
+    # publication order: France (day 40) before Germany (day 50)
+    assert plain.index("France |") < plain.index("Germany |")
+    assert "2024-01-01 → 2024-02-10" in plain
+
+
+def test_alerts_subject_is_cut_sensibly():
+    many = [a_change(change_id=f"c{i}", actor_group=f"Country number {i}") for i in range(12)]
+    subject = compose_digest(RECIPIENT, many, "x@y")["Subject"]
+    assert subject.startswith("12 changes: Country number 0 direct talks with putin oppose → conditional, ")
+    assert subject.endswith(", …") and len(subject) <= 140
+
+
+def test_alerts_article_text_is_escaped_and_kept_out_of_headers():
+    evil = a_change(actor_group="France\r\nBcc: victim@example.org", old_title="<script>alert(1)</script>\r\nX",
+                    new_evidence="Paris <script>alert('x')</script> said\r\nSubject: injected",
+                    new_url="javascript:alert(1)")
+    msg = compose_digest(RECIPIENT, [evil], "newsmon@localhost\r\nBcc: x@example.org")
+    raw = msg.as_bytes()
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Bcc"] is None and "\n" not in parsed["Subject"] and "\r" not in parsed["From"]
+    assert parsed["Subject"].startswith("1 change: France Bcc: victim@example.org direct talks")
+    header_block = raw.split(b"\r\n\r\n" if b"\r\n\r\n" in raw else b"\n\n", 1)[0]
+    assert b"Subject: injected" not in header_block
+    plain, html = bodies(parsed)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'href="javascript:' not in html
+    # the CR/LF in the evidence does not start a line of its own in the plain part
+    assert not any(line.startswith("Subject: injected") for line in plain.splitlines())
+
+
+# -- sending through the real server ---------------------------------------------------------
+def test_alerts_one_line_announces_each_change(settings, warehouse, smtp, run_eval):
+    seed(warehouse)
+    assert detect_changes.fn(settings, warehouse, "run-1")["new"] == 2
+    counts = send_alerts.fn(settings, warehouse, "run-1")
+    assert (counts["messages"], counts["sent_alerts"]) == (1, 2)
+    assert smtp.envelopes == [("newsmon@localhost", [RECIPIENT])]
+    lines = harness_lines(run_eval, smtp.messages)
+    for change in stored_changes(warehouse):
+        assert len(announcing_lines(run_eval, lines, change)) == 1, change
+    assert {r["status"] for r in warehouse.read("SELECT status FROM alerts")} == {"sent"}
+
+
+def test_alerts_nothing_is_sent_twice_across_runs(settings, warehouse, smtp):
+    seed(warehouse)
+    for run in ("run-1", "run-2", "run-3"):
+        detect_changes.fn(settings, warehouse, run)
+        send_alerts.fn(settings, warehouse, run)
+    assert len(smtp.messages) == 1
+    # a new change later: one new message, naming only the new change
+    add_articles(warehouse, [pos("talks-3", 60, "support")])
+    detect_changes.fn(settings, warehouse, "run-4")
+    assert send_alerts.fn(settings, warehouse, "run-4")["sent_alerts"] == 1
+    send_alerts.fn(settings, warehouse, "run-5")
+    msgs = smtp.parsed()
+    assert len(msgs) == 2
+    assert msgs[1]["Subject"] == "1 change: France direct talks with putin conditional → support"
+
+
+def test_alerts_smtp_down_then_up(settings, warehouse, smtp):
+    seed(warehouse)
+    detect_changes.fn(settings, warehouse, "run-1")
+    smtp.down()
+    counts = send_alerts.fn(settings, warehouse, "run-1")  # completes: no exception
+    assert counts["failed"] == 2 and counts["due"] == 2
+    rows = warehouse.read("SELECT status, attempts, last_error, message_id FROM alerts")
+    assert all(r["status"] == "due" and r["attempts"] == 1 and r["message_id"] is None for r in rows)
+    assert all(f"127.0.0.1:{smtp.port}" in r["last_error"] for r in rows)
+    smtp.up()
+    detect_changes.fn(settings, warehouse, "run-2")  # nothing new
+    assert send_alerts.fn(settings, warehouse, "run-2")["messages"] == 1
+    assert send_alerts.fn(settings, warehouse, "run-3") == {}
+    assert len(smtp.messages) == 1
+    assert {(r["status"], r["last_error"]) for r in warehouse.read("SELECT status, last_error FROM alerts")} == {
+        ("sent", None)}
+
+
+def test_alerts_without_smtp_stay_due(settings, warehouse, smtp):
+    seed(warehouse)
+    no_smtp = settings.model_copy(update={"smtp": None})
+    detect_changes.fn(no_smtp, warehouse, "run-1")
+    assert send_alerts.fn(no_smtp, warehouse, "run-1") == {"due": 2, "smtp_not_configured": 1}
+    assert smtp.messages == []
+    assert send_alerts.fn(settings, warehouse, "run-2")["messages"] == 1
+
+
+def test_alerts_crash_between_send_and_mark_resends_same_message(settings, warehouse, smtp, monkeypatch):
+    seed(warehouse)
+    detect_changes.fn(settings, warehouse, "run-1")
+
+    def crash(*args, **kwargs):
+        raise SystemExit("killed after the send")
+
+    with monkeypatch.context() as m:
+        m.setattr(ob, "mark_sent", crash)
+        with pytest.raises(SystemExit):
+            send_alerts.fn(settings, warehouse, "run-1")
+    assert len(smtp.messages) == 1
+    [first] = smtp.parsed()
+    assert {(r["status"], r["message_id"]) for r in warehouse.read("SELECT status, message_id FROM alerts")} == {
+        ("sending", first["Message-ID"])}
+
+    # a run right away leaves it: another run might be sending it at this moment
+    assert send_alerts.fn(settings, warehouse, "run-2") == {}
+    # once the attempt is stale, the same message (same Message-ID, same changes) goes again
+    add_articles(warehouse, [pos("talks-3", 60, "support")])  # a new change must not join it
+    detect_changes.fn(settings, warehouse, "run-3")
+    counts = send_alerts.fn(settings, warehouse, "run-3", stale_after=0)
+    assert (counts["resent_messages"], counts["messages"]) == (1, 1)
+    first_again, newer = smtp.parsed()[1:]
+    assert first_again["Message-ID"] == first["Message-ID"]
+    assert bodies(first_again) == bodies(first) and first_again["Subject"] == first["Subject"]
+    assert newer["Message-ID"] != first["Message-ID"] and newer["Subject"].startswith("1 change:")
+    assert {r["status"] for r in warehouse.read("SELECT status FROM alerts")} == {"sent"}
+
+
+def test_alerts_late_article_does_not_announce_a_change_twice(settings, warehouse, smtp, run_eval):
+    add_articles(warehouse, [pos("jan", 0, "support"), pos("mar", 60, "oppose")])
+    detect_changes.fn(settings, warehouse, "run-1")
+    send_alerts.fn(settings, warehouse, "run-1")
+    # February's article arrives late: the same change (support → oppose), dated earlier
+    add_articles(warehouse, [pos("feb", 30, "oppose")])
+    counts = detect_changes.fn(settings, warehouse, "run-2")
+    assert (counts["new"], counts["retracted"], counts["already_announced"]) == (1, 1, 1)
+    assert send_alerts.fn(settings, warehouse, "run-2") == {}
+    [change] = stored_changes(warehouse)
+    assert change["new_url"] == url("feb")
+    [alert] = warehouse.read("SELECT status, announced_as FROM alerts WHERE change_id = ?", [change["change_id"]])
+    assert alert["status"] == "sent" and alert["announced_as"]
+    assert len(announcing_lines(run_eval, harness_lines(run_eval, smtp.messages), change)) == 1
+
+
+def test_alerts_retracted_before_sending_is_dropped(settings, warehouse, smtp):
+    add_articles(warehouse, [pos("jan", 0, "support"), pos("mar", 60, "oppose")])
+    detect_changes.fn(settings, warehouse, "run-1")
+    with warehouse.transaction() as con:  # re-mined: March's article says nothing after all
+        con.execute("DELETE FROM position_claims WHERE url = ?", [url("mar")])
+    detect_changes.fn(settings, warehouse, "run-2")
+    assert send_alerts.fn(settings, warehouse, "run-2") == {}
+    assert smtp.messages == []
+    assert warehouse.read("SELECT status FROM alerts") == [dict(status="retracted")]
+
+
+def test_alerts_one_digest_per_recipient(settings, warehouse, smtp):
+    two = settings.model_copy(update={"alerts": AlertSettings(recipients=[
+        RECIPIENT, dict(address="aid-desk@example.org", kinds=["aid"])])})
+    seed(warehouse)
+    detect_changes.fn(two, warehouse, "run-1")
+    assert send_alerts.fn(two, warehouse, "run-1")["messages"] == 2
+    by_rcpt = {rcpts[0]: msg for (_, rcpts), msg in zip(smtp.envelopes, smtp.parsed())}
+    assert by_rcpt[RECIPIENT]["Subject"].startswith("2 changes:")
+    assert by_rcpt["aid-desk@example.org"]["Subject"] == "1 change: Germany Ukraine €4bn → €8bn"
+
+
+def test_alerts_send_message_errors_are_clean(smtp):
+    port = smtp.port
+    smtp.down()
+    msg = compose_digest(RECIPIENT, [a_change()], "newsmon@localhost")
+    t0 = time.monotonic()
+    with pytest.raises(SmtpUnavailableError) as err:
+        send_message(SmtpSettings(host="127.0.0.1", port=port, timeout=2), msg)
+    assert time.monotonic() - t0 < 5
+    assert isinstance(err.value, AlertError)
+    assert str(err.value).startswith(f"cannot use SMTP server 127.0.0.1:{port}")
+    smtp.up()
+    with pytest.raises(SmtpUnavailableError, match="needs a password"):
+        send_message(SmtpSettings(host="127.0.0.1", port=port, username="newsmon",
+                                  password_env="NEWSMON_TEST_NO_SUCH_VAR"), msg)
