@@ -200,7 +200,7 @@ def _html(recipient: str, changes: list[Change]) -> str:
             links = _link(c.new_url, f"source: {e(c.new_title or c.new_url)}")
         rows.append(
             f"<tr><td>{e(c.actor_group)}</td><td>{e(_subject_text(c))}</td><td>{e(c.kind)}</td>"
-            f"<td>{e(old)} &rarr; {e(new)}{e(_trend(c))}</td>"
+            f"<td>{e(old)} &rarr; {e(new)} {e(_trend(c))}</td>"
             f"<td>{e(_day(c.old_published_at))} &rarr; {e(_day(c.new_published_at))}</td><td>{links}</td></tr>")
         quotes = "".join(
             f'<p style="margin:0 0 4px 12px;color:#444">{e(label)} ({e(_day(when))}): '

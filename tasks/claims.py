@@ -257,25 +257,31 @@ class Context:
 
 
 def subject_of(verb: Token) -> Token | None:
+    found = subject_and_owner(verb)
+    return found[0] if found else None
+
+
+def subject_and_owner(verb: Token) -> tuple[Token, Token] | None:
+    """The subject of a verb and the verb that carries it (an xcomp or conj verb borrows its head's)."""
     for c in verb.children:
         if c.dep_ in SUBJECT_DEPS:
-            return c
+            return c, verb
     for c in verb.children:   # passive: "was approved by the Senate"
         if c.dep_ == "agent":
             for g in c.children:
                 if g.dep_ == "pobj":
-                    return g
+                    return g, verb
     if verb.dep_ in ("conj", "xcomp") and verb.head is not verb:
-        return subject_of(verb.head)
+        return subject_and_owner(verb.head)
     if verb.dep_ == "relcl":
-        return verb.head
+        return verb.head, verb
     if verb.dep_ == "acl" and verb.tag_ in ("VBG", "VBN"):   # "..., saying a pause would ...": the head's subject
         head = verb.head
-        while head.dep_ not in ("ROOT",) and head.pos_ not in ("VERB", "AUX"):
+        while head.dep_ != "ROOT" and head.pos_ not in ("VERB", "AUX"):
             head = head.head
-        return subject_of(head) if head is not verb else None
+        return subject_and_owner(head) if head is not verb else None
     if verb.dep_ == "advcl" and verb.tag_ == "VBG":            # "..., insisting that ..."
-        return subject_of(verb.head)
+        return subject_and_owner(verb.head)
     return None
 
 
@@ -293,7 +299,16 @@ def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset()) 
     while t.i not in seen:
         seen.add(t.i)
         if t.pos_ in ("VERB", "AUX") or t.dep_ == "ROOT" or t.tag_ in ("VBG", "VBN"):
-            subj = subject_of(t)
+            found = subject_and_owner(t)
+            subj = found[0] if found else None
+            if found and found[1] is not t:
+                # the subject belongs to a verb higher up ("refused to back"): its words are on the way
+                owner, x = found[1], t
+                while x is not owner and x.head is not x and x.head.i not in seen:
+                    x = x.head
+                    seen.add(x.i)
+                    path.append(x)
+                t = x
             if subj is not None and subj.i != anchor.i and subj.i not in cue_tokens:
                 actor = ctx.resolve_subject(subj)
                 if actor is False:

@@ -154,7 +154,8 @@ def settings(warehouse: Warehouse, smtp: SmtpServer) -> Settings:
 
 TALKS_OLD = "France rules out any direct talks with Vladimir Putin while the war goes on."
 TALKS_NEW = "France has indicated openness to direct talks with Russian leadership under conditions."
-AID_NEW = "Germany raised its aid to Ukraine from €4 billion to €8 billion, the minister said."
+AID_NEW = ("Germany plans to double its military aid for Ukraine next year, raising the amount earmarked in "
+           "its budget from €4 billion to €8 billion, the defence minister said on Sunday.")
 
 
 def seed(wh: Warehouse) -> None:
