@@ -12,7 +12,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import get_run_context
 
-from flows import stages
+from flows import notify, stages
 from flows.report import summary_markdown
 from newsmon.settings import load_settings
 from warehouse import Warehouse
@@ -40,6 +40,8 @@ def ingest(config: str | None = None) -> dict:
         "pages": stages.fetch_pages(settings, wh, run_id),
         "articles": stages.extract_articles(settings, wh, run_id),
         "claims": stages.mine_articles(settings, wh, run_id),
+        "changes": notify.detect_changes(settings, wh, run_id),
+        "alerts": notify.send_alerts(settings, wh, run_id),
     }
     with wh.transaction() as con:
         q.finish_run(con, run_id, result)

@@ -45,7 +45,8 @@ def _warehouse(config: str | None):
 
 @alerts_app.command("list")
 def list_alerts(config: ConfigOption = None,
-                status: Annotated[Optional[Status], typer.Option("--status", "-s", help="only alerts in this state")] = None,
+                status: Annotated[Optional[Status], typer.Option(
+                    "--status", "-s", help="only alerts in this state")] = None,
                 limit: Annotated[int, typer.Option(help="at most this many rows (0: all)")] = 100,
                 max_width: Annotated[int, typer.Option(help="cut table cells to this many characters (0: never)")] = 40,
                 ) -> None:

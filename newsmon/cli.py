@@ -98,6 +98,11 @@ def render_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> 
     return "\n".join(out)
 
 
+from newsmon.alerts_cli import alerts_app  # noqa: E402
+
+app.add_typer(alerts_app, name="alerts", help="List, send and resend alert emails.")
+
+
 def main() -> None:
     try:
         app()

@@ -48,7 +48,8 @@ GROUP_NOUNS = {"official", "officials", "government", "governments", "leader", "
                "ministry", "delegation", "negotiators", "negotiator", "diplomats", "president", "prime", "chancellor",
                "spokesman", "spokeswoman", "spokesperson", "envoy", "envoys", "representatives", "administration",
                "authorities", "cabinet", "parliament", "lawmakers", "premier", "office", "side",
-               "aide", "aides", "adviser", "advisers", "state", "states", "members", "capitals",
+               "aide", "aides", "adviser", "advisers", "state", "states", "members", "capitals", "board", "bank",
+               "council", "commission", "senate", "congress", "committee", "coalition", "allies", "partners",
                "presidency", "team", "senators", "chief", "head", "commander"}
 FIRST_PERSON = {"i", "we", "me", "us", "our", "my", "ours"}
 THIRD_PERSON = {"he", "she", "him", "her", "his"}
@@ -185,6 +186,21 @@ class Context:
         self.quote_speaker: Actor | None = None
         self.lead: Actor | None = None         # the first state/organisation acting in the article
 
+    def mentions_of(self, name: str) -> int:
+        if not hasattr(self, "_counts"):
+            counts: dict[str, int] = {}
+            for ent in self.doc.ents:
+                info = self.resolver.resolve(ent)
+                role = ent_role(ent)
+                names = {info.name} if info else set()
+                if role:
+                    names.add(role[1])
+                    names.add(self.resolver.catalog.acts_for.get(role[1], role[1]))
+                for n in names:
+                    counts[n] = counts.get(n, 0) + 1
+            self._counts = counts
+        return self._counts.get(name, 0)
+
     def actor_of_ent(self, ent: Span) -> Actor | None:
         info = self.resolver.resolve(ent)
         group = self.resolver.group(info)
@@ -221,6 +237,10 @@ class Context:
         # not "Russia's economy": only nouns that name people or bodies speak for a state
         if not (subj.lower_ in GROUP_NOUNS or subj.lemma_.lower() in GROUP_NOUNS):
             return None
+        if any(c.dep_ == "poss" and c.lower_ in ("my", "our") for c in subj.children):
+            return self.quote_speaker or self.speaker   # "my government approved ..."
+        if subj.tag_ == "NNS" and not any(c.dep_ in ("compound", "amod", "poss", "nmod", "prep") for c in subj.children):
+            return self.lead   # "Leaders also endorsed ...": the article's lead actor
         mods = [c for c in subj.children if c.dep_ in ("compound", "amod", "poss", "nmod", "appos")]
         mods += [g for c in subj.children if c.dep_ == "prep" and c.lower_ in ("in", "from", "of", "to")
                  for g in c.children if g.dep_ == "pobj"]
@@ -285,7 +305,8 @@ def subject_and_owner(verb: Token) -> tuple[Token, Token] | None:
     return None
 
 
-def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset()) -> tuple[Actor, list[Token]] | None:
+def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
+               first_subject: bool = False) -> tuple[Actor, list[Token]] | None:
     """Walk up from the cue to the first verb whose subject is an actor; return it and the path.
 
     A pronoun subject ("Britain, which ..., said that it would ...") takes the actor of a
@@ -311,7 +332,8 @@ def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset()) 
                 t = x
             if subj is not None and subj.i != anchor.i and subj.i not in cue_tokens:
                 actor = ctx.resolve_subject(subj)
-                if actor is False:
+                if actor is False or (first_subject and not actor and pending is None
+                                       and subj.lower_ not in PRONOUNS):
                     return pending
                 if actor:
                     if subj.lower_ in PRONOUNS:
@@ -377,10 +399,10 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, book: Topi
     for t in path:
         window[t.i] = t
         for c in t.children:
-            if c.dep_ in STANCE_CHILD_DEPS:
+            if c.dep_ in STANCE_CHILD_DEPS or (c.dep_ == "det" and c.lower_ in book.negation):
                 window[c.i] = c
-            elif c.dep_ in ("dobj", "attr", "xcomp") and c.i not in on_path and c is not anchor:
-                pass
+            elif c.dep_ in ("oprd", "attr") and c.i not in on_path and not any(x.i in cue_tokens for x in c.subtree):
+                window[c.i] = c   # 'called the plan "theft"'
     for c in anchor.children:   # "no ceasefire", "any settlement"
         if c.dep_ in ("det", "neg"):
             window[c.i] = c
@@ -465,11 +487,11 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
             if olds and before in ("to", "by") or olds and len(inside) == 2:
                 previous = olds[0].amount
         tight = doc[max(sent.start, span.start - 3): min(sent.end, span.end + 4)].text
-        wide = doc[max(sent.start, span.start - 6): min(sent.end, span.end + 8)].text
+        wide = doc[max(sent.start, span.start - 10): min(sent.end, span.end + 10)].text
         if lex.not_aid_nouns.search(wide) and not lex.aid_nouns.search(tight):
             continue
         root = span.root
-        found = find_actor(root, ctx, set(range(span.start, span.end)))
+        found = find_actor(root, ctx, set(range(span.start, span.end)), first_subject=True)
         path = found[1] if found else [root] + list(root.ancestors)
         path_text = " ".join(t.text for t in path)
         has_verb = bool(lex.pledge_verbs.search(path_text))
@@ -477,9 +499,12 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         if not (has_verb or has_noun):
             continue
         negated = any(c.dep_ == "neg" for t in path for c in t.children)
-        if negated or lex.not_pledged.search(" ".join(t.text for t in path[1:])):
+        if negated or lex.not_pledged.search(" ".join(t.text for t in path[1:])) or lex.not_pledged.search(
+                doc[max(sent.start, span.start - 3): span.start].text):
             continue
         donor = found[0].group if found else None
+        if donor is None:
+            donor = _clause_donor(span, ctx, lex)
         if donor is None:
             # "Germany's €2.7bn package", "EU aid of €18bn"
             for t in list(root.head.children) + list(root.children):
@@ -489,8 +514,6 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
                     if a:
                         donor = a.group
                         break
-        if donor is None and has_verb and ctx.lead and ctx.lead.group:
-            donor = ctx.lead.group   # "Leaders also endorsed ...": the article's lead actor
         if donor is None:
             continue
         recipient = _recipient(sent, ctx, donor, lex)
@@ -507,6 +530,23 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
             kind=kind, previous_amount=previous, low_amount=m.low, qualifier=m.qualifier,
             money_text=m.text))
     return out
+
+
+def _clause_donor(span: Span, ctx: Context, lex: AidLexicon) -> str | None:
+    """The donor in a clause on the amount's noun: "the $725m package the US announced", "$60.8bn approved by Congress"."""
+    root = span.root
+    nouns = [root, root.head] if root.head is not root else [root]
+    for noun in nouns:
+        for c in noun.children:
+            if c.dep_ in ("relcl", "acl") and lex.pledge_verbs.search(c.text):
+                found = subject_and_owner(c)
+                subj = found[0] if found and found[0] is not noun else None
+                if subj is None or subj.lower_ in ("which", "that"):
+                    continue
+                actor = ctx.resolve_subject(subj)
+                if actor:
+                    return actor.group
+    return None
 
 
 def _recipient(sent: Span, ctx: Context, donor: str, lex: AidLexicon) -> str | None:
@@ -529,7 +569,8 @@ def _recipient(sent: Span, ctx: Context, donor: str, lex: AidLexicon) -> str | N
     for g, to_for in named:
         if to_for:
             return g
-    return lex.default_recipient
+    # none named in the sentence: the followed state, when the article is about it
+    return lex.default_recipient if ctx.mentions_of(lex.default_recipient) >= 2 else None
 
 
 # -- positions ---------------------------------------------------------------------

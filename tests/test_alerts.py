@@ -6,7 +6,6 @@ tested as it is judged.
 """
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
 import importlib.util
@@ -380,3 +379,59 @@ def test_alerts_send_message_errors_are_clean(smtp):
     with pytest.raises(SmtpUnavailableError, match="needs a password"):
         send_message(SmtpSettings(host="127.0.0.1", port=port, username="newsmon",
                                   password_env="NEWSMON_TEST_NO_SUCH_VAR"), msg)
+
+
+# -- the `newsmon alerts` commands ---------------------------------------------------------
+@pytest.fixture
+def cli(tmp_path: Path, warehouse: Warehouse, smtp: SmtpServer):
+    """Run `newsmon alerts ...` against a config for this test's warehouse and SMTP server."""
+    import typer
+    from typer.testing import CliRunner
+
+    from newsmon.alerts_cli import alerts_app
+
+    app = typer.Typer()
+    app.add_typer(alerts_app, name="alerts")
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'[warehouse]\npath = "{warehouse.path}"\n\n[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\n'
+                      f'timeout = 5\n\n[alerts]\nrecipients = ["{RECIPIENT}"]\n')
+
+    def run(*args: str):
+        return CliRunner().invoke(app, ["alerts", *args, "--config", str(config)])
+    return run
+
+
+def test_alerts_cli_commands_are_documented():
+    from newsmon.alerts_cli import alerts_app
+
+    for command in alerts_app.registered_commands:
+        doc = command.callback.__doc__ or ""
+        assert doc.strip().splitlines()[-1].strip().startswith("Example: newsmon alerts "), command.name
+
+
+def test_alerts_cli_list_send_resend(cli, settings, warehouse, smtp):
+    seed(warehouse)
+    detect_changes.fn(settings, warehouse, "run-1")
+    listed = cli("list", "--status", "due", "--max-width", "0")
+    assert listed.exit_code == 0, listed.output
+    assert "(2 rows)" in listed.output and "direct_talks_with_putin" in listed.output
+
+    sent = cli("send")
+    assert sent.exit_code == 0, sent.output
+    assert "messages=1" in sent.output and len(smtp.messages) == 1
+    assert "(0 rows)" in cli("list", "--status", "due").output
+
+    [change] = warehouse.read("SELECT change_id FROM changes WHERE kind = 'aid'")
+    requeued = cli("resend", change["change_id"][:10])
+    assert requeued.exit_code == 0, requeued.output
+    assert "queued 1 alert" in requeued.output
+    assert "messages=1" in cli("send").output
+    first, again = smtp.parsed()
+    assert again["Subject"] == "1 change: Germany Ukraine €4bn → €8bn"
+    assert again["Message-ID"] != first["Message-ID"]  # a deliberate resend is a message of its own
+    assert "nothing was due" in cli("send").output
+
+    other = cli("resend", change["change_id"], "--recipient", "desk@example.org")
+    assert other.exit_code == 0 and "queued 1 alert" in other.output
+    missing = cli("resend", "ffffffffff")
+    assert missing.exit_code != 0 and "no change with id" in str(missing.exception)

@@ -181,7 +181,7 @@ def mark_unknown(con: Con, recipient: str, message_id: str, error: str, now: dt.
 
 # -- inspection and manual requeue ---------------------------------------------------
 def outbox_counts(con: Con) -> dict[str, int]:
-    """Outbox rows per status (changes still standing only, except 'retracted')."""
+    """Outbox rows per status."""
     return dict(con.execute("SELECT status, count(*) FROM alert_outbox GROUP BY status ORDER BY status").fetchall())
 
 
