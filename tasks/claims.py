@@ -341,6 +341,10 @@ def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                             pending = (actor, list(path))
                             pronoun = subj.lower_
                     elif pending is None:
+                        if t.lemma_ == "be" and t.dep_ in ("ccomp", "conj"):
+                            reporter = _reporter_above(t, ctx)
+                            if reporter and reporter[0].group != actor.group:
+                                return reporter[0], path + reporter[1]
                         return actor, path
                     elif _antecedent_fits(pronoun, subj, ctx):
                         return actor, pending[1]
@@ -363,6 +367,25 @@ def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
 
 
 PRONOUNS = FIRST_PERSON | THIRD_PERSON | {"it", "they", "them", "its", "their"}
+REPORTING = {"say", "tell", "declare", "insist", "add", "state", "claim", "argue", "warn", "write", "announce", "stress",
+             "note", "suggest", "believe", "think"}
+
+
+def _reporter_above(t: Token, ctx: Context) -> tuple[Actor, list[Token]] | None:
+    """The actor of a reporting verb above t ("Biden said [Ukraine was not ready]")."""
+    extra = []
+    x = t
+    while x.head is not x:
+        x = x.head
+        extra.append(x)
+        if x.lemma_.lower() in REPORTING:
+            subj = subject_of(x)
+            if subj is not None:
+                actor = ctx.resolve_subject(subj)
+                if actor:
+                    return actor, extra
+            return None
+    return None
 
 
 def _antecedent_fits(pronoun: str, subj: Token, ctx: Context) -> bool:
@@ -730,11 +753,20 @@ def _dedupe_pledges(pledges: Sequence[Pledge]) -> list[Pledge]:
     return out
 
 
+STANCE_PRIORITY = {"undecided": 0, "conditional": 1, "oppose": 2, "support": 3}
+
+
 def _dedupe_positions(positions: Iterable[Position]) -> list[Position]:
-    seen, out = set(), []
+    """One stance per (group, topic) in an article.
+
+    When sentences disagree, the marked stance wins over plain support (support is what
+    a cue yields when no word of stance is found, the least informed reading), and among
+    equals the first sentence wins.
+    """
+    best: dict[tuple[str, str], Position] = {}
     for p in positions:
-        key = (p.actor_group, p.topic, p.stance)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
+        key = (p.actor_group, p.topic)
+        cur = best.get(key)
+        if cur is None or STANCE_PRIORITY[p.stance] < STANCE_PRIORITY[cur.stance]:
+            best[key] = p
+    return sorted(best.values(), key=lambda p: (p.evidence.start_char, p.topic))
