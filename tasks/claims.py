@@ -291,7 +291,7 @@ def subject_and_owner(verb: Token) -> tuple[Token, Token] | None:
             for g in c.children:
                 if g.dep_ == "pobj":
                     return g, verb
-    if verb.dep_ in ("conj", "xcomp") and verb.head is not verb:
+    if verb.dep_ in ("conj", "xcomp") and verb.head.i != verb.i:
         return subject_and_owner(verb.head)
     if verb.dep_ == "relcl":
         return verb.head, verb
@@ -299,7 +299,7 @@ def subject_and_owner(verb: Token) -> tuple[Token, Token] | None:
         head = verb.head
         while head.dep_ != "ROOT" and head.pos_ not in ("VERB", "AUX"):
             head = head.head
-        return subject_and_owner(head) if head is not verb else None
+        return subject_and_owner(head) if head.i != verb.i else None
     if verb.dep_ == "advcl" and verb.tag_ == "VBG":            # "..., insisting that ..."
         return subject_and_owner(verb.head)
     return None
@@ -322,10 +322,10 @@ def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
         if t.pos_ in ("VERB", "AUX") or t.dep_ == "ROOT" or t.tag_ in ("VBG", "VBN"):
             found = subject_and_owner(t)
             subj = found[0] if found else None
-            if found and found[1] is not t:
+            if found and found[1].i != t.i:
                 # the subject belongs to a verb higher up ("refused to back"): its words are on the way
                 owner, x = found[1], t
-                while x is not owner and x.head is not x and x.head.i not in seen:
+                while x.i != owner.i and x.head.i != x.i and x.head.i not in seen:
                     x = x.head
                     seen.add(x.i)
                     path.append(x)
@@ -359,7 +359,7 @@ def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                             actor = ctx.actor_of_ent(ent)
                             if actor:
                                 return actor, path
-        if t.head is t:
+        if t.head.i == t.i:
             break
         t = t.head
         path.append(t)
@@ -375,7 +375,7 @@ def _reporter_above(t: Token, ctx: Context) -> tuple[Actor, list[Token]] | None:
     """The actor of a reporting verb above t ("Biden said [Ukraine was not ready]")."""
     extra = []
     x = t
-    while x.head is not x:
+    while x.head.i != x.i:
         x = x.head
         extra.append(x)
         if x.lemma_.lower() in REPORTING:
@@ -424,8 +424,10 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, book: Topi
         for c in t.children:
             if c.dep_ in STANCE_CHILD_DEPS or (c.dep_ == "det" and c.lower_ in book.negation):
                 window[c.i] = c
-            elif c.dep_ in ("oprd", "attr") and c.i not in on_path and not any(x.i in cue_tokens for x in c.subtree):
-                window[c.i] = c   # 'called the plan "theft"'
+            elif c.dep_ in ("oprd", "attr", "acomp", "dobj", "ccomp", "xcomp") and c.i not in on_path \
+                    and not any(x.i in cue_tokens for x in c.subtree):
+                window[c.i] = c   # 'called the plan "theft"', "saw no point in"
+                window.update((g.i, g) for g in c.children if g.dep_ in ("det", "neg") and g.lower_ in book.negation)
     for c in anchor.children:   # "no ceasefire", "any settlement"
         if c.dep_ in ("det", "neg"):
             window[c.i] = c
@@ -471,7 +473,7 @@ def _phrase_of(span: Span) -> list[Token]:
     """The tokens that say what the amount is of: its head, the head's head, and its prep objects."""
     root = span.root
     out = [root.head]
-    if root.head.head is not root.head:
+    if root.head.head.i != root.head.i:
         out.append(root.head.head)
     for c in root.children:
         if c.dep_ == "prep":
@@ -558,12 +560,12 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
 def _clause_donor(span: Span, ctx: Context, lex: AidLexicon) -> str | None:
     """The donor in a clause on the amount's noun: "the $725m package the US announced", "$60.8bn approved by Congress"."""
     root = span.root
-    nouns = [root, root.head] if root.head is not root else [root]
+    nouns = [root, root.head] if root.head.i != root.i else [root]
     for noun in nouns:
         for c in noun.children:
             if c.dep_ in ("relcl", "acl") and lex.pledge_verbs.search(c.text):
                 found = subject_and_owner(c)
-                subj = found[0] if found and found[0] is not noun else None
+                subj = found[0] if found and found[0].i != noun.i else None
                 if subj is None or subj.lower_ in ("which", "that"):
                     continue
                 actor = ctx.resolve_subject(subj)

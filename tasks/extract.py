@@ -23,7 +23,8 @@ __all__ = ["EXTRACTOR_VERSION", "Article", "extract_article", "detect_language"]
 
 EXTRACTOR_VERSION = "extract-1"
 MAX_HTML_BYTES = 3 * 1024 * 1024
-_LANG_ATTR = re.compile(rb"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.IGNORECASE)
+# the primary subtag of <html lang>: "en", "de-AT"; a 3-letter code ("fil") has no ISO 639-1 form
+_LANG_ATTR = re.compile(rb"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})(?![A-Za-z])", re.IGNORECASE)
 _identifier: LanguageIdentifier | None = None
 
 
@@ -79,8 +80,8 @@ def extract_article(html: bytes, url: str, *, feed_title: str | None = None, fee
         raise ExtractError(f"{url}: no article text found ({len(text)} characters)")
     declared = None
     m = _LANG_ATTR.search(html[:20000])
-    if m:
-        declared = m.group(1).decode().lower()[:2]
+    if m and len(m.group(1)) == 2:  # cutting "fil" (Filipino) to "fi" would declare Finnish
+        declared = m.group(1).decode().lower()
     published, source = feed_published, "feed"
     if published is None:
         published, source = _page_date(doc.date), "page"

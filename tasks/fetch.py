@@ -5,7 +5,8 @@
 - `RefusedFetchError`: policy or a permanent answer; recorded, never retried
   (private address, robots.txt, byte cap, wrong content type, 4xx, too many redirects);
 - `TransientFetchError`: timeouts, connection errors, 429 and 5xx after the
-  in-call retries (which honour Retry-After); a later run tries again.
+  in-call retries (which honour Retry-After), or an unreachable robots.txt;
+  a later run tries again.
 
 The SSRF guard resolves the host first and refuses loopback, private, link-local,
 multicast, reserved and unspecified addresses unless `allow_private_networks` is
@@ -79,6 +80,8 @@ def check_address(host: str, port: int, allow_private: bool) -> str:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise TransientFetchError(f"cannot resolve {host}: {exc.strerror}", reason="dns") from None
+    except UnicodeError as exc:  # the IDNA codec: an empty or over-long label
+        raise RefusedFetchError(f"refused {host}: not a valid host name ({exc})", reason="bad_url") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     if not allow_private:
         bad = [a for a in addresses if _blocked(a)]
@@ -87,6 +90,25 @@ def check_address(host: str, port: int, allow_private: bool) -> str:
                 f"refused {host}: resolves to non-public address {bad[0]} "
                 "(set fetch.allow_private_networks = true to allow)", reason="ssrf")
     return str(addresses[0])
+
+
+def _split(url: str) -> urllib.parse.SplitResult:
+    """urlsplit, with a bad port or IPv6 literal as a refusal: URLs come from feeds and redirects,
+    and one malformed link must not stop a run (a ValueError here used to escape the fetch stage)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise RefusedFetchError(f"refused {url[:500]}: malformed URL ({exc})", reason="bad_url") from None
+    return parts
+
+
+def _join(base: str, location: str) -> str:
+    try:
+        return urllib.parse.urljoin(base, location)
+    except ValueError as exc:
+        raise RefusedFetchError(f"refused redirect to {location[:500]}: malformed URL ({exc})",
+                                reason="bad_url") from None
 
 
 def _origin_key(host: str, port: int) -> str:
@@ -159,7 +181,7 @@ class Fetcher:
                   allow_file: bool, check_robots: bool) -> Response:
         current = url
         for _hop in range(self.settings.max_redirects + 1):
-            parts = urllib.parse.urlsplit(current)
+            parts = _split(current)
             scheme = parts.scheme.lower()
             if scheme == "file":
                 if not allow_file:
@@ -177,7 +199,7 @@ class Fetcher:
             self._wait_turn(host)
             resp = self._request(current, parts, address, headers, max_bytes)
             if resp.status in REDIRECT_STATUSES and resp.headers.get("location"):
-                current = urllib.parse.urljoin(current, resp.headers["location"])
+                current = _join(current, resp.headers["location"])
                 continue
             if resp.status == 304:
                 return dataclasses.replace(resp, url=url)
@@ -226,6 +248,8 @@ class Fetcher:
                                 content=b"".join(chunks), fetched_at=dt.datetime.now(dt.timezone.utc))
             finally:
                 r.close()
+        except httpx.InvalidURL as exc:
+            raise RefusedFetchError(f"refused {url}: malformed URL ({exc})", reason="bad_url") from None
         except httpx.TimeoutException as exc:
             raise TransientFetchError(f"timeout fetching {url}: {type(exc).__name__}", reason="timeout") from None
         except httpx.DecodingError as exc:
@@ -274,8 +298,11 @@ class Fetcher:
                 if exc.reason == "ssrf":
                     raise
                 parser = None  # no robots.txt (404 and the like): everything allowed
-            except TransientFetchError:
-                parser = None
+            except TransientFetchError as exc:
+                # RFC 9309 2.3.1.4: robots.txt unreachable (5xx, timeout, network) means complete
+                # disallow, not "everything allowed"; not cached, the page is retried on a later run.
+                raise TransientFetchError(f"not fetching {url} now: robots.txt of {origin} is unreachable ({exc})",
+                                          reason="robots_unreachable", status=exc.status) from None
             self._robots[origin] = parser
         parser = self._robots[origin]
         return parser is None or parser.can_fetch(self.settings.user_agent, url)

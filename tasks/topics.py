@@ -53,6 +53,7 @@ class Topic:
     implied_donors: frozenset[str] = frozenset()
     object_cues: re.Pattern | None = None
     object_verbs: re.Pattern | None = None
+    not_cues: re.Pattern | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +76,10 @@ class TopicBook:
 
     def cues_in(self, text: str) -> list[CueMatch]:
         found = []
+        blocked = []
+        for topic in self.topics.values():
+            if topic.not_cues is not None:
+                blocked.extend((m.start(), m.end()) for m in topic.not_cues.finditer(text))
         for topic in self.topics.values():
             for pat, counter, verbs in ((topic.cues, False, None), (topic.counter, True, None),
                                         (topic.object_cues, False, topic.object_verbs)):
@@ -83,6 +88,7 @@ class TopicBook:
                 found.extend(CueMatch(topic.id, m.start(), m.end(), counter, verbs) for m in pat.finditer(text))
         found.sort(key=lambda c: (-(c.end - c.start), c.start))
         kept: list[CueMatch] = []
+        found = [c for c in found if not any(c.start < e and b < c.end for b, e in blocked)]
         for c in found:
             if not any(c.start < k.end and k.start < c.end for k in kept):
                 kept.append(c)
@@ -107,7 +113,8 @@ def load_topics(path: str | Path) -> TopicBook:
                             implied_kinds=frozenset(implied.get("kinds") or []),
                             implied_donors=frozenset(implied.get("donors") or []),
                             object_cues=compile_phrases(rec.get("object_cues"), where + ".object_cues"),
-                            object_verbs=compile_phrases(rec.get("object_verbs"), where + ".object_verbs"))
+                            object_verbs=compile_phrases(rec.get("object_verbs"), where + ".object_verbs"),
+                            not_cues=compile_phrases(rec.get("not_cues"), where + ".not_cues"))
         if (topics[tid].object_cues is None) != (topics[tid].object_verbs is None):
             raise ConfigError(f"{where}: object_cues and object_verbs go together")
     words = data.get("stance_words") or {}
