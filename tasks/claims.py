@@ -51,6 +51,8 @@ GROUP_NOUNS = {"official", "officials", "government", "governments", "leader", "
                "aide", "aides", "adviser", "advisers", "state", "states", "members", "capitals", "board", "bank",
                "council", "commission", "senate", "congress", "committee", "coalition", "allies", "partners",
                "presidency", "team", "senators", "chief", "head", "commander"}
+DOC_NOUNS = {"plan", "proposal", "paper", "statement", "declaration", "resolution", "communique", "communiqué", "formula",
+             "decree", "initiative", "position", "proposals", "plans", "demands", "draft", "readout", "letter", "strategy"}
 FIRST_PERSON = {"i", "we", "me", "us", "our", "my", "ours"}
 THIRD_PERSON = {"he", "she", "him", "her", "his"}
 HYPOTHETICAL_START = re.compile(r"^\W*(?:if|whether|what if|would|should|could|can|will|is|are|does|do|did|why|how)\b",
@@ -235,7 +237,7 @@ class Context:
             return False
         # "Hungarian officials", "Kyiv's delegation", "the Ukrainian president", "officials in Kyiv";
         # not "Russia's economy": only nouns that name people or bodies speak for a state
-        if not (subj.lower_ in GROUP_NOUNS or subj.lemma_.lower() in GROUP_NOUNS):
+        if not (subj.lower_ in GROUP_NOUNS or subj.lemma_.lower() in GROUP_NOUNS or subj.lower_ in DOC_NOUNS):
             return None
         if any(c.dep_ == "poss" and c.lower_ in ("my", "our") for c in subj.children):
             return self.quote_speaker or self.speaker   # "my government approved ..."
@@ -326,9 +328,11 @@ def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                 # the subject belongs to a verb higher up ("refused to back"): its words are on the way
                 owner, x = found[1], t
                 while x.i != owner.i and x.head.i != x.i and x.head.i not in seen:
+                    link = x.dep_
                     x = x.head
                     seen.add(x.i)
-                    path.append(x)
+                    if link != "conj":   # "would not send arms ... and called for a ceasefire": the
+                        path.append(x)   # first verb's negation is not the second's
                 t = x
             if subj is not None and subj.i != anchor.i and subj.i not in cue_tokens:
                 actor = ctx.resolve_subject(subj)
@@ -440,7 +444,8 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, book: Topi
     # conditions and indecision: the actor's clause, minus the branch that holds the cue
     demanded = any(_is_condition(t) for t in path[1:])
     extra = []
-    for t in path:
+    scope = list(path) + [c for t in path for c in t.children if c.dep_ == "conj" and c.i not in on_path]
+    for t in scope:
         for c in t.children:
             if c.i in on_path or any(x.i in cue_tokens for x in c.subtree):
                 continue

@@ -115,7 +115,7 @@ def strip_doctype(data: bytes) -> bytes:
 
 def _when(entry) -> dt.datetime | None:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
+        value = dict.get(entry, key)  # not entry.get: feedparser maps a missing updated_parsed, with a warning
         if value:
             try:
                 return dt.datetime.fromtimestamp(calendar.timegm(value), dt.timezone.utc)

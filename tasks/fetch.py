@@ -3,7 +3,8 @@
 `Fetcher.get(url)` returns the body of a URL or raises:
 
 - `RefusedFetchError`: policy or a permanent answer; recorded, never retried
-  (private address, robots.txt, byte cap, wrong content type, 4xx, too many redirects);
+  (private address, robots.txt, byte cap, wrong content type, 4xx, too many redirects,
+  a malformed URL);
 - `TransientFetchError`: timeouts, connection errors, 429 and 5xx after the
   in-call retries (which honour Retry-After), or an unreachable robots.txt;
   a later run tries again.
