@@ -321,7 +321,9 @@ def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
     pronoun = ""
     while t.i not in seen:
         seen.add(t.i)
-        if t.pos_ in ("VERB", "AUX") or t.dep_ == "ROOT" or t.tag_ in ("VBG", "VBN"):
+        if _is_condition(t):
+            pass   # "stop if Kyiv renounced NATO": the actor is who sets the condition, not its subject
+        elif t.pos_ in ("VERB", "AUX") or t.dep_ == "ROOT" or t.tag_ in ("VBG", "VBN"):
             found = subject_and_owner(t)
             subj = found[0] if found else None
             if found and found[1].i != t.i:
@@ -421,9 +423,12 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, book: Topi
     Conditional wording counts from the actor's clause, outside the cue's own branch.
     """
     anchor = path[0]
+    cond = next((k for k, t in enumerate(path) if _is_condition(t)), None)
+    # a demanded condition ("would stop if Kyiv renounced NATO"): its own words decide, not the actor's verb
+    stance_path = path if cond is None else path[:cond + 1]
     on_path = {t.i for t in path}
     window: dict[int, Token] = {}
-    for t in path:
+    for t in stance_path:
         window[t.i] = t
         for c in t.children:
             if c.dep_ in STANCE_CHILD_DEPS or (c.dep_ == "det" and c.lower_ in book.negation):
@@ -442,7 +447,7 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, book: Topi
     flips += len(opposers) + (1 if counter else 0)
     stance = "support" if flips % 2 == 0 else "oppose"
     # conditions and indecision: the actor's clause, minus the branch that holds the cue
-    demanded = any(_is_condition(t) for t in path[1:])
+    demanded = cond is not None
     extra = []
     scope = list(path) + [c for t in path for c in t.children if c.dep_ == "conj" and c.i not in on_path]
     for t in scope:
@@ -455,6 +460,10 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, book: Topi
                 extra.append(" ".join(x.text for x in list(c.subtree)[:6]))
             elif c.dep_ in ("advmod", "acomp", "attr", "dobj", "xcomp", "ccomp", "amod"):
                 extra.append(" ".join(x.text for x in list(c.subtree)[:8]))
+            elif c.dep_ == "conj":   # "..., but only if the Russian leader was prepared to ..."
+                head_words = " ".join(x.text for x in list(c.subtree)[:5])
+                if re.search(r"\b(?:only\s+(?:if|once|when|after)|provided|as\s+long\s+as|on\s+condition)\b", head_words):
+                    extra.append(head_words)
     marks = [x.text for t in path for x in t.children if x.dep_ == "mark"]
     clause_text = " ".join([text, *extra]) if not demanded else " ".join([text, *extra]).replace(" if", " ")
     if not demanded:
@@ -549,7 +558,9 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         recipient = _recipient(sent, ctx, donor, lex)
         if recipient is None or recipient == donor:
             continue
-        kind_text = doc[max(sent.start, span.start - 4): min(sent.end, span.end + 6)].text
+        kind_text = doc[max(sent.start, span.start - 8): min(sent.end, span.end + 10)].text + " " + " ".join(
+            " ".join(x.text for x in list(c.subtree)[:6]) for t in path[1:] for c in t.children
+            if c.dep_ == "dobj" and not (span.start <= c.i < span.end))
         kind = _kind(kind_text, lex)
         if kind == "unspecified" and not any(p.search(kind_text) for p in lex.kinds.values() if p):
             kind = lex.default_kind.get(donor, "unspecified")

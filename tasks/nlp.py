@@ -304,9 +304,18 @@ def ents_by_token(doc: Doc) -> dict[int, Span]:
 
 
 def iter_mentions(doc: Doc, resolver: MentionResolver) -> Iterable[tuple[Span, EntityInfo]]:
+    """Every entity mention, plus bare surnames of the article's people that the model missed."""
+    covered = set()
     for ent in doc.ents:
+        covered.update(range(ent.start, ent.end))
         if ent.label_ in ("MONEY", "CARDINAL", "DATE", "TIME", "PERCENT", "QUANTITY", "ORDINAL"):
             continue
         info = resolver.resolve(ent)
         if info is not None and info.type != "group":
             yield ent, info
+    for t in doc:
+        if t.i not in covered and t.pos_ == "PROPN" and t.text in resolver.local:
+            span = Span(doc, t.i, t.i + 1, label="PERSON")
+            info = resolver.resolve(span)
+            if info is not None:
+                yield span, info
