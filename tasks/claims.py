@@ -204,9 +204,12 @@ class Context:
         return self._counts.get(name, 0)
 
     def actor_of_ent(self, ent: Span) -> Actor | None:
+        """Only known states and organisations act (and people who speak for one): "16:45 GMT" does not."""
         info = self.resolver.resolve(ent)
         group = self.resolver.group(info)
         if info is None or not group:
+            return None
+        if info.type != "person" and self.resolver.catalog.get(group) is None:
             return None
         return Actor(info.name, group)
 
@@ -272,7 +275,8 @@ class Context:
             group = self.resolver.group(info)
             if info.type == "person" and ent.root.dep_ in SUBJECT_DEPS | {"poss"}:
                 self.last_person = Actor(info.name, group or "")
-            elif info.type in ("country", "organization") and ent.root.dep_ in SUBJECT_DEPS | {"compound", "amod"} and group:
+            elif info.type in ("country", "organization") and ent.root.dep_ in SUBJECT_DEPS | {"compound", "amod"} \
+                    and group and self.resolver.catalog.get(group) is not None:
                 self.last_group = Actor(info.name, group)
                 if self.lead is None:
                     self.lead = self.last_group

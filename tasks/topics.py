@@ -32,8 +32,17 @@ def _phrase(p: str) -> str:
     return r"\s+".join(words)
 
 
+def _words(values, where: str) -> list[str]:
+    bad = [v for v in values or [] if not isinstance(v, str)]
+    if bad:
+        raise ConfigError(f"{where}: {bad[0]!r} is not a phrase; quote words YAML reads as other types "
+                          "(no, yes, on, off, numbers)")
+    return list(values or [])
+
+
 def compile_phrases(phrases, where: str) -> re.Pattern | None:
     """One case-insensitive regex matching any of the phrases, on word boundaries."""
+    phrases = _words(phrases, where)
     parts = [_phrase(p) for p in phrases or [] if str(p).strip()]
     if not parts:
         return None
@@ -123,7 +132,7 @@ def load_topics(path: str | Path) -> TopicBook:
             raise ConfigError(f"{path}: stance_words.{key} is missing")
     return TopicBook(topics=topics,
                      oppose=compile_phrases(words["oppose"], f"{path}: stance_words.oppose"),
-                     negation=frozenset(str(w).lower() for w in words["negation"]),
+                     negation=frozenset(w.lower() for w in _words(words["negation"], f"{path}: stance_words.negation")),
                      conditional=compile_phrases(words["conditional"], f"{path}: stance_words.conditional"),
                      undecided=compile_phrases(words["undecided"], f"{path}: stance_words.undecided"),
                      reporting=frozenset(str(w).lower() for w in words["reporting"]))

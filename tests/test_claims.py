@@ -100,6 +100,8 @@ def test_nlp_resolver_names_the_group_of_a_person(miner):
     ("Kirill Dmitriev said the talks in Miami were going well.", ("Russia", "peace_negotiations", "support")),
     # negation flips
     ("Hungary would not send weapons to Ukraine.", ("Hungary", "military_aid_to_ukraine", "oppose")),
+    # a negative determiner on the way flips ("no" must stay a word, not YAML's false)
+    ("Kremlin spokesman Dmitry Peskov said Russia saw no point in a ceasefire.", ("Russia", "ceasefire", "oppose")),
     # an oppose verb flips
     ("Zelenskyy rejected calls for a ceasefire along the front line.", ("Ukraine", "ceasefire", "oppose")),
     # double negation: "did not rule out" is conditional
@@ -148,6 +150,8 @@ def test_claims_stance_rule_positive(miner, text, expected):
     ("Donald Trump called Putin's remarks promising.", ("United States", "direct_talks_with_putin", "support")),
     # the negated stance is not support
     ("Hungary would not send weapons to Ukraine.", ("Hungary", "military_aid_to_ukraine", "support")),
+    # an organisation the catalog does not know is not an actor
+    ("16:45 GMT: Officials from GMT said sanctions on Russia must stay.", ("GMT", "sanctions_on_russia", "support")),
     # an expletive subject is nobody's position
     ("It was not clear how quickly the weapons would reach Ukraine.", ("United States", "military_aid_to_ukraine", "oppose")),
 ])
