@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from newsmon import ROOT
 from newsmon.errors import ConfigError
@@ -156,13 +156,15 @@ class Settings(_Section):
     schedule: ScheduleSettings = ScheduleSettings()
     source: Path | None = None  # the file these settings came from (set by load_settings)
 
-    @model_validator(mode="after")
-    def _unique_feed_names(self):
-        names = [f.name for f in self.feeds]
+    @field_validator("feeds")
+    @classmethod
+    def _unique_feed_names(cls, feeds: list[FeedSettings]) -> list[FeedSettings]:
+        # a field validator (not a model one), so the error names the key: "feeds: ..."
+        names = [f.name for f in feeds]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"feed names must be unique: {', '.join(dupes)}")
-        return self
+        return feeds
 
     def feed(self, name: str) -> FeedSettings:
         for f in self.feeds:
@@ -225,7 +227,7 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = _key(err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see config/newsmon.toml for the keys)"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
@@ -235,3 +237,17 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
         if not p.exists():
             raise ConfigError(f"config {path}: nlp.{name}: file not found: {p}")
     return settings
+
+
+def read_yaml(path: str | os.PathLike, what: str) -> dict:
+    """A domain file of config/ as a mapping; ConfigError naming the file when it cannot be read."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: {what} must be a mapping at the top level")
+    return data

@@ -28,10 +28,10 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import yaml
 from spacy.tokens import Doc, Span, Token
 
 from newsmon.errors import ConfigError
+from newsmon.settings import read_yaml
 from tasks.money import FxTable, Money, to_eur
 from tasks.nlp import EntityCatalog, EntityInfo, MentionResolver, ent_role, ents_by_token, iter_mentions
 from tasks.topics import TopicBook, compile_phrases
@@ -77,10 +77,7 @@ class AidLexicon:
 
 def load_aid_lexicon(path: str | Path) -> AidLexicon:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read aid words: {exc}") from None
+    data = read_yaml(path, "aid words")
 
     def need(key: str) -> re.Pattern:
         pat = compile_phrases(data.get(key), f"{path}: {key}")

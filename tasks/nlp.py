@@ -22,12 +22,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import spacy
-import yaml
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 from spacy.util import filter_spans
 
 from newsmon.errors import ConfigError
+from newsmon.settings import read_yaml
 from tasks.money import Money, MoneyLexicon, find_amounts
 
 __all__ = ["EntityInfo", "EntityCatalog", "MentionResolver", "load_catalog", "build_pipeline", "ent_role", "acts",
@@ -89,10 +89,7 @@ def _variants(alias: str) -> set[str]:
 def load_catalog(path: str | Path) -> EntityCatalog:
     """Read config/entities.yaml. Raises ConfigError naming the file and entry on a bad record."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read entity catalog: {exc}") from None
+    data = read_yaml(path, "entity catalog")
     entities: dict[str, EntityInfo] = {}
     surface: dict[str, tuple[str, str, str]] = {}   # alias -> (label, role, canonical); first claim wins
     acts_for: dict[str, str] = {}

@@ -11,9 +11,9 @@ import dataclasses
 import re
 from pathlib import Path
 
-import yaml
 
 from newsmon.errors import ConfigError
+from newsmon.settings import read_yaml
 
 __all__ = ["Topic", "TopicBook", "CueMatch", "load_topics", "compile_phrases"]
 
@@ -106,10 +106,7 @@ class TopicBook:
 
 def load_topics(path: str | Path) -> TopicBook:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read topics: {exc}") from None
+    data = read_yaml(path, "topics")
     topics = {}
     for tid, rec in (data.get("topics") or {}).items():
         where = f"{path}: topics.{tid}"
