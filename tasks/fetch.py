@@ -140,15 +140,26 @@ class Fetcher:
         self._last_request: dict[str, float] = {}
         self._robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
         self._allow_hosts = frozenset(settings.allow_hosts)
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-            follow_redirects=False,
-            headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
-            trust_env=False,
-        )
+        # One pooled client per host name: requests go to the checked IP, and httpx pools
+        # connections by IP and port, so a shared pool would reuse a TLS connection opened
+        # (and certificate-checked) for one name for another name on the same address.
+        self._clients: dict[str, httpx.Client] = {}
+
+    def _client_for(self, host: str) -> httpx.Client:
+        client = self._clients.get(host)
+        if client is None:
+            client = self._clients[host] = httpx.Client(
+                timeout=httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout),
+                follow_redirects=False,
+                headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": "gzip, deflate"},
+                trust_env=False,
+            )
+        return client
 
     def close(self) -> None:
-        self._client.close()
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -229,8 +240,9 @@ class Fetcher:
         req_headers = {"Host": host_header, **headers}
         extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
         try:
-            request = self._client.build_request("GET", pinned, headers=req_headers, extensions=extensions)
-            r = self._client.send(request, stream=True)
+            client = self._client_for(parts.hostname.lower())
+            request = client.build_request("GET", pinned, headers=req_headers, extensions=extensions)
+            r = client.send(request, stream=True)
             try:
                 declared = r.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > max_bytes:

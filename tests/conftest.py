@@ -23,16 +23,17 @@ if str(ROOT) not in sys.path:  # `pytest` run without `python -m`
 
 from newsmon.settings import FetchSettings  # noqa: E402
 
-#: The shared real-world corpus, read in place (never copied into the repo).
-CORPUS = ROOT.parent / "shared" / "corpus"
-
 
 # -- HTTP fixtures -------------------------------------------------------------------
 #
 # One ThreadingHTTPServer on 127.0.0.1 for the whole session. Tests add routes under a
 # path prefix of their own (the `site` fixture), so they never see each other's
 # answers; every request is logged so tests can count what the client asked for.
-# /robots.txt is shared by every route: it disallows /private/ only.
+# /robots.txt is shared by every route: it disallows /private/ only. `make_server`
+# gives a test a server (an origin) of its own.
+
+#: The shared real-world corpus, read in place at ../shared/corpus (never copied into the repo).
+CORPUS = ROOT.parent / "shared" / "corpus"
 
 ROBOTS_TXT = b"User-agent: *\nDisallow: /private/\n"
 
@@ -65,13 +66,21 @@ class Request:
 Route = Answer | list[Answer] | Callable[[Request], Answer]
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is no error here
+            super().handle_error(request, client_address)
+
+
 class LocalServer:
-    def __init__(self) -> None:
+    def __init__(self, robots: Route | None = None) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
-        self.routes["/robots.txt"] = Answer(ROBOTS_TXT, headers={"Content-Type": "text/plain"})
+        self.routes["/robots.txt"] = robots or Answer(ROBOTS_TXT, headers={"Content-Type": "text/plain"})
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -84,8 +93,7 @@ class LocalServer:
             def do_GET(self) -> None:
                 server._handle(self)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         self.origin = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="test-http", daemon=True)
@@ -174,6 +182,21 @@ def http_server() -> Iterator[LocalServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., LocalServer]]:
+    """Factory for a server of a test's own (another origin, its own robots.txt answer)."""
+    servers: list[LocalServer] = []
+
+    def make(robots: Route | None = None) -> LocalServer:
+        server = LocalServer(robots)
+        server.start()
+        servers.append(server)
+        return server
+    yield make
+    for server in servers:
+        server.stop()
 
 
 _site_ids = itertools.count()

@@ -140,7 +140,7 @@ def table_schema(con: duckdb.DuckDBPyConnection, table: str) -> pa.Schema:
     """The Arrow schema of a table, so that a batch of NULLs still loads with the right types."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", table):
         raise ValueError(f"bad table name {table!r}")
-    return con.execute(f"SELECT * FROM {table} LIMIT 0").fetch_arrow_table().schema
+    return con.execute(f"SELECT * FROM {table} LIMIT 0").to_arrow_table().schema
 
 
 def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[dict[str, Any]], *,

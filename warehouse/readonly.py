@@ -4,6 +4,9 @@ The connection is opened read-only, and every statement is checked before it
 runs: only queries pass (SELECT, VALUES, EXPLAIN, DESCRIBE/SHOW/SUMMARIZE, which
 DuckDB parses as SELECT). COPY, ATTACH, EXPORT, SET, INSTALL and friends are
 refused, because a read-only file does not stop them from writing elsewhere.
+The connection also runs with external access disabled (no file, network or
+extension access besides the warehouse itself), because a statement-type check
+alone lets `EXPLAIN ANALYZE COPY ... TO 'file'` through: it is an EXPLAIN, and runs.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 def run_readonly(wh: Warehouse, sql: str) -> tuple[list[str], list[tuple]]:
     """Columns and rows of the last statement of `sql`; raises WarehouseError for anything that writes."""
     with wh.connect(read_only=True) as con:
+        con.execute("SET enable_external_access = false")  # cannot be turned back on by the query
         try:
             statements = con.extract_statements(sql)
         except duckdb.Error as exc:
