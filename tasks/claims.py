@@ -241,6 +241,8 @@ class Context:
             return None
         if any(c.dep_ == "poss" and c.lower_ in ("my", "our") for c in subj.children):
             return self.quote_speaker or self.speaker   # "my government approved ..."
+        if any(c.dep_ == "poss" and c.lower_ in ("his", "her") for c in subj.children):
+            return self.quote_speaker or self.last_person   # "Fico said his government would ..."
         if subj.tag_ == "NNS" and not any(c.dep_ in ("compound", "amod", "poss", "nmod", "prep") for c in subj.children):
             return self.lead   # "Leaders also endorsed ...": the article's lead actor
         mods = [c for c in subj.children if c.dep_ in ("compound", "amod", "poss", "nmod", "appos")]
@@ -284,11 +286,16 @@ def subject_of(verb: Token) -> Token | None:
     return found[0] if found else None
 
 
-def subject_and_owner(verb: Token) -> tuple[Token, Token] | None:
-    """The subject of a verb and the verb that carries it (an xcomp or conj verb borrows its head's)."""
-    for c in verb.children:
-        if c.dep_ in SUBJECT_DEPS:
-            return c, verb
+def subject_and_owner(verb: Token, cue: set[int] | frozenset = frozenset()) -> tuple[Token, Token] | None:
+    """The subject of a verb and the verb that carries it (an xcomp or conj verb borrows its head's).
+
+    With two subject candidates ("Recap: Pete Hegseth told ...") the one nearest the verb wins,
+    unless one of them is the cue itself ("arms shipments for Kyiv to cross"): then that one.
+    """
+    subjects = [c for c in verb.children if c.dep_ in SUBJECT_DEPS]
+    if subjects:
+        in_cue = [c for c in subjects if c.i in cue]
+        return (in_cue or [min(subjects, key=lambda c: abs(verb.i - c.i))])[0], verb
     for c in verb.children:   # passive: "was approved by the Senate"
         if c.dep_ == "agent":
             for g in c.children:
@@ -325,7 +332,7 @@ def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
         if _is_condition(t):
             pass   # "stop if Kyiv renounced NATO": the actor is who sets the condition, not its subject
         elif t.pos_ in ("VERB", "AUX") or t.dep_ == "ROOT" or t.tag_ in ("VBG", "VBN"):
-            found = subject_and_owner(t)
+            found = subject_and_owner(t, cue_tokens)
             subj = found[0] if found else None
             if found and found[1].i != t.i:
                 # the subject belongs to a verb higher up ("refused to back"): its words are on the way
@@ -626,6 +633,9 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         cue_tokens = set(range(cspan.start, cspan.end))
         anchor = cspan.root
         found = find_actor(anchor, ctx, cue_tokens)
+        if not found and ctx.speaker is not None:
+            # an interview answer: what the answer says without another actor is the interviewee's
+            found = ctx.speaker, [anchor, *anchor.ancestors]
         if not found:
             continue
         actor, path = found

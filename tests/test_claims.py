@@ -159,6 +159,25 @@ def test_claims_stance_rule_negative(miner, text, unexpected):
     assert unexpected not in stances(miner, text)
 
 
+def test_claims_interview_answer_without_actor_is_the_interviewees(miner):
+    text = ("Kyiv Ledger: Would Ukraine accept a ceasefire along the current front line?\n"
+            "Andrii Sybiha: A ceasefire is possible only if it comes with real security guarantees.")
+    found = stances(miner, text)
+    assert ("Ukraine", "ceasefire", "conditional") in found
+    assert ("Ukraine", "security_guarantees", "support") in found
+
+
+def test_claims_nearest_subject_wins_over_a_label(miner):
+    text = ("10:00 - Recap: US Defence Secretary Pete Hegseth told allies that NATO membership "
+            "for Ukraine was not a realistic outcome.")
+    assert ("United States", "ukraine_nato_membership", "oppose") in stances(miner, text)
+
+
+def test_claims_possessive_pronoun_group_noun_is_the_speaker(miner):
+    text = "Slovakia's new prime minister, Robert Fico, told reporters that his government would not send any more weapons to Ukraine."
+    assert ("Slovakia", "military_aid_to_ukraine", "oppose") in stances(miner, text)
+
+
 def test_claims_one_stance_per_article_group_and_topic(miner):
     text = ("Zelenskyy said Ukraine wanted peace talks. "
             "Zelenskyy said talks with Moscow could begin only once Russian forces had left.")
