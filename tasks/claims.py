@@ -651,8 +651,35 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
 
 
 # -- meetings ----------------------------------------------------------------------
+EVENT_VERBS = {"hold", "sit", "begin", "open", "start", "continue", "resume", "host", "attend", "conclude", "end", "wrap",
+               "take", "go", "proceed", "characterize", "characterise", "describe", "produce", "yield", "span", "bring",
+               "meet", "join", "lead", "arrive", "finish", "close", "chair", "convene", "gather"}
+MODAL_WORDS = {"could", "would", "may", "might", "should", "will", "can", "must", "shall", "'ll", "wo"}
+
+
+def _is_event(word: Token) -> bool:
+    """Did this meeting or round of talks happen (or is it happening), rather than being wished for?"""
+    if word.pos_ == "VERB":   # "met", "are meeting"; not "to meet" (a wish)
+        if word.tag_ not in ("VBD", "VBZ", "VBP", "VBG", "VBN"):
+            return False
+        verb = word
+    else:
+        if any(c.dep_ == "prep" and c.lower_ in ("in", "at") for c in word.children) or \
+                any(c.dep_ == "compound" and c.ent_type_ in ("GPE", "LOC", "FAC") for c in word.children):
+            verb = word.head   # "talks in Miami", "the Florida talks"
+            if not any(c.lower_ in MODAL_WORDS or c.dep_ == "neg" for c in verb.children):
+                return True
+        verb = word.head
+        while verb.pos_ not in ("VERB", "AUX") and verb.head.i != verb.i:
+            verb = verb.head
+        if verb.lemma_.lower() not in EVENT_VERBS or verb.tag_ == "VB":
+            return False
+    return not any(c.lower_ in MODAL_WORDS or c.dep_ == "neg" for c in verb.children)
+
+
 def meetings_in(sent: Span, sent_index: int, ctx: Context, published: dt.date | None) -> list[Meeting]:
-    if not MEETING_WORDS.search(sent.text):
+    words = [t for t in sent if MEETING_WORDS.fullmatch(t.text)]
+    if not words or not any(_is_event(w) for w in words):
         return []
     participants, people, location = [], [], None
     for ent in sent.ents:
@@ -660,19 +687,21 @@ def meetings_in(sent: Span, sent_index: int, ctx: Context, published: dt.date | 
         if info is None:
             continue
         role = ent_role(ent)
-        if info.type == "place" and ent.root.head.lower_ in ("in", "at") and location is None:
-            location = info.name
-            continue
-        if role and role[0] == "name" and info.type == "place" and ent.root.head.lower_ in ("in", "at"):
-            location = location or info.name
+        where = ent.root.head.lower_ in ("in", "at") or ent.root.dep_ == "compound" and \
+            MEETING_WORDS.fullmatch(ent.root.head.text or "")
+        if where and (info.type in ("place", "country") or (role and role[1] in ctx.resolver.catalog.acts_for)):
+            location = location or (role[1] if role and role[0] in ("name", "metonym") and info.type != "place"
+                                    and role[1] not in ctx.resolver.catalog.entities else info.name)
+            if role and role[0] == "name" and ctx.resolver.catalog.get(role[1]) and \
+                    ctx.resolver.catalog.get(role[1]).type == "place":
+                location = role[1]
             continue
         group = ctx.resolver.group(info)
         if info.type == "person":
             people.append(info.name)
-        if group and group not in participants and info.type in ("country", "organization", "person"):
+        if group and group not in participants and info.type in ("country", "organization", "person") \
+                and ctx.resolver.catalog.get(group) is not None:
             participants.append(group)
-        elif role and role[0] == "name" and info.type == "place" and ent.root.dep_ == "compound":
-            location = location or info.name   # "Berlin meetings"
     if len(participants) < 2 and not (participants and location):
         return []
     kind = "talks" if re.search(r"\b(?:talks|negotiations|round)\b", sent.text, re.IGNORECASE) else "meeting"
