@@ -14,6 +14,7 @@ from prefect.context import get_run_context
 
 from flows import notify, stages
 from flows.report import summary_markdown
+from flows.writer import warehouse_writer
 from newsmon.settings import load_settings
 from warehouse import Warehouse
 from warehouse import queries as q
@@ -28,23 +29,28 @@ def current_run_id() -> str:
 
 @flow(name="ingest", log_prints=True)
 def ingest(config: str | None = None) -> dict:
-    """Poll every configured feed and carry what is new through to alerts."""
+    """Poll every configured feed and carry what is new through to alerts.
+
+    Args:
+        config: the newsmon TOML config file (default: $NEWSMON_CONFIG, else config/newsmon.toml)
+    """
     settings = load_settings(config)
     wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
-    wh.migrate()
     run_id = current_run_id()
-    with wh.transaction() as con:
-        q.start_run(con, run_id, "ingest")
-    result = {
-        "feeds": stages.poll_feeds(settings, wh, run_id),
-        "pages": stages.fetch_pages(settings, wh, run_id),
-        "articles": stages.extract_articles(settings, wh, run_id),
-        "claims": stages.mine_articles(settings, wh, run_id),
-        "changes": notify.detect_changes(settings, wh, run_id),
-        "alerts": notify.send_alerts(settings, wh, run_id),
-    }
-    with wh.transaction() as con:
-        q.finish_run(con, run_id, result)
+    with warehouse_writer():
+        wh.migrate()
+        with wh.transaction() as con:
+            q.start_run(con, run_id, "ingest")
+        result = {
+            "feeds": stages.poll_feeds(settings, wh, run_id),
+            "pages": stages.fetch_pages(settings, wh, run_id),
+            "articles": stages.extract_articles(settings, wh, run_id),
+            "claims": stages.mine_articles(settings, wh, run_id),
+            "changes": notify.detect_changes(settings, wh, run_id),
+            "alerts": notify.send_alerts(settings, wh, run_id),
+        }
+        with wh.transaction() as con:
+            q.finish_run(con, run_id, result)
     create_markdown_artifact(markdown=summary_markdown("newsmon ingest", result), key="ingest-summary",
                              description="Counts of one ingest run")
     return result

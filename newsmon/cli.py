@@ -103,6 +103,130 @@ from newsmon.alerts_cli import alerts_app  # noqa: E402
 app.add_typer(alerts_app, name="alerts", help="List, send and resend alert emails.")
 
 
+# -- backfill, serve ----------------------------------------------------------------
+from pathlib import Path  # noqa: E402
+
+
+def parse_day(option: str, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        fail(f"{option}: {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2025-12-01")
+
+
+class StageProgress:
+    """The backfill's progress on stderr: a bar over its stages with elapsed time and ETA,
+    and each stage's counts as it finishes."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.progress = Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("stages"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                 console=Console(stderr=True))
+        self.task = None
+
+    def __enter__(self) -> StageProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def __call__(self, event) -> None:
+        from flows.report import summary_line
+
+        if self.task is None:
+            self.task = self.progress.add_task("backfill", total=event.total)
+        if event.counts is None:
+            self.progress.update(self.task, description=event.stage)
+        else:
+            self.progress.console.print(f"  {event.index}/{event.total} {summary_line({event.stage: event.counts})}",
+                                        soft_wrap=True)
+            self.progress.update(self.task, completed=event.index)
+
+
+@app.command()
+def backfill(since: Annotated[str, typer.Option(help="first day of the window, YYYY-MM-DD (UTC)",
+                                                 show_default=False)],
+             until: Annotated[Optional[str], typer.Option(
+                 help="last day of the window, inclusive, YYYY-MM-DD (default: no end)", show_default=False)] = None,
+             config: ConfigOption = None,
+             feed: Annotated[Optional[list[str]], typer.Option(
+                 "--feed", help="only poll and fetch this feed (repeat for more; default: every feed)",
+                 show_default=False)] = None,
+             url: Annotated[Optional[list[str]], typer.Option(
+                 "--url", help="also fetch and process this article URL, whatever its date (repeatable)",
+                 show_default=False)] = None,
+             urls_file: Annotated[Optional[Path], typer.Option(
+                 help="a file of article URLs to fetch and process, one a line (# comments)",
+                 show_default=False)] = None,
+             remine: Annotated[bool, typer.Option(
+                 "--remine", help="offline: poll and download nothing, only extract and mine the stored pages "
+                                  "of the window again")] = False,
+             ) -> None:
+    """Catch a window of days up and re-mine it; re-running it changes nothing.
+
+    Polls the feeds (backoff ignored) and fetches their entries of the window not stored yet.
+
+    Then re-extracts and re-mines every stored page of the window (the new claims replace the
+    old ones atomically), detects changes and sends the alerts that are due.
+
+    With --remine it works offline: nothing is polled or downloaded.
+
+    Example: newsmon backfill --since 2025-12-01 --until 2025-12-07 --remine
+    """
+    from flows.report import summary_line
+
+    start, end = parse_day("--since", since), parse_day("--until", until)
+    settings = load_settings(config)  # validate before Prefect starts, so a bad value is one line
+    if urls_file is not None and not urls_file.is_file():
+        fail(f"--urls-file: no such file: {urls_file}")
+    # The progress bar stands in for Prefect's per-task log lines on the console;
+    # warnings still show, and the API still receives every log line.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from flows.backfill import backfill as backfill_flow, backfill_window, progress_listener, read_urls_file
+
+    backfill_window(start, end)  # ConfigError (one line) before the run starts
+    if urls_file is not None:
+        read_urls_file(urls_file)
+    for u in url or []:
+        if not u.startswith(("http://", "https://")):
+            fail(f"--url: not an http(s) URL: {u!r}")
+    with StageProgress() as bar, progress_listener(bar):
+        result = backfill_flow(since=start, until=end, feeds=feed or None, urls=url or None,
+                               urls_file=str(urls_file.resolve()) if urls_file else None, remine=remine,
+                               config=str(settings.source))
+    typer.echo(f"backfill done: {summary_line(result)}")
+
+
+@app.command()
+def serve(config: ConfigOption = None) -> None:
+    """Serve the deployments ingest/scheduled and backfill/ad-hoc until Ctrl-C or SIGTERM.
+
+    The Prefect API is PREFECT_API_URL's, else a local `prefect server start` (http://127.0.0.1:4200/api).
+
+    ingest/scheduled runs on the config's schedule.cron (default every 15 minutes); backfill/ad-hoc has none.
+
+    Both take this config file as their `config` parameter; their flow runs run in this process.
+
+    Example: newsmon serve --config config/newsmon.toml
+    """
+    settings = load_settings(config)
+    from flows.serve import serve_deployments
+
+    def announce(api_url: str) -> None:
+        typer.echo(f"newsmon serve: ingest/scheduled ({settings.schedule.cron}, {settings.schedule.timezone}) and "
+                   f"backfill/ad-hoc on {api_url} with config {settings.source}; Ctrl-C to stop", err=True)
+
+    serve_deployments(settings, announce)
+    typer.echo("newsmon serve: stopped", err=True)
+
+
 def main() -> None:
     try:
         app()

@@ -240,3 +240,21 @@ def replace_claims(con: Con, urls: Sequence[str], rows: dict[str, list[dict[str,
         con.execute(f"DELETE FROM {table} WHERE list_contains(?::VARCHAR[], url)", [list(urls)])
         insert_rows(con, table, rows.get(table, []))
     insert_rows(con, "mined_articles", list(mined), on_conflict="replace")
+
+
+# -- backfill ----------------------------------------------------------------------
+def add_url_entries(con: Con, feed: str, feed_url: str, urls: Sequence[str]) -> dict[str, int]:
+    """List explicit article URLs as entries of a pseudo-feed, so the fetch stage takes them like feed items.
+
+    Returns how many URLs were new entries and how many pages are already stored (not downloaded again).
+    """
+    con.execute("INSERT INTO feeds (name, url) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", [feed, feed_url])
+    known = {u for (u,) in con.execute(
+        "SELECT url FROM feed_entries WHERE feed = ? AND list_contains(?::VARCHAR[], url)",
+        [feed, list(urls)]).fetchall()}
+    now = utcnow()
+    new = insert_rows(con, "feed_entries", [dict(feed=feed, url=u, first_seen_at=now) for u in urls if u not in known],
+                      on_conflict="ignore")
+    (stored,) = con.execute("SELECT count(*) FROM pages WHERE list_contains(?::VARCHAR[], url)",
+                            [list(urls)]).fetchone()
+    return {"given": len(urls), "new_entries": new, "already_stored": stored}

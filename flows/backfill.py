@@ -1,0 +1,224 @@
+"""The `backfill` flow: catch a window of days up, or re-process it offline.
+
+    backfill(since, until=None, feeds=None, urls=None, urls_file=None, remine=False, config=None)
+
+It polls the chosen feeds (backoff ignored: the operator asked) and fetches their
+entries of the window whose page is not stored yet, then re-extracts and re-mines
+every stored page of the window (`redo`), the new claims replacing the old ones in
+one transaction per batch, then detects changes and sends the alerts that are due.
+With `remine` it works offline: nothing is polled or downloaded, the stored raw
+pages of the window are extracted and mined again, then changes and alerts. Explicit
+`urls` (and the lines of `urls_file`) become entries of the pseudo-feed "adhoc" and
+are fetched like feed items (the SSRF guard applies; a URL already stored is not
+downloaded again), whatever their date. Every stage is keyed, so a backfill run
+twice changes nothing the second time.
+
+The window is days in UTC: `since` 00:00 up to the end of `until` (open without it),
+on the article's publication time (feed date, else first seen).
+
+Runs hold the Prefect global concurrency limit `newsmon-warehouse-writer` (created
+by `newsmon serve`) around their work, so a backfill and a scheduled ingest that
+overlap take turns instead of racing; see `warehouse_writer`.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from pydantic import Field
+
+from flows import notify, stages
+from flows.writer import warehouse_writer
+from flows.ingest import current_run_id
+from flows.report import summary_markdown
+from newsmon.errors import ConfigError
+from newsmon.settings import Settings, load_settings
+from warehouse import Warehouse
+from warehouse import queries as q
+
+__all__ = ["backfill", "backfill_window", "read_urls_file", "progress_listener", "StageEvent", "ADHOC_FEED"]
+
+#: The pseudo-feed that explicit URLs are listed under.
+ADHOC_FEED = "adhoc"
+ADHOC_FEED_URL = "newsmon:adhoc"  # not file:, so the fetch stage never reads local files for these
+
+_URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+FeedName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+Url = Annotated[str, Field(max_length=2000, pattern=_URL_PATTERN)]
+
+
+# -- window, URLs --------------------------------------------------------------------
+def backfill_window(since: dt.date, until: dt.date | None) -> tuple[dt.datetime, dt.datetime | None]:
+    """[since 00:00 UTC, the day after `until` 00:00 UTC); ConfigError when `since` is after `until`."""
+    if until is not None and since > until:
+        raise ConfigError(f"backfill: since ({since.isoformat()}) is after until ({until.isoformat()}); "
+                          "give a since on or before until")
+    start = dt.datetime.combine(since, dt.time.min, tzinfo=dt.timezone.utc)
+    end = None if until is None else dt.datetime.combine(until + dt.timedelta(days=1), dt.time.min,
+                                                         tzinfo=dt.timezone.utc)
+    return start, end
+
+
+def read_urls_file(path: str | Path) -> list[str]:
+    """One http(s) URL per line; blank lines and lines starting with # are skipped."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read URLs file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    urls = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not re.match(_URL_PATTERN, line) or len(line) > 2000:
+            raise ConfigError(f"{path}:{number}: not an http(s) URL: {line[:200]!r}")
+        urls.append(line)
+    return urls
+
+
+def _check_feeds(settings: Settings, feeds: list[str] | None) -> None:
+    if any(f.name == ADHOC_FEED for f in settings.feeds):
+        raise ConfigError(f"config {settings.source}: feeds: the name {ADHOC_FEED!r} is reserved for "
+                          "URLs given to `newsmon backfill --url`; rename that feed")
+    for name in feeds or []:
+        if name != ADHOC_FEED:
+            settings.feed(name)  # ConfigError naming the known feeds
+
+
+# -- progress --------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class StageEvent:
+    """A stage starting (`counts` None) or done (with its counts); `index` counts from 1."""
+    stage: str
+    index: int
+    total: int
+    counts: dict[str, Any] | None = None
+
+
+_listeners: list[Callable[[StageEvent], None]] = []
+
+
+@contextlib.contextmanager
+def progress_listener(callback: Callable[[StageEvent], None]) -> Iterator[None]:
+    """Call `callback` for every stage of the backfill runs in this process (the CLI's progress bar)."""
+    _listeners.append(callback)
+    try:
+        yield
+    finally:
+        _listeners.remove(callback)
+
+
+def _emit(event: StageEvent) -> None:
+    for callback in list(_listeners):
+        try:
+            callback(event)
+        except Exception:  # a display problem never fails the run
+            stages._logger().debug("progress listener failed", exc_info=True)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Counts of two calls of one stage, added up."""
+    out = dict(a)
+    for key, value in b.items():
+        if isinstance(value, dict):
+            out[key] = _merge(out.get(key) or {}, value)
+        elif isinstance(value, (int, float)) and isinstance(out.get(key), (int, float)):
+            out[key] = out[key] + value
+        else:
+            out[key] = value
+    return out
+
+
+# -- the flow ----------------------------------------------------------------------------
+@task(name="add_urls")
+def add_urls(wh: Warehouse, urls: list[str]) -> dict[str, int]:
+    """List explicit URLs as entries of the pseudo-feed; the fetch stage downloads those not stored."""
+    with wh.transaction() as con:
+        return q.add_url_entries(con, ADHOC_FEED, ADHOC_FEED_URL, urls)
+
+
+@flow(name="backfill", log_prints=True)
+def backfill(
+    since: dt.date,
+    until: dt.date | None = None,
+    feeds: Annotated[list[FeedName], Field(min_length=1)] | None = None,
+    urls: list[Url] | None = None,
+    urls_file: str | None = None,
+    remine: bool = False,
+    config: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Catch a window of days up and re-mine it (poll, fetch what is missing, re-extract and re-mine), or only re-mine it offline.
+
+    Args:
+        since: first day of the window (UTC), YYYY-MM-DD
+        until: last day of the window, inclusive (default: no end)
+        feeds: only poll and fetch these feeds (default: every configured feed)
+        urls: also fetch and process these article URLs, whatever their date
+        urls_file: a file of article URLs, one a line (# comments), on the machine that runs the flow
+        remine: offline: poll and download nothing, only extract and mine the stored pages of the window again
+        config: the newsmon TOML config file (default: $NEWSMON_CONFIG, else config/newsmon.toml)
+    """
+    start, end = backfill_window(since, until)
+    settings = load_settings(config)
+    _check_feeds(settings, feeds)
+    explicit = list(dict.fromkeys([*(urls or []), *(read_urls_file(urls_file) if urls_file else [])]))
+    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
+    run_id = current_run_id()
+
+    plan: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+    if explicit:
+        plan.append(("urls", lambda: add_urls(wh, explicit)))
+    if not remine:
+        plan.append(("feeds", lambda: stages.poll_feeds(settings, wh, run_id, feeds=feeds, ignore_backoff=True)))
+
+    def fetch() -> dict[str, Any]:
+        counts: dict[str, Any] = {}
+        if not remine:
+            counts = stages.fetch_pages(settings, wh, run_id, since=start, until=end, feeds=feeds)
+        if explicit:  # whatever their date: the operator named them
+            counts = _merge(counts, stages.fetch_pages(settings, wh, run_id, feeds=[ADHOC_FEED]))
+        return counts
+
+    def extract() -> dict[str, Any]:
+        counts = stages.extract_articles(settings, wh, run_id, since=start, until=end, redo=True)
+        if explicit:   # pages outside the window that the operator named
+            counts = _merge(counts, stages.extract_articles(settings, wh, run_id))
+        return counts
+
+    def mine() -> dict[str, Any]:
+        counts = stages.mine_articles(settings, wh, run_id, since=start, until=end, redo=True)
+        if explicit:
+            counts = _merge(counts, stages.mine_articles(settings, wh, run_id))
+        return counts
+
+    if explicit or not remine:
+        plan.append(("pages", fetch))
+    plan += [("articles", extract), ("claims", mine),
+             ("changes", lambda: notify.detect_changes(settings, wh, run_id)),
+             ("alerts", lambda: notify.send_alerts(settings, wh, run_id))]
+
+    result: dict[str, dict[str, Any]] = {}
+    with warehouse_writer():
+        wh.migrate()
+        with wh.transaction() as con:
+            q.start_run(con, run_id, "backfill")
+        for index, (name, step) in enumerate(plan, 1):
+            _emit(StageEvent(name, index, len(plan)))
+            result[name] = step()
+            _emit(StageEvent(name, index, len(plan), result[name]))
+        with wh.transaction() as con:
+            q.finish_run(con, run_id, result)
+    title = f"newsmon backfill {since.isoformat()} to {until.isoformat() if until else 'now'}"
+    if remine:
+        title += " (remine)"
+    create_markdown_artifact(markdown=summary_markdown(title, result), key="backfill-summary",
+                             description="Counts of one backfill run")
+    return result

@@ -1,0 +1,440 @@
+"""flows.backfill / `newsmon backfill`: a window caught up from a feed on the local server,
+re-mined offline without a single request, explicit URLs as pseudo-feed entries, two
+overlapping runs that store everything once, and bad windows rejected in one line.
+
+The flow runs in this process against a real Prefect server (`prefect server start` on
+127.0.0.1, a module fixture); the CLI runs as a subprocess with a temporary server of its
+own. The articles are invented for these tests.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import inspect
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Answer, LocalServer, Request, Site
+from newsmon.errors import ConfigError
+from warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+NEWSMON = BIN / "newsmon"
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+SINCE = dt.date(2025, 12, 1)
+
+# -- fixture site ---------------------------------------------------------------------------
+# slug -> (title, published (RFC 822, for the feed), ISO time for the page, paragraphs)
+ARTICLES = {
+    "germany-pledges-air-defence": (
+        "Germany pledges €500 million in military aid to Ukraine",
+        "Tue, 02 Dec 2025 14:10:00 +0000", "2025-12-02T14:10:00Z", [
+            "Germany pledged €500 million in military aid to Ukraine, Defence Minister Boris Pistorius said on "
+            "Tuesday.",
+            "The package includes air defence systems and artillery ammunition, and the first deliveries are "
+            "expected before the end of the winter, Pistorius told reporters in Berlin.",
+            "Pistorius said Berlin supported the use of frozen Russian assets to fund Ukraine's defence.",
+            "Chancellor Friedrich Merz told lawmakers that Germany would not send troops to Ukraine while the "
+            "fighting continued.",
+        ]),
+    "orban-backs-talks": (
+        "Orbán calls for immediate peace talks",
+        "Wed, 03 Dec 2025 09:30:00 +0000", "2025-12-03T09:30:00Z", [
+            "Hungarian Prime Minister Viktor Orbán said on Wednesday that he supported immediate peace talks "
+            "between Russia and Ukraine.",
+            "Orbán said Hungary opposed new sanctions on Russia and would not back the European Union's next "
+            "package of measures.",
+            "Diplomats in Brussels said the other member states were expected to approve the package without "
+            "Budapest's support.",
+        ]),
+    "germany-doubles-aid": (
+        "Germany doubles military aid to Ukraine",
+        "Thu, 04 Dec 2025 17:45:00 +0000", "2025-12-04T17:45:00Z", [
+            "Germany will provide €1 billion in military aid to Ukraine, up from €500 million, Defence Minister "
+            "Boris Pistorius said on Thursday.",
+            "Pistorius said the additional funds would pay for air defence interceptors produced in Germany.",
+            "Ukrainian President Volodymyr Zelensky thanked Berlin and said Kyiv remained ready for negotiations "
+            "on a just peace.",
+        ]),
+    "norway-winter-aid": (  # before the window: listed by the feed, never fetched by a backfill from SINCE
+        "Norway pledges winter energy aid",
+        "Thu, 20 Nov 2025 08:00:00 +0000", "2025-11-20T08:00:00Z", [
+            "Norway said on Thursday it would provide 2 billion Norwegian kroner in humanitarian aid to Ukraine to "
+            "repair power plants damaged by Russian strikes.",
+            "Foreign Minister Espen Barth Eide said Oslo would keep funding Ukraine for as long as the war lasted.",
+        ]),
+}
+IN_WINDOW = [slug for slug, a in ARTICLES.items() if a[2] >= SINCE.isoformat()]
+
+
+def page_html(slug: str) -> bytes:
+    title, _, iso, paragraphs = ARTICLES[slug]
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f'<meta property="article:published_time" content="{iso}"></head><body>'
+            f'<header><nav><a href="/">Home</a> | <a href="/world">World</a></nav></header>'
+            f'<main><article><h1>{title}</h1><div class="article-body">{body}</div></article></main>'
+            f"<footer>The Test Gazette. All rights reserved.</footer></body></html>").encode()
+
+
+def feed_xml(site: Site, slugs) -> bytes:
+    items = "".join(
+        f"<item><title>{ARTICLES[s][0]}</title><link>{site.url('/' + s + '.html')}</link>"
+        f'<guid isPermaLink="false">gazette-{s}</guid><pubDate>{ARTICLES[s][1]}</pubDate></item>' for s in slugs)
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>The Test Gazette</title>'
+            f"<link>{site.url('/')}</link><description>newsmon backfill tests</description>{items}"
+            "</channel></rss>").encode()
+
+
+def serve_gazette(site: Site, *, page_gate: threading.Event | None = None) -> str:
+    """The feed (with an ETag, answering If-None-Match) and its pages; returns the feed URL."""
+    body, etag = feed_xml(site, ARTICLES), '"gazette-1"'
+
+    def feed(req: Request) -> Answer:
+        if req.headers.get("if-none-match") == etag:
+            return Answer(None, status=304, headers={"ETag": etag})
+        return Answer(body, headers={"Content-Type": "application/rss+xml", "ETag": etag})
+
+    for slug in ARTICLES:
+        site.add(f"/{slug}.html", Answer(page_html(slug), headers=HTML, gate=page_gate))
+    return site.add("/feed.xml", feed)
+
+
+def write_config(tmp_path: Path, feed_url: str, *, allow_private: bool = True, extra: str = "") -> Path:
+    """A config in tmp_path, with frozen copies of the domain files (the miner's version digests them)."""
+    nlp = tmp_path / "nlp"
+    nlp.mkdir(exist_ok=True)
+    for name in ("entities", "topics", "money", "fx", "aid"):
+        shutil.copy(ROOT / "config" / f"{name}.yaml", nlp / f"{name}.yaml")
+    path = tmp_path / "newsmon.toml"
+    path.write_text(
+        '[warehouse]\npath = "news.duckdb"\nlock_timeout_seconds = 120\n\n'
+        f"[fetch]\nallow_private_networks = {str(allow_private).lower()}\nper_host_delay = 0\nretries = 0\n\n"
+        f'[[feeds]]\nname = "gazette"\nurl = "{feed_url}"\n\n'
+        '[alerts]\nrecipients = ["analyst@example.org"]\n\n'
+        '[nlp]\nentities = "nlp/entities.yaml"\ntopics = "nlp/topics.yaml"\nmoney = "nlp/money.yaml"\n'
+        'fx = "nlp/fx.yaml"\naid = "nlp/aid.yaml"\n' + extra)
+    return path
+
+
+def warehouse(config: Path) -> Warehouse:
+    return Warehouse(config.parent / "news.duckdb", lock_timeout=60)
+
+
+CLAIM_COLUMNS = {
+    "position_claims": "claim_id, url, sentence_index, start_char, end_char, evidence, actor, actor_group, topic, "
+                       "stance, cue, extractor_version",
+    "pledge_claims": "claim_id, url, sentence_index, start_char, end_char, evidence, donor, recipient, amount, "
+                     "currency, amount_eur, kind, previous_amount, extractor_version",
+}
+
+
+def claims(wh: Warehouse) -> dict[str, set[tuple]]:
+    out = {}
+    for table, cols in CLAIM_COLUMNS.items():
+        out[table] = {tuple(r.values()) for r in wh.read(f"SELECT {cols} FROM {table}")}
+    return out
+
+
+def assert_stored_once(wh: Warehouse) -> None:
+    for table in ("pages", "article_texts"):
+        dupes = wh.read(f"SELECT url, count(*) AS n FROM {table} GROUP BY url HAVING count(*) > 1")
+        assert dupes == [], table
+    assert wh.read("SELECT feed, url FROM feed_entries GROUP BY feed, url HAVING count(*) > 1") == []
+    for table in ("position_claims", "pledge_claims", "meeting_claims", "change_log"):
+        key = "change_id" if table == "change_log" else "claim_id"
+        assert wh.read(f"SELECT {key} FROM {table} GROUP BY {key} HAVING count(*) > 1") == [], table
+    assert wh.read("SELECT url, sentence_index, start_char, entity FROM mentions "
+                   "GROUP BY ALL HAVING count(*) > 1") == []
+    assert wh.read("SELECT change_id, recipient FROM alert_outbox GROUP BY ALL HAVING count(*) > 1") == []
+
+
+# -- a real Prefect server -------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrefectServer:
+    """`prefect server start` on 127.0.0.1 with a PREFECT_HOME of its own."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.log = home / "server.log"
+        self.proc: subprocess.Popen | None = None
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of a client process of this server (a PREFECT_HOME of its own)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(PREFECT_API_URL=self.api_url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                   PREFECT_LOGGING_LEVEL="WARNING", NO_COLOR="1", **extra)
+        return env
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(PREFECT_HOME=str(self.home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                   PREFECT_LOGGING_LEVEL="WARNING", PREFECT_SERVER_LOGGING_LEVEL="WARNING",
+                   PREFECT_UI_ENABLED="false", NO_COLOR="1")
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                          "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT,
+                                         env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(self.api_url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"prefect server not healthy within {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def prefect_server(home: Path) -> Iterator[PrefectServer]:
+    server = PrefectServer(home)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory) -> Iterator[PrefectServer]:
+    """Flows called in this process run against a real Prefect server."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server
+            drain_api_workers()  # send the last logs and events while the server still listens
+
+
+def drain_api_workers() -> None:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        for result in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
+            if inspect.isawaitable(result):
+                await result
+
+    with contextlib.suppress(RuntimeError):  # a worker that never started
+        run_coro_as_sync(drain())
+
+
+def cli(*args: str, tmp_path: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`newsmon ...` with a temporary Prefect server of its own (no PREFECT_API_URL)."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), NO_COLOR="1")
+    return subprocess.run([str(NEWSMON), *args], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=timeout)
+
+
+# -- (a) remine: no request, same claims, old versions replaced --------------------------------
+def test_backfill_remine_downloads_nothing_and_yields_the_same_claims(prefect_api, site, http_server: LocalServer,
+                                                                        tmp_path):
+    from flows.backfill import backfill
+
+    config = write_config(tmp_path, serve_gazette(site))
+    wh = warehouse(config)
+    first = backfill(since=SINCE, config=str(config))
+    assert first["feeds"]["new_entries"] == len(ARTICLES)
+    assert first["pages"]["fetched"] == len(IN_WINDOW) == 3
+    assert site.hits("/norway-winter-aid.html") == []  # listed before the window: not fetched
+    assert first["claims"]["articles"] == 3
+    original = claims(wh)
+    assert original["position_claims"] and original["pledge_claims"]
+    changes = wh.read("SELECT change_id FROM change_log ORDER BY 1")
+    assert changes, "the two German pledges make an aid change"
+
+    requests_before = len(http_server.requests)
+    again = backfill(since=SINCE, remine=True, config=str(config))
+    assert len(http_server.requests) == requests_before, http_server.requests[requests_before:]
+    assert "feeds" not in again and "pages" not in again
+    assert again["articles"]["extracted"] == 3 and again["claims"]["articles"] == 3
+    assert claims(wh) == original
+    assert wh.read("SELECT change_id FROM change_log ORDER BY 1") == changes
+
+    # Claims of an older extractor version are replaced, not added to.
+    with wh.transaction() as con:
+        con.execute("UPDATE mined_articles SET extractor_version = 'old'")
+        for table in CLAIM_COLUMNS:
+            con.execute(f"UPDATE {table} SET extractor_version = 'old'")
+    third = backfill(since=SINCE, until=dt.date(2025, 12, 31), remine=True, config=str(config))
+    assert len(http_server.requests) == requests_before
+    assert third["claims"]["articles"] == 3
+    assert claims(wh) == original
+    assert wh.read("SELECT count(*) AS n FROM mined_articles WHERE extractor_version = 'old'") == [{"n": 0}]
+    assert_stored_once(wh)
+    assert len(wh.read("SELECT run_id FROM runs WHERE flow = 'backfill' AND finished_at IS NOT NULL")) == 3
+
+
+def test_backfill_remine_window_limits_what_is_remined(prefect_api, site, tmp_path):
+    from flows.backfill import backfill
+
+    config = write_config(tmp_path, serve_gazette(site))
+    backfill(since=dt.date(2025, 11, 1), config=str(config))
+    only_dec_3 = backfill(since=dt.date(2025, 12, 3), until=dt.date(2025, 12, 3), remine=True, config=str(config))
+    assert only_dec_3["articles"]["extracted"] == 1 and only_dec_3["claims"]["articles"] == 1
+
+
+def test_backfill_second_run_changes_nothing(prefect_api, site, tmp_path):
+    from flows.backfill import backfill
+
+    config = write_config(tmp_path, serve_gazette(site))
+    wh = warehouse(config)
+    backfill(since=SINCE, config=str(config))
+    pages_before = len(site.hits()) - len(site.hits("/feed.xml"))
+    before = claims(wh)
+    second = backfill(since=SINCE, config=str(config))
+    assert len(site.hits()) - len(site.hits("/feed.xml")) == pages_before
+    assert second["feeds"].get("not_modified") == 1
+    assert not second["pages"].get("fetched")
+    # the window is re-mined (the contract's backfill), into exactly the same claims
+    assert second["claims"]["articles"] == 3 and claims(wh) == before
+    assert not second["changes"].get("new")
+    assert_stored_once(wh)
+
+
+# -- explicit URLs ----------------------------------------------------------------------------
+def test_backfill_urls_are_fetched_once_as_adhoc_entries(prefect_api, site, tmp_path):
+    from flows.backfill import backfill
+
+    extra = site.add("/extra/germany-doubles-aid.html", Answer(page_html("germany-doubles-aid"), headers=HTML))
+    config = write_config(tmp_path, serve_gazette(site))
+    urls_file = tmp_path / "urls.txt"
+    urls_file.write_text(f"# one a line\n\n{extra}\n")
+    first = backfill(since=SINCE, remine=True, urls_file=str(urls_file), config=str(config))
+    assert first["urls"] == {"given": 1, "new_entries": 1, "already_stored": 0}
+    assert first["pages"]["fetched"] == 1 and first["articles"]["extracted"] == 1
+    assert len(site.hits("/feed.xml")) == 0  # remine polls nothing
+    wh = warehouse(config)
+    assert wh.read("SELECT feed, title FROM articles") == [{"feed": "adhoc",
+                                                            "title": "Germany doubles military aid to Ukraine"}]
+    second = backfill(since=SINCE, remine=True, urls=[extra], config=str(config))
+    assert second["urls"] == {"given": 1, "new_entries": 0, "already_stored": 1}
+    assert len(site.hits("/extra/germany-doubles-aid.html")) == 1
+    assert_stored_once(wh)
+
+
+def test_backfill_urls_respect_the_ssrf_guard(prefect_api, site, tmp_path):
+    from flows.backfill import backfill
+
+    private = site.add("/private-net.html", Answer(page_html("orban-backs-talks"), headers=HTML))
+    config = write_config(tmp_path, "http://feeds.invalid/feed.xml", allow_private=False)
+    result = backfill(since=SINCE, remine=True, urls=[private], config=str(config))
+    assert result["pages"]["refused"] == 1 and result["pages"]["failures"] == {"ssrf": 1}
+    assert site.hits("/private-net.html") == []
+    assert warehouse(config).read("SELECT key, reason FROM rejections WHERE stage = 'fetch'") == [
+        {"key": private, "reason": "ssrf"}]
+
+
+# -- (b) two overlapping runs ----------------------------------------------------------------------
+def test_backfill_and_ingest_overlapping_both_complete_and_store_once(site, tmp_path):
+    gate = threading.Event()  # no page is answered before both runs have polled the feed
+    feed_url = serve_gazette(site, page_gate=gate)
+    polls = []
+
+    def counting_feed(req: Request, answer=site.server.routes[site.prefix + "/feed.xml"]) -> Answer:
+        polls.append(req)
+        if len(polls) >= 2:
+            gate.set()
+        return answer(req)
+
+    site.add("/feed.xml", counting_feed)
+    config = write_config(tmp_path, feed_url)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), NO_COLOR="1")
+    commands = [[str(NEWSMON), "ingest", "--config", str(config)],
+                [str(NEWSMON), "backfill", "--config", str(config), "--since", "2025-11-01"]]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+             for c in commands]
+    try:
+        outputs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        gate.set()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:] + err[-3000:]
+    assert "ingest done" in outputs[0][0] and "backfill done" in outputs[1][0]
+    assert len(polls) == 2
+    wh = warehouse(config)
+    assert sorted(r["url"] for r in wh.read("SELECT url FROM articles")) == sorted(
+        site.url(f"/{s}.html") for s in ARTICLES)
+    assert wh.read("SELECT count(*) AS n FROM feed_entries") == [{"n": len(ARTICLES)}]
+    assert wh.read("SELECT count(*) AS n FROM pledge_claims") != [{"n": 0}]
+    assert_stored_once(wh)
+    assert len(wh.read("SELECT run_id FROM runs WHERE finished_at IS NOT NULL")) == 2
+
+
+# -- (c) bad windows ------------------------------------------------------------------------------
+@pytest.mark.parametrize("args, words", [
+    (["--since", "2025-12-10", "--until", "2025-12-01"], ["since", "2025-12-10", "after", "until"]),
+    (["--since", "notadate"], ["--since", "notadate", "YYYY-MM-DD"]),
+    (["--since", "2025-12-01", "--until", "2025-13-01"], ["--until", "2025-13-01"]),
+], ids=["since-after-until", "since-not-a-date", "until-not-a-date"])
+def test_backfill_cli_bad_window_is_one_line_and_exit_2(tmp_path, args, words):
+    config = write_config(tmp_path, "http://feeds.invalid/feed.xml")
+    proc = cli("backfill", "--config", str(config), *args, tmp_path=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert all(w in lines[0] for w in words), lines[0]
+    assert not (tmp_path / "news.duckdb").exists()
+
+
+def test_backfill_flow_rejects_bad_parameters(prefect_api, tmp_path):
+    from prefect.exceptions import ParameterTypeError
+
+    from flows.backfill import backfill
+
+    config = str(write_config(tmp_path, "http://feeds.invalid/feed.xml"))
+    with pytest.raises(ParameterTypeError, match=r"since"):
+        backfill(since="notadate", config=config)
+    with pytest.raises(ParameterTypeError, match=r"urls\.0"):
+        backfill(since=SINCE, urls=["ftp://example.org/a"], config=config)
+    with pytest.raises(ConfigError, match=r"since \(2025-12-10\) is after until \(2025-12-01\)"):
+        backfill(since=dt.date(2025, 12, 10), until=dt.date(2025, 12, 1), config=config)
+    with pytest.raises(ConfigError, match=r"no feed named 'nowhere'"):
+        backfill(since=SINCE, feeds=["nowhere"], config=config)
+    assert not (tmp_path / "news.duckdb").exists()
+
+
+def test_backfill_window_is_utc_days_until_inclusive():
+    from flows.backfill import backfill_window
+
+    utc = dt.timezone.utc
+    assert backfill_window(SINCE, None) == (dt.datetime(2025, 12, 1, tzinfo=utc), None)
+    assert backfill_window(SINCE, SINCE) == (dt.datetime(2025, 12, 1, tzinfo=utc), dt.datetime(2025, 12, 2, tzinfo=utc))
