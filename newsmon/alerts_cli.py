@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from newsmon.cli_options import ConfigOption
 from newsmon.errors import NewsmonError
 from newsmon.settings import load_settings
 
@@ -21,9 +22,6 @@ __all__ = ["alerts_app"]
 alerts_app = typer.Typer(help="The alert outbox: list alerts, re-queue one, send what is due.",
                          no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
-ConfigOption = Annotated[Optional[str], typer.Option(
-    "--config", "-c", help="TOML config file (default: $NEWSMON_CONFIG, else config/newsmon.toml)",
-    show_default=False)]
 
 
 class Status(str, Enum):

@@ -21,15 +21,13 @@ from typing import Annotated, Optional  # noqa: E402
 
 import typer  # noqa: E402
 
+from newsmon.cli_options import ConfigOption  # noqa: E402
 from newsmon.errors import NewsmonError  # noqa: E402
 from newsmon.settings import load_settings  # noqa: E402
 
 app = typer.Typer(help="newsmon: stated positions and aid pledges per actor over time, with evidence.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
-ConfigOption = Annotated[Optional[str], typer.Option(
-    "--config", "-c", help="TOML config file (default: $NEWSMON_CONFIG, else config/newsmon.toml)",
-    show_default=False)]
 
 
 class Format(str, Enum):
