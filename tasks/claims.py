@@ -344,6 +344,10 @@ def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                     if link != "conj":   # "would not send arms ... and called for a ceasefire": the
                         path.append(x)   # first verb's negation is not the second's
                 t = x
+            owner_verb = found[1] if found else t
+            if subj is not None and (_is_condition(owner_verb) or any(
+                    c.dep_ == "mark" and c.lower_ == "for" for c in owner_verb.children)):
+                subj = None   # "if it helped secure ...", "his call for Germany to supply ...": not the actor
             if subj is not None and subj.i != anchor.i and subj.i not in cue_tokens:
                 actor = ctx.resolve_subject(subj)
                 if actor is False or (first_subject and not actor and pending is None
@@ -441,6 +445,8 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, book: Topi
         for c in t.children:
             if c.dep_ in STANCE_CHILD_DEPS or (c.dep_ == "det" and c.lower_ in book.negation):
                 window[c.i] = c
+            elif c.dep_ == "prep" and c.lower_ == "as" and c.i not in on_path:   # "treat any use of it as theft"
+                window.update((g.i, g) for g in c.children if g.dep_ == "pobj")
             elif c.dep_ in ("oprd", "attr", "acomp", "dobj", "ccomp", "xcomp") and c.i not in on_path \
                     and not any(x.i in cue_tokens for x in c.subtree):
                 window[c.i] = c   # 'called the plan "theft"', "saw no point in"
@@ -633,9 +639,12 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         cue_tokens = set(range(cspan.start, cspan.end))
         anchor = cspan.root
         found = find_actor(anchor, ctx, cue_tokens)
-        if not found and ctx.speaker is not None:
-            # an interview answer: what the answer says without another actor is the interviewee's
-            found = ctx.speaker, [anchor, *anchor.ancestors]
+        if ctx.speaker is not None and (not found or (
+                found[0].group != ctx.speaker.group
+                and not any(t.lemma_.lower() in REPORTING for t in found[1]))):
+            # an interview answer: what it asserts is the interviewee's position, unless it
+            # reports someone else's words ("Putin said ...")
+            found = ctx.speaker, (found[1] if found else [anchor, *anchor.ancestors])
         if not found:
             continue
         actor, path = found

@@ -127,6 +127,12 @@ def test_nlp_resolver_names_the_group_of_a_person(miner):
     # a pronoun takes the subject of the sentence before
     ("Viktor Orban spoke on the radio. He said Hungary backed an immediate ceasefire.",
      ("Hungary", "ceasefire", "support")),
+    # "treat X as theft": the predicate of "as" counts
+    ("Moscow has warned that it would treat any use of the frozen Russian assets as theft.",
+     ("Russia", "use_frozen_russian_assets", "oppose")),
+    # the subject of a condition is not who sets it
+    ("Friedrich Merz said he would be prepared to speak to Putin if it helped secure a ceasefire.",
+     ("Germany", "ceasefire", "support")),
     # a negation of a first conjunct is not the second's
     ("Hungary would not send weapons to Ukraine and called for an immediate ceasefire.",
      ("Hungary", "ceasefire", "support")),
@@ -150,6 +156,9 @@ def test_claims_stance_rule_positive(miner, text, expected):
     ("Donald Trump called Putin's remarks promising.", ("United States", "direct_talks_with_putin", "support")),
     # the negated stance is not support
     ("Hungary would not send weapons to Ukraine.", ("Hungary", "military_aid_to_ukraine", "support")),
+    # "a call for Germany to supply": Germany is asked, not asking
+    ("Zelenskyy repeated his call for Germany to supply Taurus cruise missiles to Ukraine.",
+     ("Germany", "military_aid_to_ukraine", "support")),
     # an organisation the catalog does not know is not an actor
     ("16:45 GMT: Officials from GMT said sanctions on Russia must stay.", ("GMT", "sanctions_on_russia", "support")),
     # an expletive subject is nobody's position
@@ -165,6 +174,14 @@ def test_claims_interview_answer_without_actor_is_the_interviewees(miner):
     found = stances(miner, text)
     assert ("Ukraine", "ceasefire", "conditional") in found
     assert ("Ukraine", "security_guarantees", "support") in found
+
+
+def test_claims_interview_answer_about_a_third_party_is_the_speakers_view(miner):
+    text = ("Continental Post: Would Denmark send troops?\n"
+            "Mette Frederiksen: Ukraine needs security guarantees that Putin believes in.")
+    found = stances(miner, text)
+    assert ("Denmark", "security_guarantees", "support") in found
+    assert not any(g == "Ukraine" for g, _, _ in found)
 
 
 def test_claims_nearest_subject_wins_over_a_label(miner):
