@@ -464,6 +464,9 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, book: Topi
     demanded = cond is not None
     extra = []
     scope = list(path) + [c for t in path for c in t.children if c.dep_ == "conj" and c.i not in on_path]
+    top = path[-1]
+    if top.dep_ == "ccomp" and top.head.lemma_.lower() in REPORTING:
+        scope.append(top.head)   # "Putin said [Russia would order a ceasefire] if Ukraine withdrew": his condition
     for t in scope:
         for c in t.children:
             if c.i in on_path or any(x.i in cue_tokens for x in c.subtree):

@@ -111,6 +111,11 @@ def test_nlp_resolver_names_the_group_of_a_person(miner):
      ("France", "direct_talks_with_putin", "conditional")),
     ("Scholz said he would speak to Putin again, but only if the Russian leader was prepared to withdraw.",
      ("Germany", "direct_talks_with_putin", "conditional")),
+    # a condition attached to the reporting verb conditions the reported clause
+    ('Vladimir Putin said that Russia would order a ceasefire "immediately" if Ukraine withdrew its troops '
+     'from the four regions.', ("Russia", "ceasefire", "conditional")),
+    ('Vladimir Putin said that Russia would order a ceasefire "immediately" if Ukraine withdrew its troops '
+     'from the four regions.', ("Russia", "ukraine_cedes_territory", "support")),
     # a cue inside the condition the actor demands: the actor wants it
     ("Peskov said Moscow would stop if Kyiv renounced any ambition to join NATO.",
      ("Russia", "ukraine_nato_membership", "oppose")),
