@@ -345,9 +345,9 @@ def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                         path.append(x)   # first verb's negation is not the second's
                 t = x
             owner_verb = found[1] if found else t
-            if subj is not None and (_is_condition(owner_verb) or any(
-                    c.dep_ == "mark" and c.lower_ == "for" for c in owner_verb.children)):
-                subj = None   # "if it helped secure ...", "his call for Germany to supply ...": not the actor
+            if subj is not None and (_is_condition(owner_verb) or _content_clause(owner_verb)):
+                subj = None   # "if it helped ...", "a call for Germany to supply", "Russia's demand that
+                #               Ukraine withdraw", "must include Ukraine abandoning its bid": not the actor
             if subj is not None and subj.i != anchor.i and subj.i not in cue_tokens:
                 actor = ctx.resolve_subject(subj)
                 if actor is False or (first_subject and not actor and pending is None
@@ -404,6 +404,24 @@ def _reporter_above(t: Token, ctx: Context) -> tuple[Actor, list[Token]] | None:
                     return actor, extra
             return None
     return None
+
+
+CONTENT_NOUNS = {"demand", "call", "request", "proposal", "plan", "idea", "insistence", "condition", "requirement",
+                 "suggestion", "offer", "ultimatum", "expectation", "hope", "wish", "position"}
+
+
+def _content_clause(verb: Token) -> bool:
+    """Is this clause the content of a noun or an object ("the demand that Ukraine withdraw",
+    "a call for Germany to supply", "include Ukraine abandoning its bid")? Its subject is not the
+    one whose position the sentence states."""
+    if any(c.dep_ == "mark" and c.lower_ == "for" for c in verb.children):
+        return True
+    if verb.dep_ in ("acl", "ccomp") and verb.head.pos_ in ("NOUN", "PROPN") and verb.tag_ != "VBN":
+        return True
+    if verb.dep_ == "relcl" and verb.head.lemma_.lower() in CONTENT_NOUNS:   # parsed "demand that X do"
+        return True
+    return verb.tag_ == "VBG" and verb.dep_ in ("dobj", "pobj", "pcomp", "ccomp") \
+        and verb.head.lemma_.lower() not in REPORTING
 
 
 def _antecedent_fits(pronoun: str, subj: Token, ctx: Context) -> bool:

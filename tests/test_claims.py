@@ -116,6 +116,9 @@ def test_nlp_resolver_names_the_group_of_a_person(miner):
      'from the four regions.', ("Russia", "ceasefire", "conditional")),
     ('Vladimir Putin said that Russia would order a ceasefire "immediately" if Ukraine withdrew its troops '
      'from the four regions.', ("Russia", "ukraine_cedes_territory", "support")),
+    # the content of someone's demand is not the stance of the clause's subject
+    ("Zelenskyy again rejected Russia's demand that Ukraine withdraw from the parts of Donetsk it still holds.",
+     ("Ukraine", "ukraine_cedes_territory", "oppose")),
     # a cue inside the condition the actor demands: the actor wants it
     ("Peskov said Moscow would stop if Kyiv renounced any ambition to join NATO.",
      ("Russia", "ukraine_nato_membership", "oppose")),
