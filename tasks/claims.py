@@ -243,6 +243,11 @@ class Context:
             return self.quote_speaker or self.speaker   # "my government approved ..."
         if any(c.dep_ == "poss" and c.lower_ in ("his", "her") for c in subj.children):
             return self.quote_speaker or self.last_person   # "Fico said his government would ..."
+        if any(c.dep_ == "poss" and c.lower_ in ("its", "their") for c in subj.children):
+            return self.quote_speaker or self.last_group    # "The World Bank said its board had approved ..."
+        bare = not any(c.dep_ in ("poss", "nmod", "prep") or c.ent_type_ for c in subj.children)
+        if bare and self.speaker is not None:
+            return self.speaker   # "Joly: The prime minister committed ...": the interviewee's government
         if subj.tag_ == "NNS" and not any(c.dep_ in ("compound", "amod", "poss", "nmod", "prep") for c in subj.children):
             return self.lead   # "Leaders also endorsed ...": the article's lead actor
         mods = [c for c in subj.children if c.dep_ in ("compound", "amod", "poss", "nmod", "appos")]

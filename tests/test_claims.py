@@ -276,6 +276,19 @@ def test_claims_non_pledge_amounts_are_not_pledges(miner, text):
     assert pledges(miner, text) == set()
 
 
+def test_claims_pledge_by_its_board_is_the_reporting_organisations(miner):
+    text = "The World Bank said its board had approved $530 million in additional financing for Ukraine."
+    assert ("World Bank", "Ukraine", 530e6, "USD", "financial", None) in pledges(miner, text)
+
+
+def test_claims_pledge_in_an_interview_answer_is_the_interviewees_government(miner):
+    text = ("Kyiv Ledger: Prime Minister Justin Trudeau announced new military aid. What does it cover?\n"
+            "Melanie Joly: The prime minister committed C$650 million over three years for armoured vehicles for Ukraine.\n"
+            "Kyiv Ledger: Is more coming?\n"
+            "Melanie Joly: Yes.")
+    assert ("Canada", "Ukraine", 650e6, "CAD", "military", None) in pledges(miner, text)
+
+
 def test_claims_pledge_evidence_offsets_point_at_the_sentence(miner):
     text = "Talks went on. Norway will give NOK 2 billion in humanitarian aid to Ukraine."
     result = mine(miner, text)
