@@ -421,10 +421,8 @@ def _content_clause(verb: Token) -> bool:
     one whose position the sentence states."""
     if any(c.dep_ == "mark" and c.lower_ == "for" for c in verb.children):
         return True
-    if verb.dep_ in ("acl", "ccomp") and verb.head.pos_ in ("NOUN", "PROPN") and verb.tag_ != "VBN":
-        return True
-    if verb.dep_ == "relcl" and verb.head.lemma_.lower() in CONTENT_NOUNS:   # parsed "demand that X do"
-        return True
+    if verb.dep_ in ("acl", "ccomp", "relcl") and verb.head.lemma_.lower() in CONTENT_NOUNS:
+        return True   # "Russia's demand that Ukraine withdraw" (spaCy may parse it as a relative clause)
     return verb.tag_ == "VBG" and verb.dep_ in ("dobj", "pobj", "pcomp", "ccomp") \
         and verb.head.lemma_.lower() not in REPORTING
 
