@@ -34,7 +34,7 @@ from newsmon.errors import ConfigError
 from newsmon.settings import read_yaml
 from tasks.money import FxTable, Money, to_eur
 from tasks.nlp import EntityCatalog, EntityInfo, MentionResolver, ent_role, ents_by_token, iter_mentions
-from tasks.topics import TopicBook, compile_phrases
+from tasks.topics import CueMatch, TopicBook, compile_phrases
 
 __all__ = ["EXTRACTOR_VERSION", "AidLexicon", "load_aid_lexicon", "Mention", "Pledge", "Position", "Meeting",
            "MinedArticle", "mine_doc"]
@@ -653,10 +653,34 @@ def _recipient(sent: Span, ctx: Context, donor: str, lex: AidLexicon) -> str | N
 
 
 # -- positions ---------------------------------------------------------------------
+PROXY_NOUNS = {"veto", "objection", "objections", "opposition", "block", "blockade", "decision", "deal", "agreement",
+               "move", "plan", "proposal"}
+NEGATIVE_PROXIES = {"veto", "objection", "objections", "opposition", "block", "blockade"}
+
+
+def _proxy_cues(sent: Span, cues: list) -> list:
+    """Anaphoric objects ("after Orban dropped his veto", "Kyiv welcomed the decision") stand for the
+    proposition of the one topic the sentence names."""
+    topics = {c.topic for c in cues}
+    if len(topics) != 1:
+        return []
+    (topic,) = topics
+    taken = [(c.start, c.end) for c in cues]
+    out = []
+    for t in sent:
+        start = t.idx - sent.start_char
+        if t.lower_ in PROXY_NOUNS and t.dep_ in ("dobj", "pobj", "nsubjpass") and \
+                not any(a <= start < b for a, b in taken):
+            # a veto or an objection names the opposite of the proposition ("dropped its objections")
+            out.append(CueMatch(topic, start, start + len(t.text), t.lower_ in NEGATIVE_PROXIES))
+    return out
+
+
 def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> list[Position]:
     out = []
     text = sent.text
-    for cue in book.cues_in(text):
+    cues = book.cues_in(text)
+    for cue in cues + _proxy_cues(sent, cues):
         cspan = sent.doc.char_span(sent.start_char + cue.start, sent.start_char + cue.end, alignment_mode="expand")
         if cspan is None:
             continue

@@ -119,6 +119,9 @@ def test_nlp_resolver_names_the_group_of_a_person(miner):
     # the content of someone's demand is not the stance of the clause's subject
     ("Zelenskyy again rejected Russia's demand that Ukraine withdraw from the parts of Donetsk it still holds.",
      ("Ukraine", "ukraine_cedes_territory", "oppose")),
+    # an anaphoric object takes the topic of the sentence's cue; a dropped objection is support
+    ("The European Union approved an €18 billion loan package for Ukraine after Hungary dropped its objections.",
+     ("Hungary", "ukraine_eu_funding", "support")),
     # a cue inside the condition the actor demands: the actor wants it
     ("Peskov said Moscow would stop if Kyiv renounced any ambition to join NATO.",
      ("Russia", "ukraine_nato_membership", "oppose")),
