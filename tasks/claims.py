@@ -21,6 +21,7 @@ yield nothing; neither do sentences whose only subjects are analysts or critics.
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import hashlib
@@ -33,7 +34,7 @@ from spacy.tokens import Doc, Span, Token
 from newsmon.errors import ConfigError
 from newsmon.settings import read_yaml
 from tasks.money import FxTable, Money, to_eur
-from tasks.nlp import EntityCatalog, EntityInfo, MentionResolver, ent_role, ents_by_token, iter_mentions
+from tasks.nlp import EntityCatalog, MentionResolver, ent_role, ents_by_token, iter_mentions
 from tasks.topics import CueMatch, TopicBook, compile_phrases
 
 __all__ = ["EXTRACTOR_VERSION", "AidLexicon", "load_aid_lexicon", "Mention", "Pledge", "Position", "Meeting",
@@ -521,21 +522,6 @@ def _kind(text: str, lex: AidLexicon) -> str:
     return kinds[0] if len(kinds) == 1 else "unspecified"
 
 
-def _phrase_of(span: Span) -> list[Token]:
-    """The tokens that say what the amount is of: its head, the head's head, and its prep objects."""
-    root = span.root
-    out = [root.head]
-    if root.head.head.i != root.head.i:
-        out.append(root.head.head)
-    for c in root.children:
-        if c.dep_ == "prep":
-            out.extend(c.subtree)
-    for c in root.head.children:
-        if c.dep_ == "prep" and root.head.pos_ == "NOUN":
-            out.extend(c.subtree)
-    return out
-
-
 def _word_before(span: Span) -> str:
     doc = span.doc
     i = span.start - 1
@@ -815,7 +801,6 @@ def mine_doc(doc: Doc, url: str, published: dt.datetime | None, *, catalog: Enti
                 positions.append(Position(evidence=pl.evidence, actor=pl.donor, actor_group=pl.donor, topic=topic.id,
                                           stance="support", cue=pl.money_text))
     starts = [s.start_char for s in sents]
-    import bisect
     mentions = [dataclasses.replace(m, sentence_index=max(0, bisect.bisect_right(starts, m.start_char) - 1))
                 for m in mentions]
     return MinedArticle(url=url, sentences=len(sents), mentions=tuple(mentions), pledges=tuple(_dedupe_pledges(pledges)),
