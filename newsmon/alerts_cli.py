@@ -23,7 +23,6 @@ alerts_app = typer.Typer(help="The alert outbox: list alerts, re-queue one, send
                          no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
-
 class Status(str, Enum):
     due = "due"
     sending = "sending"

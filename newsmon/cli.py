@@ -29,7 +29,6 @@ app = typer.Typer(help="newsmon: stated positions and aid pledges per actor over
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
-
 class Format(str, Enum):
     table = "table"
     csv = "csv"

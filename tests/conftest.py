@@ -258,3 +258,14 @@ def has_ipv6_loopback() -> bool:
         return True
     except OSError:
         return False
+
+
+# -- warehouse fixtures --
+@pytest.fixture
+def warehouse(tmp_path: Path):
+    """A migrated warehouse in a fresh DuckDB file."""
+    from warehouse import Warehouse
+
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.migrate()
+    return wh

@@ -138,13 +138,6 @@ RECIPIENT = "analyst@example.org"
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path) -> Warehouse:
-    wh = Warehouse(tmp_path / "w.duckdb")
-    wh.migrate()
-    return wh
-
-
-@pytest.fixture
 def settings(warehouse: Warehouse, smtp: SmtpServer) -> Settings:
     return Settings(warehouse=WarehouseSettings(path=warehouse.path),
                     smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, sender="newsmon@localhost", timeout=5),

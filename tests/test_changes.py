@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from pathlib import Path
 
 import pytest
 
@@ -220,13 +219,6 @@ def add_articles(wh: Warehouse, positions: list[dict] = (), pledges: list[dict] 
                                                 currency=r["currency"], amount_eur=r["amount_eur"],
                                                 previous_amount=r["previous_amount"], kind="financial")
                                            for r in pledges])
-
-
-@pytest.fixture
-def warehouse(tmp_path: Path) -> Warehouse:
-    wh = Warehouse(tmp_path / "w.duckdb")
-    wh.migrate()
-    return wh
 
 
 @pytest.fixture
