@@ -323,6 +323,22 @@ def subject_and_owner(verb: Token, cue: set[int] | frozenset = frozenset()) -> t
 
 def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                first_subject: bool = False) -> tuple[Actor, list[Token]] | None:
+    found = _find_actor(anchor, ctx, cue_tokens, first_subject)
+    if found and _reported_by_non_actor(found[1][-1], ctx):
+        return None   # "Analysts say the Commission could fall back on ...": speculation, not a position
+    return found
+
+
+def _reported_by_non_actor(t: Token, ctx: Context) -> bool:
+    for x in t.ancestors:
+        if x.lemma_.lower() in REPORTING:
+            subj = subject_of(x)
+            return subj is not None and ctx.resolve_subject(subj) is False
+    return False
+
+
+def _find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
+                first_subject: bool = False) -> tuple[Actor, list[Token]] | None:
     """Walk up from the cue to the first verb whose subject is an actor; return it and the path.
 
     A pronoun subject ("Britain, which ..., said that it would ...") takes the actor of a
@@ -442,6 +458,7 @@ def _antecedent_fits(pronoun: str, subj: Token, ctx: Context) -> bool:
 # -- stance ------------------------------------------------------------------------
 STANCE_CHILD_DEPS = {"neg", "advmod", "aux", "auxpass", "prt", "acomp", "npadvmod"}
 CONDITION_MARKS = {"if", "unless", "once", "provided", "providing", "when"}
+IDIOMATIC_IFS = re.compile(r"\bif\s+(?:necessary|needed|need\s+be|required|so|not|any)\b", re.IGNORECASE)
 
 
 def _is_condition(clause: Token) -> bool:
@@ -510,6 +527,7 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, book: Topi
     m = book.undecided.search(clause_text)
     if m:
         return "undecided", m.group(0)
+    clause_text = IDIOMATIC_IFS.sub(" ", clause_text)
     m = book.conditional.search(clause_text)
     if m and not (demanded and m.group(0).lower() in CONDITION_MARKS):
         return "conditional", m.group(0)
@@ -639,6 +657,19 @@ def _recipient(sent: Span, ctx: Context, donor: str, lex: AidLexicon) -> str | N
 
 
 # -- positions ---------------------------------------------------------------------
+def _reports(found: tuple[Actor, list[Token]], ctx: Context) -> bool:
+    """Is the found actor the subject of a reporting verb on or above its path ("Seoul told us it would ...")?"""
+    actor, path = found
+    for t in [*path, *path[-1].ancestors]:
+        if t.lemma_.lower() in REPORTING:
+            subj = subject_of(t)
+            if subj is not None:
+                who = ctx.resolve_subject(subj)
+                if who and who.group == actor.group:
+                    return True
+    return False
+
+
 PROXY_NOUNS = {"veto", "objection", "objections", "opposition", "block", "blockade", "decision", "deal", "agreement",
                "move", "plan", "proposal"}
 NEGATIVE_PROXIES = {"veto", "objection", "objections", "opposition", "block", "blockade"}
@@ -674,8 +705,7 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         anchor = cspan.root
         found = find_actor(anchor, ctx, cue_tokens)
         if ctx.speaker is not None and (not found or (
-                found[0].group != ctx.speaker.group
-                and not any(t.lemma_.lower() in REPORTING for t in found[1]))):
+                found[0].group != ctx.speaker.group and not _reports(found, ctx))):
             # an interview answer: what it asserts is the interviewee's position, unless it
             # reports someone else's words ("Putin said ...")
             found = ctx.speaker, (found[1] if found else [anchor, *anchor.ancestors])
@@ -825,8 +855,8 @@ def _speaker_labels(doc: Doc, pstarts: list[int], resolver: MentionResolver) -> 
             for ent in span.ents:
                 info = resolver.resolve(ent)
                 group = resolver.group(info)
-                if info is not None and group:
-                    actor = Actor(info.name, group)
+                if info is not None and group and (info.type == "person" or resolver.catalog.get(group)):
+                    actor = Actor(info.name, group)   # an outlet's name ("Continental Post:") asks
         labels[k] = actor if actor else False
     return labels
 

@@ -144,6 +144,8 @@ def test_nlp_resolver_names_the_group_of_a_person(miner):
     # the subject of a condition is not who sets it
     ("Friedrich Merz said he would be prepared to speak to Putin if it helped secure a ceasefire.",
      ("Germany", "ceasefire", "support")),
+    # shelving a plan opposes it
+    ("Trump also shelved plans for a summit with Putin in Budapest.", ("United States", "direct_talks_with_putin", "oppose")),
     # a negation of a first conjunct is not the second's
     ("Hungary would not send weapons to Ukraine and called for an immediate ceasefire.",
      ("Hungary", "ceasefire", "support")),
@@ -170,6 +172,9 @@ def test_claims_stance_rule_positive(miner, text, expected):
     # "a call for Germany to supply": Germany is asked, not asking
     ("Zelenskyy repeated his call for Germany to supply Taurus cruise missiles to Ukraine.",
      ("Germany", "military_aid_to_ukraine", "support")),
+    # analysts' speculation about an actor is not the actor's position
+    ("Analysts say the Commission could fall back on joint borrowing if Belgium cannot be persuaded.",
+     ("European Union", "ukraine_eu_funding", "conditional")),
     # an organisation the catalog does not know is not an actor
     ("16:45 GMT: Officials from GMT said sanctions on Russia must stay.", ("GMT", "sanctions_on_russia", "support")),
     # an expletive subject is nobody's position
@@ -193,6 +198,16 @@ def test_claims_interview_answer_about_a_third_party_is_the_speakers_view(miner)
     found = stances(miner, text)
     assert ("Denmark", "security_guarantees", "support") in found
     assert not any(g == "Ukraine" for g, _, _ in found)
+
+
+def test_claims_interviewer_label_is_not_an_actor_and_reported_third_parties_keep_their_words(miner):
+    text = ("Continental Post: Washington has stopped deliveries of American weapons.\n"
+            "Andrii Sybiha: Seoul told us it would consider supplying weapons to Ukraine.\n"
+            "Continental Post: Anything else?\n"
+            "Andrii Sybiha: No.")
+    found = stances(miner, text)
+    assert not any(g == "Continental Post" for g, _, _ in found)
+    assert ("South Korea", "military_aid_to_ukraine", "conditional") in found
 
 
 def test_claims_nearest_subject_wins_over_a_label(miner):
