@@ -185,9 +185,10 @@ class Context:
         self.skip_paragraph = False            # an interviewer's question
         self.quote_speaker: Actor | None = None
         self.lead: Actor | None = None         # the first state/organisation acting in the article
+        self._counts: dict[str, int] | None = None   # mentions per canonical name, counted on first use
 
     def mentions_of(self, name: str) -> int:
-        if not hasattr(self, "_counts"):
+        if self._counts is None:
             counts: dict[str, int] = {}
             for ent in self.doc.ents:
                 info = self.resolver.resolve(ent)

@@ -70,14 +70,6 @@ class EntityCatalog:
     def get(self, name: str) -> EntityInfo | None:
         return self.entities.get(name)
 
-    def group_of(self, name: str) -> str | None:
-        info = self.entities.get(name)
-        if info is None:
-            return None
-        group = info.group
-        # follow an affiliation chain (European Commission -> European Union stays the Commission's own group)
-        return group
-
 
 def _variants(alias: str) -> set[str]:
     out = {alias}
@@ -216,6 +208,7 @@ class MentionResolver:
     def __init__(self, catalog: EntityCatalog, doc: Doc):
         self.catalog = catalog
         self.doc = doc
+        self._ent_at = ents_by_token(doc)
         self.local: dict[str, str] = {}      # surname -> full name, for people not in the catalog
         self.local_group: dict[str, str] = {}  # person -> group learned in the article ("Hungarian PM X")
         fulls: dict[str, str] = {}
@@ -276,7 +269,7 @@ class MentionResolver:
             near.extend(t.subtree)
         for t in near:
             if t.ent_type_ and not (ent.start <= t.i < ent.end):
-                span = next((e for e in self.doc.ents if e.start <= t.i < e.end), None)
+                span = self._ent_at.get(t.i)
                 if span is None:
                     continue
                 role = ent_role(span)
