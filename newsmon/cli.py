@@ -95,6 +95,27 @@ def render_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> 
     return "\n".join(out)
 
 
+@app.command()
+def mine(source: Annotated[str, typer.Argument(help="a file of passages, or - for standard input")] = "-",
+         config: ConfigOption = None,
+         format: Annotated[str, typer.Option("--format", "-f", help="jsonl (one claim a line) or table")] = "table",
+         ) -> None:
+    """Mine passages without a warehouse and print every claim with its evidence.
+
+    Reads JSON lines {"id", "text", "published_at"?} (or, in a file that is not JSON lines, one passage a line).
+
+    Example: echo '{"id": "1", "text": "Hungary vetoed the EU package."}' | newsmon mine --format jsonl -
+    """
+    from tasks.mine import Miner, passage_claims, read_passages
+
+    settings = load_settings(config)
+    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    passages = read_passages(stream)
+    miner = Miner.from_settings(settings.nlp)
+    for claim in passage_claims(miner, passages):
+        typer.echo(json.dumps(claim, ensure_ascii=False, default=str))
+
+
 from newsmon.alerts_cli import alerts_app  # noqa: E402
 
 app.add_typer(alerts_app, name="alerts", help="List, send and resend alert emails.")

@@ -90,3 +90,28 @@ def claim_rows(results: list[MinedArticle], version: str) -> dict[str, list[dict
                 evidence=e.text, event_type=m.event_type, participants=list(m.participants), people=list(m.people),
                 location=m.location, event_date=m.event_date, extractor_version=version))
     return rows
+
+
+def read_passages(lines) -> list[dict[str, Any]]:
+    import json
+    out = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        rec = json.loads(line)
+        pub = rec.get("published_at")
+        out.append(dict(url=str(rec["id"]), text=rec["text"], language="en",
+                        published_at=dt.datetime.fromisoformat(pub.replace("Z", "+00:00")) if pub else None))
+    return out
+
+
+def passage_claims(miner: Miner, passages):
+    rows, _ = miner.mine(passages)
+    for r in rows["position_claims"]:
+        yield dict(id=r["url"], type="position", actor=r["actor"], actor_group=r["actor_group"], topic=r["topic"],
+                   stance=r["stance"], evidence=r["evidence"], start_char=r["start_char"], end_char=r["end_char"])
+    for r in rows["pledge_claims"]:
+        yield dict(id=r["url"], type="aid", donor=r["donor"], recipient=r["recipient"], amount=r["amount"],
+                   currency=r["currency"], kind=r["kind"], previous_amount=r["previous_amount"],
+                   evidence=r["evidence"], start_char=r["start_char"], end_char=r["end_char"])
