@@ -95,25 +95,54 @@ def render_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> 
     return "\n".join(out)
 
 
+class MineFormat(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+
+
 @app.command()
-def mine(source: Annotated[str, typer.Argument(help="a file of passages, or - for standard input")] = "-",
+def mine(source: Annotated[str, typer.Argument(help="a file of JSON lines, or - for standard input")] = "-",
          config: ConfigOption = None,
-         format: Annotated[str, typer.Option("--format", "-f", help="jsonl (one claim a line) or table")] = "table",
+         format: Annotated[MineFormat, typer.Option("--format", "-f", help="table (with the evidence) or jsonl "
+                                                                          "(one claim a line)")] = MineFormat.table,
          ) -> None:
-    """Mine passages without a warehouse and print every claim with its evidence.
+    """Mine passages without a warehouse: try a config edit on a sentence before a backfill.
 
-    Reads JSON lines {"id", "text", "published_at"?} (or, in a file that is not JSON lines, one passage a line).
+    Reads JSON lines {"id", "text", "published_at"?} and prints every claim found (positions,
+    aid, meetings) with its evidence; --format jsonl writes one JSON object per claim
+    (the records of ../shared/eval/CONTRACT.md). Pipe a line in with - for standard input:
+    echo '{"id": "1", "text": "Hungary vetoed the EU aid package."}' | newsmon mine -
 
-    Example: echo '{"id": "1", "text": "Hungary vetoed the EU package."}' | newsmon mine --format jsonl -
+    Example: newsmon mine passages.jsonl
     """
     from tasks.mine import Miner, passage_claims, read_passages
 
     settings = load_settings(config)
-    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
-    passages = read_passages(stream)
+    if source == "-":
+        stream, name = sys.stdin, "<stdin>"
+    else:
+        try:
+            stream, name = open(source, encoding="utf-8"), source
+        except OSError as exc:
+            fail(f"cannot read {source}: {exc.strerror or exc}")
     miner = Miner.from_settings(settings.nlp)
-    for claim in passage_claims(miner, passages):
-        typer.echo(json.dumps(claim, ensure_ascii=False, default=str))
+    claims = passage_claims(miner, read_passages(stream, name))
+    if format is MineFormat.jsonl:
+        for claim in claims:
+            typer.echo(json.dumps(claim, ensure_ascii=False))
+        return
+    columns = ["id", "type", "who", "what", "value", "evidence"]
+    rows = []
+    for c in claims:
+        if c["type"] == "position":
+            rows.append((c["id"], "position", f"{c['actor']} ({c['actor_group']})", c["topic"], c["stance"], c["evidence"]))
+        elif c["type"] == "aid":
+            prev = f" (was {c['previous_amount']:,.0f})" if c["previous_amount"] else ""
+            rows.append((c["id"], "aid", c["donor"], f"-> {c['recipient']} {c['kind']}",
+                         f"{c['amount']:,.0f} {c['currency']}{prev}", c["evidence"]))
+        else:
+            rows.append((c["id"], "meeting", c["actor_group"], "", "", c["evidence"]))
+    typer.echo(render_table(columns, rows, max_width=0 if len(rows) < 2 else 90))
 
 
 from newsmon.alerts_cli import alerts_app  # noqa: E402

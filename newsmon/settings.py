@@ -130,8 +130,10 @@ class NlpSettings(_Section):
     money: Path = ROOT / "config" / "money.yaml"
     fx: Path = ROOT / "config" / "fx.yaml"
     aid: Path = ROOT / "config" / "aid.yaml"
+    lang: Path = ROOT / "config" / "lang" / "en"   # the lexicon: discourse.yaml, stance.yaml, events.yaml
     batch_size: Annotated[int, Field(ge=1, le=10000)] = 64
     min_similarity_syndicated: Annotated[float, Field(gt=0, le=1)] = 0.8
+    max_chars: Annotated[int, Field(ge=1000, le=1_000_000)] = 200_000   # longer texts are mined up to here
 
 
 class ScheduleSettings(_Section):
@@ -189,7 +191,7 @@ def _relative(base: Path, data: dict) -> dict:
         wh["path"] = str((base / os.path.expanduser(wh["path"])).resolve())
     nlp = data.get("nlp")
     if isinstance(nlp, dict):
-        for key in ("entities", "topics", "money", "fx", "aid"):
+        for key in ("entities", "topics", "money", "fx", "aid", "lang"):
             if isinstance(nlp.get(key), str):
                 nlp[key] = str((base / nlp[key]).resolve())
     for feed in data.get("feeds") or []:
@@ -232,7 +234,7 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
             msg = "unknown key (check the spelling; see config/newsmon.toml for the keys)"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ConfigError(f"config {path}: {key}: {msg}{more}") from None
-    for name in ("entities", "topics", "money", "fx", "aid"):
+    for name in ("entities", "topics", "money", "fx", "aid", "lang"):
         p = getattr(settings.nlp, name)
         if not p.exists():
             raise ConfigError(f"config {path}: nlp.{name}: file not found: {p}")

@@ -1,4 +1,4 @@
-"""Topics and stance words from `config/topics.yaml`, compiled for matching.
+"""Topics from `config/topics.yaml`, compiled for matching (the words of stance are in `config/lang/`).
 
 A cue is a phrase (case-insensitive, `*` ends a stem) or `re:` + a regular
 expression. `TopicBook.cues_in(text)` finds every cue of every topic in a sentence,
@@ -15,7 +15,7 @@ from pathlib import Path
 from newsmon.errors import ConfigError
 from newsmon.settings import read_yaml
 
-__all__ = ["Topic", "TopicBook", "CueMatch", "load_topics", "compile_phrases"]
+__all__ = ["Topic", "TopicBook", "CueMatch", "load_topics", "compile_phrases", "words"]
 
 STANCES = ("support", "oppose", "conditional", "undecided")
 
@@ -32,7 +32,7 @@ def _phrase(p: str) -> str:
     return r"\s+".join(words)
 
 
-def _words(values, where: str) -> list[str]:
+def words(values, where: str) -> list[str]:
     bad = [v for v in values or [] if not isinstance(v, str)]
     if bad:
         raise ConfigError(f"{where}: {bad[0]!r} is not a phrase; quote words YAML reads as other types "
@@ -42,7 +42,7 @@ def _words(values, where: str) -> list[str]:
 
 def compile_phrases(phrases, where: str) -> re.Pattern | None:
     """One case-insensitive regex matching any of the phrases, on word boundaries."""
-    phrases = _words(phrases, where)
+    phrases = words(phrases, where)
     parts = [_phrase(p) for p in phrases or [] if str(p).strip()]
     if not parts:
         return None
@@ -77,11 +77,6 @@ class CueMatch:
 @dataclasses.dataclass(frozen=True)
 class TopicBook:
     topics: dict[str, Topic]
-    oppose: re.Pattern
-    negation: frozenset[str]
-    conditional: re.Pattern
-    undecided: re.Pattern
-    reporting: frozenset[str]
 
     def cues_in(self, text: str) -> list[CueMatch]:
         found = []
@@ -123,13 +118,8 @@ def load_topics(path: str | Path) -> TopicBook:
                             not_cues=compile_phrases(rec.get("not_cues"), where + ".not_cues"))
         if (topics[tid].object_cues is None) != (topics[tid].object_verbs is None):
             raise ConfigError(f"{where}: object_cues and object_verbs go together")
-    words = data.get("stance_words") or {}
-    for key in ("oppose", "negation", "conditional", "undecided", "reporting"):
-        if not words.get(key):
-            raise ConfigError(f"{path}: stance_words.{key} is missing")
-    return TopicBook(topics=topics,
-                     oppose=compile_phrases(words["oppose"], f"{path}: stance_words.oppose"),
-                     negation=frozenset(w.lower() for w in _words(words["negation"], f"{path}: stance_words.negation")),
-                     conditional=compile_phrases(words["conditional"], f"{path}: stance_words.conditional"),
-                     undecided=compile_phrases(words["undecided"], f"{path}: stance_words.undecided"),
-                     reporting=frozenset(str(w).lower() for w in words["reporting"]))
+    if not topics:
+        raise ConfigError(f"{path}: topics is missing or empty")
+    if "stance_words" in data:
+        raise ConfigError(f"{path}: stance_words moved to config/lang/en/stance.yaml; remove them here")
+    return TopicBook(topics=topics)

@@ -118,6 +118,7 @@ def write_config(tmp_path: Path, feed_url: str, *, allow_private: bool = True, e
     nlp.mkdir(exist_ok=True)
     for name in ("entities", "topics", "money", "fx", "aid"):
         shutil.copy(ROOT / "config" / f"{name}.yaml", nlp / f"{name}.yaml")
+    shutil.copytree(ROOT / "config" / "lang" / "en", nlp / "lang", dirs_exist_ok=True)
     path = tmp_path / "newsmon.toml"
     path.write_text(
         '[warehouse]\npath = "news.duckdb"\nlock_timeout_seconds = 120\n\n'
@@ -125,7 +126,7 @@ def write_config(tmp_path: Path, feed_url: str, *, allow_private: bool = True, e
         f'[[feeds]]\nname = "gazette"\nurl = "{feed_url}"\n\n'
         '[alerts]\nrecipients = ["analyst@example.org"]\n\n'
         '[nlp]\nentities = "nlp/entities.yaml"\ntopics = "nlp/topics.yaml"\nmoney = "nlp/money.yaml"\n'
-        'fx = "nlp/fx.yaml"\naid = "nlp/aid.yaml"\n' + extra)
+        'fx = "nlp/fx.yaml"\naid = "nlp/aid.yaml"\nlang = "nlp/lang"\n' + extra)
     return path
 
 

@@ -26,7 +26,8 @@ def miner() -> Miner:
 
 def mine(miner: Miner, text: str):
     doc = miner.nlp(text)
-    return mine_doc(doc, "test:1", WHEN, catalog=miner.catalog, topics=miner.topics, aid=miner.aid, fx=miner.fx)
+    return mine_doc(doc, "test:1", WHEN, catalog=miner.catalog, topics=miner.topics, aid=miner.aid, fx=miner.fx,
+                    lexicon=miner.lexicon)
 
 
 def stances(miner: Miner, text: str) -> set[tuple[str, str, str]]:

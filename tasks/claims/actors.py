@@ -1,0 +1,268 @@
+"""Who states a claim: the actor of a cue or an amount, found on the dependency parse.
+
+The actor is the subject of the verb that governs the cue, found by walking up the parse
+from the cue (so "X said Y would not give up land" finds Y, and "the money would allow ...,
+Biden said" finds Biden). People speak for their affiliation, metonyms and demonyms for
+their state; pronouns take the last person or state named, first-person words the speaker of
+the quote or of an interview answer. Subjects such as "analysts" are `NOT_AN_ACTOR`: the
+sentence is speculation, and nobody's position.
+"""
+from __future__ import annotations
+
+from spacy.tokens import Span, Token
+
+from tasks.claims.discourse import SUBJECT_DEPS, Context
+from tasks.claims.records import NOT_AN_ACTOR, Actor, Found, NotAnActor
+from tasks.nlp import ent_role
+
+__all__ = ["resolve_subject", "subject_of", "subject_and_owner", "find_actor", "is_condition", "content_clause",
+           "reports", "quote_speaker"]
+
+
+def resolve_subject(subj: Token, ctx: Context) -> Actor | NotAnActor | None:
+    """The actor a subject token names; NOT_AN_ACTOR for a non-actor (analysts) that ends the search."""
+    lex = ctx.lex
+    low = subj.lower_
+    if subj.pos_ == "PRON" or low in lex.first_person | lex.third_person | {"it", "they"}:
+        if low in lex.first_person:
+            return ctx.quote_speaker or ctx.speaker or ctx.last_person
+        if low in lex.third_person:
+            return ctx.last_person
+        if low in ("it", "they"):
+            if subj.dep_ == "expl" or subj.head.lemma_ == "be":   # "It was not clear ..."
+                return NOT_AN_ACTOR
+            return ctx.last_group
+        if low in ("who", "which", "that") and subj.head.dep_ == "relcl":
+            return resolve_subject(subj.head.head, ctx)
+        return None
+    ent = ctx.ent_at(subj)
+    if ent is not None and ent.label_ not in ("MONEY", "CARDINAL", "DATE", "PERCENT"):
+        actor = ctx.actor_of_ent(ent)
+        if actor:
+            return actor
+    if low in lex.non_actors:
+        return NOT_AN_ACTOR
+    # "Hungarian officials", "Kyiv's delegation", "the Ukrainian president", "officials in Kyiv";
+    # not "Russia's economy": only nouns that name people or bodies speak for a state
+    if not (low in lex.group_nouns or subj.lemma_.lower() in lex.group_nouns or low in lex.document_nouns):
+        return None
+    if any(c.dep_ == "poss" and c.lower_ in ("my", "our") for c in subj.children):
+        return ctx.quote_speaker or ctx.speaker   # "my government approved ..."
+    if any(c.dep_ == "poss" and c.lower_ in ("his", "her") for c in subj.children):
+        return ctx.quote_speaker or ctx.last_person   # "Fico said his government would ..."
+    if any(c.dep_ == "poss" and c.lower_ in ("its", "their") for c in subj.children):
+        return ctx.quote_speaker or ctx.last_group    # "The World Bank said its board had approved ..."
+    bare = not any(c.dep_ in ("poss", "nmod", "prep") or c.ent_type_ for c in subj.children)
+    if bare and ctx.speaker is not None:
+        return ctx.speaker   # "Joly: The prime minister committed ...": the interviewee's government
+    if subj.tag_ == "NNS" and not any(c.dep_ in ("compound", "amod", "poss", "nmod", "prep") for c in subj.children):
+        return ctx.lead   # "Leaders also endorsed ...": the article's lead actor
+    mods = [c for c in subj.children if c.dep_ in ("compound", "amod", "poss", "nmod", "appos")]
+    mods += [g for c in subj.children if c.dep_ == "prep" and c.lower_ in ("in", "from", "of", "to")
+             for g in c.children if g.dep_ == "pobj"]
+    for m in mods:
+        for t in m.subtree:
+            ent = ctx.ent_at(t)
+            if ent is None:
+                continue
+            info = ctx.resolver.resolve(ent)
+            role = ent_role(ent)
+            if info is None:
+                continue
+            if info.type == "place" and role and role[1] in ctx.resolver.catalog.acts_for:
+                g = ctx.resolver.catalog.acts_for[role[1]]
+                return Actor(g, g)
+            group = ctx.resolver.group(info)
+            if group and info.type in ("country", "organization", "person"):
+                return Actor(info.name if info.type == "person" else group, group)
+    return None
+
+
+def subject_of(verb: Token) -> Token | None:
+    found = subject_and_owner(verb)
+    return found[0] if found else None
+
+
+def subject_and_owner(verb: Token, cue: set[int] | frozenset = frozenset()) -> tuple[Token, Token] | None:
+    """The subject of a verb and the verb that carries it (an xcomp or conj verb borrows its head's).
+
+    With two subject candidates ("Recap: Pete Hegseth told ...") the one nearest the verb wins,
+    unless one of them is the cue itself ("arms shipments for Kyiv to cross"): then that one.
+    """
+    subjects = [c for c in verb.children if c.dep_ in SUBJECT_DEPS]
+    if subjects:
+        in_cue = [c for c in subjects if c.i in cue]
+        return (in_cue or [min(subjects, key=lambda c: abs(verb.i - c.i))])[0], verb
+    for c in verb.children:   # passive: "was approved by the Senate"
+        if c.dep_ == "agent":
+            for g in c.children:
+                if g.dep_ == "pobj":
+                    return g, verb
+    if verb.dep_ in ("conj", "xcomp") and verb.head.i != verb.i:
+        return subject_and_owner(verb.head)
+    if verb.dep_ == "relcl":
+        return verb.head, verb
+    if verb.dep_ == "acl" and verb.tag_ in ("VBG", "VBN"):   # "..., saying a pause would ...": the head's subject
+        head = verb.head
+        while head.dep_ != "ROOT" and head.pos_ not in ("VERB", "AUX"):
+            head = head.head
+        return subject_and_owner(head) if head.i != verb.i else None
+    if verb.dep_ == "advcl" and verb.tag_ == "VBG":            # "..., insisting that ..."
+        return subject_and_owner(verb.head)
+    return None
+
+
+def is_condition(clause: Token, ctx: Context) -> bool:
+    return clause.dep_ == "advcl" and any(c.dep_ == "mark" and c.lower_ in ctx.lex.condition_marks
+                                          for c in clause.children)
+
+
+def content_clause(verb: Token, ctx: Context) -> bool:
+    """Is this clause the content of a noun or an object ("the demand that Ukraine withdraw",
+    "a call for Germany to supply", "include Ukraine abandoning its bid")? Its subject is not the
+    one whose position the sentence states."""
+    if any(c.dep_ == "mark" and c.lower_ == "for" for c in verb.children):
+        return True
+    if verb.dep_ in ("acl", "ccomp", "relcl") and verb.head.lemma_.lower() in ctx.lex.content_nouns:
+        return True   # "Russia's demand that Ukraine withdraw" (spaCy may parse it as a relative clause)
+    return verb.tag_ == "VBG" and verb.dep_ in ("dobj", "pobj", "pcomp", "ccomp") \
+        and verb.head.lemma_.lower() not in ctx.lex.reporting_verbs
+
+
+def find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
+               first_subject: bool = False) -> Found | None:
+    found = _find_actor(anchor, ctx, cue_tokens, first_subject)
+    if found and _reported_by_non_actor(found.path[-1], ctx):
+        return None   # "Analysts say the Commission could fall back on ...": speculation, not a position
+    return found
+
+
+def _reported_by_non_actor(t: Token, ctx: Context) -> bool:
+    for x in t.ancestors:
+        if x.lemma_.lower() in ctx.lex.reporting_verbs:
+            subj = subject_of(x)
+            return subj is not None and resolve_subject(subj, ctx) is NOT_AN_ACTOR
+    return False
+
+
+def _find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
+                first_subject: bool = False) -> Found | None:
+    """Walk up from the cue to the first verb whose subject is an actor; return it and the path.
+
+    A pronoun subject ("Britain, which ..., said that it would ...") takes the actor of a
+    verb higher in the same sentence when there is one, else the discourse's last one.
+    """
+    pronouns = ctx.lex.pronouns
+    path = [anchor]
+    t = anchor
+    seen = set()
+    pending: Found | None = None
+    pronoun = ""
+    while t.i not in seen:
+        seen.add(t.i)
+        if is_condition(t, ctx):
+            pass   # "stop if Kyiv renounced NATO": the actor is who sets the condition, not its subject
+        elif t.pos_ in ("VERB", "AUX") or t.dep_ == "ROOT" or t.tag_ in ("VBG", "VBN"):
+            found = subject_and_owner(t, cue_tokens)
+            subj = found[0] if found else None
+            if found and found[1].i != t.i:
+                # the subject belongs to a verb higher up ("refused to back"): its words are on the way
+                owner, x = found[1], t
+                while x.i != owner.i and x.head.i != x.i and x.head.i not in seen:
+                    link = x.dep_
+                    x = x.head
+                    seen.add(x.i)
+                    if link != "conj":   # "would not send arms ... and called for a ceasefire": the
+                        path.append(x)   # first verb's negation is not the second's
+                t = x
+            owner_verb = found[1] if found else t
+            if subj is not None and (is_condition(owner_verb, ctx) or content_clause(owner_verb, ctx)):
+                subj = None   # "if it helped ...", "a call for Germany to supply", "Russia's demand that
+                #               Ukraine withdraw", "must include Ukraine abandoning its bid": not the actor
+            if subj is not None and subj.i != anchor.i and subj.i not in cue_tokens:
+                actor = resolve_subject(subj, ctx)
+                if actor is NOT_AN_ACTOR or (first_subject and not actor and pending is None
+                                             and subj.lower_ not in pronouns):
+                    return pending
+                if actor:
+                    if subj.lower_ in pronouns:
+                        if pending is None:
+                            pending = Found(actor, list(path))
+                            pronoun = subj.lower_
+                    elif pending is None:
+                        if t.lemma_ == "be" and t.dep_ in ("ccomp", "conj"):
+                            reporter = _reporter_above(t, ctx)
+                            if reporter and reporter.actor.group != actor.group:
+                                return Found(reporter.actor, path + reporter.path)
+                        return Found(actor, path)
+                    elif _antecedent_fits(pronoun, subj, ctx):
+                        return Found(actor, pending.path)
+                    else:
+                        return pending
+            # "according to Peskov"
+            for c in t.children:
+                if c.lower_ == "according":
+                    for p in c.subtree:
+                        ent = ctx.ent_at(p)
+                        if ent is not None:
+                            actor = ctx.actor_of_ent(ent)
+                            if actor:
+                                return Found(actor, path)
+        if t.head.i == t.i:
+            break
+        t = t.head
+        path.append(t)
+    return pending
+
+
+def _reporter_above(t: Token, ctx: Context) -> Found | None:
+    """The actor of a reporting verb above t ("Biden said [Ukraine was not ready]"), with the path up to it."""
+    extra = []
+    x = t
+    while x.head.i != x.i:
+        x = x.head
+        extra.append(x)
+        if x.lemma_.lower() in ctx.lex.reporting_verbs:
+            subj = subject_of(x)
+            if subj is not None:
+                actor = resolve_subject(subj, ctx)
+                if actor:
+                    return Found(actor, extra)
+            return None
+    return None
+
+
+def _antecedent_fits(pronoun: str, subj: Token, ctx: Context) -> bool:
+    ent = ctx.ent_at(subj)
+    info = ctx.resolver.resolve(ent) if ent is not None else None
+    is_person = info is not None and info.type == "person" or subj.lower_ in ctx.lex.person_nouns
+    if pronoun in ctx.lex.third_person:
+        return is_person
+    if pronoun in ("it", "its"):
+        return not is_person
+    return True
+
+
+def reports(found: Found, ctx: Context) -> bool:
+    """Is the found actor the subject of a reporting verb on or above its path ("Seoul told us it would ...")?"""
+    actor, path = found
+    for t in [*path, *path[-1].ancestors]:
+        if t.lemma_.lower() in ctx.lex.reporting_verbs:
+            subj = subject_of(t)
+            if subj is not None:
+                who = resolve_subject(subj, ctx)
+                if who and who.group == actor.group:
+                    return True
+    return False
+
+
+def quote_speaker(sent: Span, ctx: Context) -> Actor | None:
+    """The actor of a quoting verb in the sentence ('..., he said'), who "I" and "we" refer to."""
+    for t in sent:
+        if t.lemma_.lower() in ctx.lex.quote_verbs and t.pos_ in ("VERB", "AUX"):
+            subj = subject_of(t)
+            if subj is not None and subj.lower_ not in ctx.lex.first_person:
+                actor = resolve_subject(subj, ctx)
+                if actor:
+                    return actor
+    return None

@@ -1,0 +1,106 @@
+"""The words the claim rules consult, read from one folder per language (`config/lang/en/`).
+
+Python names the roles (reporting verbs, negations, condition marks ...); the words are
+data. `load_lexicon(folder)` reads `discourse.yaml`, `stance.yaml` and `events.yaml` into
+one frozen `Lexicon`, so a refusal idiom, a hedge or a language is an edit there.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from newsmon.errors import ConfigError
+from newsmon.settings import read_yaml
+from tasks.topics import compile_phrases, words
+
+__all__ = ["Lexicon", "load_lexicon", "LEXICON_FILES"]
+
+LEXICON_FILES = ("discourse.yaml", "stance.yaml", "events.yaml")
+
+
+@dataclasses.dataclass(frozen=True)
+class Lexicon:
+    # discourse: who speaks, who acts
+    reporting_verbs: frozenset[str]
+    quote_verbs: frozenset[str]
+    non_actors: frozenset[str]
+    group_nouns: frozenset[str]
+    document_nouns: frozenset[str]
+    content_nouns: frozenset[str]
+    proxy_nouns: frozenset[str]
+    negative_proxy_nouns: frozenset[str]
+    first_person: frozenset[str]
+    third_person: frozenset[str]
+    group_pronouns: frozenset[str]
+    person_nouns: frozenset[str]
+    hypothetical_start: re.Pattern
+    # stance
+    oppose: re.Pattern
+    negation: frozenset[str]
+    conditional: re.Pattern
+    undecided: re.Pattern
+    condition_marks: frozenset[str]
+    idiomatic_ifs: re.Pattern
+    restricting_conjuncts: re.Pattern
+    condition_prepositions: frozenset[str]
+    # events
+    meeting_words: frozenset[str]
+    talks_words: re.Pattern
+    event_verbs: frozenset[str]
+    modal_words: frozenset[str]
+
+    @property
+    def pronouns(self) -> frozenset[str]:
+        return self.first_person | self.third_person | self.group_pronouns
+
+
+def load_lexicon(folder: str | Path) -> Lexicon:
+    """Read a language folder. Raises ConfigError naming the file and key that is missing or bad."""
+    folder = Path(folder)
+    data: dict[str, tuple[Path, dict]] = {}
+    for name in LEXICON_FILES:
+        path = folder / name
+        doc = read_yaml(path, "lexicon")
+        for key, value in doc.items():
+            data[key] = (path, value)
+
+    def raw(key: str):
+        if key not in data or data[key][1] in (None, [], {}):
+            raise ConfigError(f"{folder}: lexicon key {key!r} is missing or empty (in one of {', '.join(LEXICON_FILES)})")
+        return data[key]
+
+    def wordset(key: str) -> frozenset[str]:
+        path, value = raw(key)
+        return frozenset(w.lower() for w in words(value, f"{path}: {key}"))
+
+    def phrases(key: str) -> re.Pattern:
+        path, value = raw(key)
+        return compile_phrases(value, f"{path}: {key}")
+
+    path, pron = raw("pronouns")
+    if not isinstance(pron, dict):
+        raise ConfigError(f"{path}: pronouns must map first_person, third_person and group to word lists")
+
+    def pronoun_set(role: str) -> frozenset[str]:
+        if not pron.get(role):
+            raise ConfigError(f"{path}: pronouns.{role} is missing or empty")
+        return frozenset(w.lower() for w in words(pron[role], f"{path}: pronouns.{role}"))
+
+    path, openers = raw("hypothetical_openers")
+    openers_re = "|".join(r"\s+".join(map(re.escape, w.split())) for w in words(openers, f"{path}: hypothetical_openers"))
+    return Lexicon(
+        reporting_verbs=wordset("reporting_verbs"), quote_verbs=wordset("quote_verbs"),
+        non_actors=wordset("non_actors"), group_nouns=wordset("group_nouns"), document_nouns=wordset("document_nouns"),
+        content_nouns=wordset("content_nouns"), proxy_nouns=wordset("proxy_nouns"),
+        negative_proxy_nouns=wordset("negative_proxy_nouns"),
+        first_person=pronoun_set("first_person"), third_person=pronoun_set("third_person"),
+        group_pronouns=pronoun_set("group"), person_nouns=wordset("person_nouns"),
+        hypothetical_start=re.compile(rf"^\W*(?:{openers_re})\b", re.IGNORECASE),
+        oppose=phrases("oppose"), negation=wordset("negation"), conditional=phrases("conditional"),
+        undecided=phrases("undecided"), condition_marks=wordset("condition_marks"),
+        idiomatic_ifs=phrases("idiomatic_ifs"), restricting_conjuncts=phrases("restricting_conjuncts"),
+        condition_prepositions=wordset("condition_prepositions"),
+        meeting_words=wordset("meeting_words"), talks_words=phrases("talks_words"), event_verbs=wordset("event_verbs"),
+        modal_words=wordset("modal_words"),
+    )

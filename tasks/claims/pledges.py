@@ -1,0 +1,189 @@
+"""Aid pledges: an amount that a donor pledged, approved, announced or disbursed for a recipient.
+
+An amount counts when it is the object of a pledge verb or the measure of an aid noun
+(`config/aid.yaml`), its donor is an actor, it is not negated, proposed or blocked, and it is
+not an amount of something else (reserves, losses, GDP ...). A revision stated in the sentence
+("from €4bn to €8bn") is one pledge with its previous amount.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from spacy.tokens import Span
+
+from newsmon.errors import ConfigError
+from newsmon.settings import read_yaml
+from tasks.claims.actors import find_actor, resolve_subject, subject_and_owner
+from tasks.claims.discourse import Context
+from tasks.claims.records import Evidence, Pledge
+from tasks.money import FxTable, Money, to_eur
+from tasks.nlp import ent_role
+from tasks.topics import compile_phrases
+
+__all__ = ["AidLexicon", "load_aid_lexicon", "pledges_in", "dedupe_pledges"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AidLexicon:
+    pledge_verbs: re.Pattern
+    aid_nouns: re.Pattern
+    not_aid_nouns: re.Pattern
+    not_pledged: re.Pattern
+    revision_verbs: re.Pattern
+    kinds: dict[str, re.Pattern]
+    default_recipient: str
+    default_kind: dict[str, str]
+
+
+def load_aid_lexicon(path: str | Path) -> AidLexicon:
+    path = Path(path)
+    data = read_yaml(path, "aid words")
+
+    def need(key: str) -> re.Pattern:
+        pat = compile_phrases(data.get(key), f"{path}: {key}")
+        if pat is None:
+            raise ConfigError(f"{path}: {key} is missing or empty")
+        return pat
+
+    kinds = {k: compile_phrases(v, f"{path}: kinds.{k}") for k, v in (data.get("kinds") or {}).items()}
+    if not kinds:
+        raise ConfigError(f"{path}: kinds is missing")
+    return AidLexicon(pledge_verbs=need("pledge_verbs"), aid_nouns=need("aid_nouns"), not_aid_nouns=need("not_aid_nouns"),
+                      not_pledged=need("not_pledged_verbs"), revision_verbs=need("revision_verbs"), kinds=kinds,
+                      default_recipient=str(data.get("default_recipient") or "Ukraine"),
+                      default_kind={str(k): str(v) for k, v in (data.get("default_kind_by_donor") or {}).items()})
+
+
+def _kind(text: str, lex: AidLexicon) -> str:
+    kinds = [k for k, pat in lex.kinds.items() if pat and pat.search(text)]
+    return kinds[0] if len(kinds) == 1 else "unspecified"
+
+
+def _word_before(span: Span) -> str:
+    doc = span.doc
+    i = span.start - 1
+    while i >= 0 and doc[i].lower_ in ("about", "around", "nearly", "some", "roughly", "almost", "over", "up", "just"):
+        i -= 1
+    return doc[i].lower_ if i >= 0 else ""
+
+
+def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: FxTable,
+               published: dt.date | None, money: list[tuple[Span, Money]]) -> list[Pledge]:
+    inside = [(s, m) for s, m in money if s.start >= sent.start and s.end <= sent.end]
+    if not inside:
+        return []
+    doc = sent.doc
+    revision = lex.revision_verbs.search(sent.text)
+    out = []
+    for span, m in inside:
+        # a revision stated in the sentence: "from €4bn to €8bn", "to $20bn from $30bn"
+        previous = None
+        before = _word_before(span)
+        if revision and len(inside) > 1:
+            if before == "from":
+                continue   # the old amount of a revision is not a claim of its own
+            olds = [om for other, om in inside if other is not span and _word_before(other) == "from"
+                    and om.currency == m.currency]
+            if olds and before in ("to", "by") or olds and len(inside) == 2:
+                previous = olds[0].amount
+        tight = doc[max(sent.start, span.start - 3): min(sent.end, span.end + 4)].text
+        wide = doc[max(sent.start, span.start - 10): min(sent.end, span.end + 10)].text
+        if lex.not_aid_nouns.search(wide) and not lex.aid_nouns.search(tight):
+            continue
+        root = span.root
+        found = find_actor(root, ctx, set(range(span.start, span.end)), first_subject=True)
+        path = found.path if found else [root] + list(root.ancestors)
+        path_text = " ".join(t.text for t in path)
+        has_verb = bool(lex.pledge_verbs.search(path_text))
+        has_noun = bool(lex.aid_nouns.search(tight))
+        if not (has_verb or has_noun):
+            continue
+        negated = any(c.dep_ == "neg" for t in path for c in t.children)
+        if negated or lex.not_pledged.search(" ".join(t.text for t in path[1:])) or lex.not_pledged.search(
+                doc[max(sent.start, span.start - 3): span.start].text):
+            continue
+        donor = found.actor.group if found else None
+        if donor is None:
+            donor = _clause_donor(span, ctx, lex)
+        if donor is None:
+            # "Germany's €2.7bn package", "EU aid of €18bn"
+            for t in list(root.head.children) + list(root.children):
+                ent = ctx.ent_at(t)
+                if ent is not None and not (span.start <= ent.start < span.end) and t.dep_ in ("poss", "compound", "nmod"):
+                    a = ctx.actor_of_ent(ent)
+                    if a:
+                        donor = a.group
+                        break
+        if donor is None:
+            continue
+        recipient = _recipient(sent, ctx, donor, lex)
+        if recipient is None or recipient == donor:
+            continue
+        kind_text = doc[max(sent.start, span.start - 8): min(sent.end, span.end + 10)].text + " " + " ".join(
+            " ".join(x.text for x in list(c.subtree)[:6]) for t in path[1:] for c in t.children
+            if c.dep_ == "dobj" and not (span.start <= c.i < span.end))
+        kind = _kind(kind_text, lex)
+        if kind == "unspecified" and not any(p.search(kind_text) for p in lex.kinds.values() if p):
+            kind = lex.default_kind.get(donor, "unspecified")
+        out.append(Pledge(
+            evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
+            donor=donor, recipient=recipient, amount=m.amount, currency=m.currency,
+            amount_eur=to_eur(m.amount, m.currency, published, fx) if published else None,
+            kind=kind, previous_amount=previous, low_amount=m.low, qualifier=m.qualifier,
+            money_text=m.text))
+    return out
+
+
+def _clause_donor(span: Span, ctx: Context, lex: AidLexicon) -> str | None:
+    """The donor in a clause on the amount's noun: "the $725m package the US announced", "$60.8bn approved by Congress"."""
+    root = span.root
+    nouns = [root, root.head] if root.head.i != root.i else [root]
+    for noun in nouns:
+        for c in noun.children:
+            if c.dep_ in ("relcl", "acl") and lex.pledge_verbs.search(c.text):
+                found = subject_and_owner(c)
+                subj = found[0] if found and found[0].i != noun.i else None
+                if subj is None or subj.lower_ in ("which", "that"):
+                    continue
+                actor = resolve_subject(subj, ctx)
+                if actor:
+                    return actor.group
+    return None
+
+
+def _recipient(sent: Span, ctx: Context, donor: str, lex: AidLexicon) -> str | None:
+    """The state the money goes to: the followed conflict's state when the sentence names it, else "to/for X"."""
+    named = []
+    for ent in sent.ents:
+        if ent.label_ == "MONEY":
+            continue
+        info = ctx.resolver.resolve(ent)
+        role = ent_role(ent)
+        group = None
+        if info is not None and info.type == "country":
+            group = info.name
+        elif role and role[1] in ctx.resolver.catalog.acts_for:
+            group = ctx.resolver.catalog.acts_for[role[1]]
+        if group and group != donor:
+            named.append((group, ent.root.head.lower_ in ("to", "for") or ent.root.dep_ == "dative"))
+    if any(g == lex.default_recipient for g, _ in named):
+        return lex.default_recipient
+    for g, to_for in named:
+        if to_for:
+            return g
+    # none named in the sentence: the followed state, when the article is about it
+    return lex.default_recipient if ctx.mentions_of(lex.default_recipient) >= 2 else None
+
+
+def dedupe_pledges(pledges: Sequence[Pledge]) -> list[Pledge]:
+    seen, out = set(), []
+    for p in pledges:
+        key = (p.donor, p.recipient, round(p.amount, 2), p.currency)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

@@ -1,0 +1,87 @@
+"""Stated positions: an actor's stance on one of the tracked topics, with the sentence.
+
+A topic cue (`config/topics.yaml`) is found in the sentence; its actor is found on the parse
+(`actors`); the path between them gives the stance (`stance`). An interview answer asserts
+the interviewee's position unless it reports someone else's words. One stance per article,
+group and topic is kept (`dedupe_positions`).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from spacy.tokens import Span
+
+from tasks.claims.actors import find_actor, reports
+from tasks.claims.discourse import Context
+from tasks.claims.records import Evidence, Found, Position
+from tasks.claims.stance import stance_of
+from tasks.topics import CueMatch, TopicBook
+
+__all__ = ["positions_in", "dedupe_positions"]
+
+
+def _proxy_cues(sent: Span, cues: list, ctx: Context) -> list:
+    """Anaphoric objects ("after Orban dropped his veto", "Kyiv welcomed the decision") stand for the
+    proposition of the one topic the sentence names."""
+    topics = {c.topic for c in cues}
+    if len(topics) != 1:
+        return []
+    (topic,) = topics
+    taken = [(c.start, c.end) for c in cues]
+    out = []
+    for t in sent:
+        start = t.idx - sent.start_char
+        if t.lower_ in ctx.lex.proxy_nouns and t.dep_ in ("dobj", "pobj", "nsubjpass") and \
+                not any(a <= start < b for a, b in taken):
+            # a veto or an objection names the opposite of the proposition ("dropped its objections")
+            out.append(CueMatch(topic, start, start + len(t.text), t.lower_ in ctx.lex.negative_proxy_nouns))
+    return out
+
+
+def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> list[Position]:
+    out = []
+    text = sent.text
+    cues = book.cues_in(text)
+    for cue in cues + _proxy_cues(sent, cues, ctx):
+        cspan = sent.doc.char_span(sent.start_char + cue.start, sent.start_char + cue.end, alignment_mode="expand")
+        if cspan is None:
+            continue
+        cue_tokens = set(range(cspan.start, cspan.end))
+        anchor = cspan.root
+        found = find_actor(anchor, ctx, cue_tokens)
+        if ctx.speaker is not None and (not found or (
+                found.actor.group != ctx.speaker.group and not reports(found, ctx))):
+            # an interview answer: what it asserts is the interviewee's position, unless it
+            # reports someone else's words ("Putin said ...")
+            found = Found(ctx.speaker, found.path if found else [anchor, *anchor.ancestors])
+        if not found:
+            continue
+        actor, path = found
+        if not actor.group:
+            continue
+        if cue.needs_verb is not None and not any(cue.needs_verb.fullmatch(t.text) for t in path[1:]):
+            continue
+        stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
+        out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
+                            actor=actor.name, actor_group=actor.group, topic=cue.topic, stance=stance,
+                            cue=cspan.text))
+    return out
+
+
+STANCE_PRIORITY = {"undecided": 0, "conditional": 1, "oppose": 2, "support": 3}
+
+
+def dedupe_positions(positions: Iterable[Position]) -> list[Position]:
+    """One stance per (group, topic) in an article.
+
+    When sentences disagree, the marked stance wins over plain support (support is what
+    a cue yields when no word of stance is found, the least informed reading), and among
+    equals the first sentence wins.
+    """
+    best: dict[tuple[str, str], Position] = {}
+    for p in positions:
+        key = (p.actor_group, p.topic)
+        cur = best.get(key)
+        if cur is None or STANCE_PRIORITY[p.stance] < STANCE_PRIORITY[cur.stance]:
+            best[key] = p
+    return sorted(best.values(), key=lambda p: (p.evidence.start_char, p.topic))

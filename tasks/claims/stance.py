@@ -1,0 +1,95 @@
+"""The stance a sentence states: support, oppose, conditional or undecided.
+
+Stance starts as support (a cue names the proposition). Each negation and each oppose word
+on the way from the cue to the actor's verb flips it, and so does a counter-cue (a phrase
+naming the opposite proposition); conditional and undecided wording in the actor's clause
+overrides it. A cue inside a condition the actor sets ("would stop if Kyiv renounced NATO")
+states what the actor wants: the condition's own words decide.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from spacy.tokens import Token
+
+from tasks.claims.actors import is_condition
+from tasks.claims.discourse import Context
+
+__all__ = ["Stance", "stance_of"]
+
+
+class Stance(NamedTuple):
+    stance: str   # support | oppose | conditional | undecided
+    why: str      # the words that decided it
+
+
+def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Context) -> Stance:
+    """The stance the path from cue to actor expresses, and the words that decided it.
+
+    Words counted: the tokens on the path and their negations, auxiliaries, particles and
+    adverbs (not the cue itself). Conditional wording counts from the actor's clause,
+    outside the cue's own branch.
+    """
+    lex = ctx.lex
+    anchor = path[0]
+    cond = next((k for k, t in enumerate(path) if is_condition(t, ctx)), None)
+    # a demanded condition ("would stop if Kyiv renounced NATO"): its own words decide, not the actor's verb
+    stance_path = path if cond is None else path[:cond + 1]
+    on_path = {t.i for t in path}
+    window: dict[int, Token] = {}
+    for t in stance_path:
+        window[t.i] = t
+        for c in t.children:
+            if c.dep_ in STANCE_CHILD_DEPS or (c.dep_ == "det" and c.lower_ in lex.negation):
+                window[c.i] = c
+            elif c.dep_ == "prep" and c.lower_ == "as" and c.i not in on_path:   # "treat any use of it as theft"
+                window.update((g.i, g) for g in c.children if g.dep_ == "pobj")
+            elif c.dep_ in ("oprd", "attr", "acomp", "dobj", "ccomp", "xcomp") and c.i not in on_path \
+                    and not any(x.i in cue_tokens for x in c.subtree):
+                window[c.i] = c   # 'called the plan "theft"', "saw no point in"
+                window.update((g.i, g) for g in c.children if g.dep_ in ("det", "neg") and g.lower_ in lex.negation)
+    for c in anchor.children:   # "no ceasefire", "any settlement"
+        if c.dep_ in ("det", "neg"):
+            window[c.i] = c
+    words = [window[i] for i in sorted(window) if i not in cue_tokens]
+    text = " ".join(t.text for t in words)
+    flips = sum(1 for t in words if t.lower_ in lex.negation)
+    opposers = [m.group(0) for m in lex.oppose.finditer(text)]
+    flips += len(opposers) + (1 if counter else 0)
+    stance = "support" if flips % 2 == 0 else "oppose"
+    # conditions and indecision: the actor's clause, minus the branch that holds the cue
+    demanded = cond is not None
+    extra = []
+    scope = list(path) + [c for t in path for c in t.children if c.dep_ == "conj" and c.i not in on_path]
+    top = path[-1]
+    if top.dep_ == "ccomp" and top.head.lemma_.lower() in lex.reporting_verbs:
+        scope.append(top.head)   # "Putin said [Russia would order a ceasefire] if Ukraine withdrew": his condition
+    for t in scope:
+        for c in t.children:
+            if c.i in on_path or any(x.i in cue_tokens for x in c.subtree):
+                continue
+            if is_condition(c, ctx):
+                extra.append(" ".join(x.text for x in c.children if x.dep_ in ("mark", "advmod")) + " if")
+            elif c.dep_ == "prep" and c.lower_ in lex.condition_prepositions:
+                extra.append(" ".join(x.text for x in list(c.subtree)[:6]))
+            elif c.dep_ in ("advmod", "acomp", "attr", "dobj", "xcomp", "ccomp", "amod"):
+                extra.append(" ".join(x.text for x in list(c.subtree)[:8]))
+            elif c.dep_ == "conj":   # "..., but only if the Russian leader was prepared to ..."
+                head_words = " ".join(x.text for x in list(c.subtree)[:5])
+                if lex.restricting_conjuncts.search(head_words):
+                    extra.append(head_words)
+    marks = [x.text for t in path for x in t.children if x.dep_ == "mark"]
+    clause_text = " ".join([text, *extra]) if not demanded else " ".join([text, *extra]).replace(" if", " ")
+    if not demanded:
+        clause_text += " " + " ".join(marks)
+    m = lex.undecided.search(clause_text)
+    if m:
+        return Stance("undecided", m.group(0))
+    clause_text = lex.idiomatic_ifs.sub(" ", clause_text)
+    m = lex.conditional.search(clause_text)
+    if m and not (demanded and m.group(0).lower() in lex.condition_marks):
+        return Stance("conditional", m.group(0))
+    return Stance(stance, " ".join(opposers))
+
+
+STANCE_CHILD_DEPS = {"neg", "advmod", "aux", "auxpass", "prt", "acomp", "npadvmod"}

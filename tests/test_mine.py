@@ -1,0 +1,160 @@
+"""The miner as a whole: its honest version, re-mining under new rules, `newsmon mine`, long texts."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows import stages
+from newsmon.cli import app
+from newsmon.errors import ConfigError
+from newsmon.settings import NlpSettings, load_settings
+from tasks.claims import RULE_MODULES, rules_version
+from tasks.mine import CLAIM_FIELDS, Miner, miner_version, read_passages
+from tests.test_ingest import PAGES, serve_site
+from warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_domain(tmp_path: Path) -> Path:
+    """Copies of every domain file the miner reads, so a test may edit them."""
+    nlp = tmp_path / "nlp"
+    nlp.mkdir()
+    for name in ("entities", "topics", "money", "fx", "aid"):
+        shutil.copy(ROOT / "config" / f"{name}.yaml", nlp / f"{name}.yaml")
+    shutil.copytree(ROOT / "config" / "lang" / "en", nlp / "lang")
+    return nlp
+
+
+def nlp_settings(nlp: Path) -> NlpSettings:
+    return NlpSettings(entities=nlp / "entities.yaml", topics=nlp / "topics.yaml", money=nlp / "money.yaml",
+                       fx=nlp / "fx.yaml", aid=nlp / "aid.yaml", lang=nlp / "lang")
+
+
+# -- the version ---------------------------------------------------------------------
+def test_mine_rules_version_changes_with_the_rules_code(tmp_path):
+    copies = []
+    for path in RULE_MODULES:
+        copy = tmp_path / path.parent.name / path.name
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copy(path, copy)
+        copies.append(copy)
+    before = rules_version(copies)
+    assert before == rules_version(RULE_MODULES)
+    stance = next(c for c in copies if c.name == "stance.py")
+    stance.write_text(stance.read_text().replace('return Stance("conditional"', 'return Stance("undecided"'))
+    assert rules_version(copies) != before
+
+
+@pytest.mark.parametrize("edited", ["lang/stance.yaml", "lang/discourse.yaml", "topics.yaml", "aid.yaml",
+                                    "entities.yaml"])
+def test_mine_version_changes_with_every_rule_file(tmp_path, edited):
+    nlp = copy_domain(tmp_path)
+    s = nlp_settings(nlp)
+    before = miner_version(s, "model-1")
+    with (nlp / edited).open("a") as f:
+        f.write("\n# an edit\n")
+    assert miner_version(s, "model-1") != before
+    assert miner_version(s, "model-2") != miner_version(s, "model-1")   # a new model re-mines too
+
+
+def test_mine_next_ingest_remines_stored_articles_after_a_rule_edit_without_download(site, tmp_path):
+    nlp = copy_domain(tmp_path)
+    feed = serve_site(site)
+    config = tmp_path / "newsmon.toml"
+    config.write_text('[warehouse]\npath = "news.duckdb"\n\n[fetch]\nallow_private_networks = true\n'
+                      f'per_host_delay = 0\nretries = 0\n\n[[feeds]]\nname = "courier"\nurl = "{feed}"\n\n'
+                      '[nlp]\nentities = "nlp/entities.yaml"\ntopics = "nlp/topics.yaml"\nmoney = "nlp/money.yaml"\n'
+                      'fx = "nlp/fx.yaml"\naid = "nlp/aid.yaml"\nlang = "nlp/lang"\n')
+
+    def run() -> dict:
+        settings = load_settings(config)
+        wh = Warehouse(settings.warehouse.path, 60)
+        wh.migrate()
+        run_id = str(uuid.uuid4())
+        for stage in (stages.poll_feeds, stages.fetch_pages, stages.extract_articles):
+            stage.fn(settings, wh, run_id)
+        return stages.mine_articles.fn(settings, wh, run_id), wh
+
+    first, wh = run()
+    assert first["articles"] == 3
+    versions = {r["extractor_version"] for r in wh.read("SELECT extractor_version FROM mined_articles")}
+    assert len(versions) == 1
+    hits = [len(site.hits(f"/{p}")) for p in PAGES]
+    assert run()[0].get("articles", 0) == 0   # same rules: nothing to mine
+    # an analyst adds a refusal idiom: the next ingest re-mines every stored article, downloading nothing
+    stance = nlp / "lang" / "stance.yaml"
+    stance.write_text(stance.read_text().replace("oppose: [", "oppose: [balk*, "))
+    again, wh = run()
+    assert again["articles"] == 3
+    assert [len(site.hits(f"/{p}")) for p in PAGES] == hits
+    now = {r["extractor_version"] for r in wh.read("SELECT extractor_version FROM mined_articles")}
+    assert len(now) == 1 and now.isdisjoint(versions)
+    for table in ("mentions", "position_claims", "pledge_claims", "meeting_claims"):
+        stale = wh.read(f"SELECT count(*) AS n FROM {table} WHERE extractor_version <> ?", [next(iter(now))])
+        assert stale == [{"n": 0}], table
+    assert wh.read("SELECT count(*) AS n FROM mentions")[0]["n"] > 0
+
+
+# -- newsmon mine -----------------------------------------------------------------------
+PASSAGES = [
+    {"id": "a", "text": "Germany pledged €500m in military aid to Ukraine on Monday, Chancellor Olaf Scholz said.",
+     "published_at": "2025-03-11T12:00:00Z"},
+    {"id": "b", "text": "The weather in Kyiv was cold."},
+    {"id": "c", "text": "Hungary's Viktor Orban rejected calls for a ceasefire."},
+]
+
+
+def test_mine_cli_jsonl_writes_one_contract_record_per_claim():
+    stdin = "\n".join(json.dumps(p) for p in PASSAGES) + "\n"
+    result = CliRunner().invoke(app, ["mine", "--format", "jsonl", "-"], input=stdin)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert records and all(tuple(r) == CLAIM_FIELDS for r in records)
+    aid = [r for r in records if r["type"] == "aid"]
+    assert [(r["id"], r["donor"], r["recipient"], r["amount"], r["currency"], r["kind"]) for r in aid] == \
+        [("a", "Germany", "Ukraine", 500_000_000.0, "EUR", "military")]
+    assert aid[0]["evidence"] == PASSAGES[0]["text"]
+    assert aid[0]["actor"] is None and aid[0]["topic"] is None   # fields that do not apply are null
+    assert not [r for r in records if r["id"] == "b"]
+    assert ("c", "Hungary", "ceasefire", "oppose") in {(r["id"], r["actor_group"], r["topic"], r["stance"])
+                                                       for r in records if r["type"] == "position"}
+
+
+def test_mine_cli_table_shows_the_evidence():
+    stdin = json.dumps(PASSAGES[0]) + "\n"
+    result = CliRunner().invoke(app, ["mine", "-"], input=stdin)
+    assert result.exit_code == 0, result.output
+    assert "500,000,000 EUR" in result.stdout and "Olaf Scholz said" in result.stdout
+
+
+@pytest.mark.parametrize("line, message", [
+    ("not json", "not a JSON object"),
+    ('{"id": 1}', 'needs "text"'),
+    ('{"id": 1, "text": "x", "published_at": "yesterday"}', "not an ISO date"),
+])
+def test_mine_bad_passage_is_a_clear_error(line, message):
+    with pytest.raises(ConfigError, match=message):
+        list(read_passages([line]))
+
+
+@pytest.fixture(scope="module")
+def miner() -> Miner:
+    return Miner.from_settings(NlpSettings())
+
+
+def test_mine_text_longer_than_the_cap_is_mined_up_to_a_paragraph_break(miner):
+    para = "Germany pledged €500m in military aid to Ukraine on Monday, Chancellor Olaf Scholz said.\n"
+    text = para * 30 + "Hungary's Viktor Orban rejected calls for a ceasefire.\n" + "x " * 300
+    small = dataclasses.replace(miner, max_chars=len(para) * 30 + 10)
+    rows, mined = small.mine([dict(url="u", text=text, language="en", published_at=None)])
+    assert rows["pledge_claims"]
+    assert all(r["topic"] != "ceasefire" for r in rows["position_claims"])   # past the cap
+    assert max(r["end_char"] for r in rows["pledge_claims"]) <= small.max_chars
+    assert mined[0]["sentences"] == 30
