@@ -15,7 +15,7 @@ from pathlib import Path
 from newsmon.errors import ConfigError
 from newsmon.settings import read_yaml
 
-__all__ = ["Topic", "TopicBook", "CueMatch", "load_topics", "compile_phrases", "words"]
+__all__ = ["Topic", "Frame", "TopicBook", "CueMatch", "load_topics", "compile_phrases", "words", "resolve_overlaps"]
 
 STANCES = ("support", "oppose", "conditional", "undecided")
 
@@ -53,6 +53,44 @@ def compile_phrases(phrases, where: str) -> re.Pattern | None:
 
 
 @dataclasses.dataclass(frozen=True)
+class Frame:
+    """A predicate and its argument that together name the proposition, on the parse:
+    "trade (its) land", "the surrender of territory", "troops (on Ukrainian) soil".
+
+    `predicates` are lemmas; "give up" is the lemma `give` with the particle `up`.
+    `arguments` are lemmas (or lower-case words) of a dependent of the predicate: a child,
+    or the object of a preposition that is a child. `counter`: the frame names the opposite.
+    """
+    predicates: dict[str, frozenset[str]]   # lemma -> particles required (empty: none)
+    arguments: frozenset[str]
+    counter: bool = False
+
+    def matches(self, sent) -> list[tuple[int, int]]:
+        """(first, last) token indices of each predicate-argument pair in the sentence."""
+        out = []
+        for t in sent:
+            particles = self.predicates.get(t.lemma_.lower())
+            if particles is None:
+                continue
+            if particles and not any(c.dep_ in ("prt", "prep", "advmod") and c.lower_ in particles for c in t.children):
+                continue
+            for a in _dependents(t):
+                if a.lemma_.lower() in self.arguments or a.lower_ in self.arguments:
+                    out.append((min(t.i, a.i), max(t.i, a.i)))
+                    break
+        return out
+
+
+def _dependents(t):
+    for c in t.children:
+        yield c
+        if c.dep_ in ("prep", "agent", "prt", "dative"):
+            yield from (g for g in c.children if g.dep_ in ("pobj", "pcomp"))
+        elif c.dep_ in ("dobj", "nsubjpass", "attr", "pobj") and c.pos_ == "NOUN":
+            yield from (g for g in c.children if g.dep_ in ("compound", "amod"))
+
+
+@dataclasses.dataclass(frozen=True)
 class Topic:
     id: str
     description: str
@@ -63,6 +101,7 @@ class Topic:
     object_cues: re.Pattern | None = None
     object_verbs: re.Pattern | None = None
     not_cues: re.Pattern | None = None
+    frames: tuple[Frame, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,13 +129,43 @@ class TopicBook:
                 if pat is None:
                     continue
                 found.extend(CueMatch(topic.id, m.start(), m.end(), counter, verbs) for m in pat.finditer(text))
-        found.sort(key=lambda c: (-(c.end - c.start), c.start))
-        kept: list[CueMatch] = []
         found = [c for c in found if not any(c.start < e and b < c.end for b, e in blocked)]
-        for c in found:
-            if not any(c.start < k.end and k.start < c.end for k in kept):
-                kept.append(c)
-        return sorted(kept, key=lambda c: c.start)
+        return resolve_overlaps(found)
+
+    def frames_in(self, sent) -> list[CueMatch]:
+        """Cues that are predicate-argument pairs on the parse of a sentence (a spaCy Span)."""
+        found = []
+        for topic in self.topics.values():
+            for frame in topic.frames:
+                for first, last in frame.matches(sent):
+                    start = sent.doc[first].idx - sent.start_char
+                    end = sent.doc[last].idx + len(sent.doc[last].text) - sent.start_char
+                    found.append(CueMatch(topic.id, start, end, frame.counter))
+        return found
+
+
+def resolve_overlaps(found: list[CueMatch]) -> list[CueMatch]:
+    """Where cues overlap, the longest wins ("talks with Putin" over "talks")."""
+    found = sorted(found, key=lambda c: (-(c.end - c.start), c.start))
+    kept: list[CueMatch] = []
+    for c in found:
+        if not any(c.start < k.end and k.start < c.end for k in kept):
+            kept.append(c)
+    return sorted(kept, key=lambda c: c.start)
+
+
+def _frame(rec, where: str) -> Frame:
+    if not isinstance(rec, dict) or not rec.get("predicates") or not rec.get("arguments"):
+        raise ConfigError(f"{where}: a frame needs predicates and arguments (lists of words)")
+    unknown = set(rec) - {"predicates", "arguments", "counter"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (a frame has predicates, arguments, counter)")
+    predicates: dict[str, frozenset[str]] = {}
+    for p in words(rec["predicates"], where + ".predicates"):
+        head, *particles = p.lower().split()
+        predicates[head] = predicates.get(head, frozenset()) | frozenset(particles)
+    return Frame(predicates=predicates, arguments=frozenset(w.lower() for w in words(rec["arguments"], where + ".arguments")),
+                 counter=bool(rec.get("counter", False)))
 
 
 def load_topics(path: str | Path) -> TopicBook:
@@ -108,6 +177,7 @@ def load_topics(path: str | Path) -> TopicBook:
         if not isinstance(rec, dict) or not rec.get("cues"):
             raise ConfigError(f"{where}: a topic needs a list of cues")
         implied = rec.get("implied_by_pledge") or {}
+        frames = tuple(_frame(f, f"{where}.frames[{k}]") for k, f in enumerate(rec.get("frames") or []))
         topics[tid] = Topic(id=tid, description=str(rec.get("description", "")),
                             cues=compile_phrases(rec["cues"], where + ".cues"),
                             counter=compile_phrases(rec.get("counter_cues"), where + ".counter_cues"),
@@ -115,7 +185,7 @@ def load_topics(path: str | Path) -> TopicBook:
                             implied_donors=frozenset(implied.get("donors") or []),
                             object_cues=compile_phrases(rec.get("object_cues"), where + ".object_cues"),
                             object_verbs=compile_phrases(rec.get("object_verbs"), where + ".object_verbs"),
-                            not_cues=compile_phrases(rec.get("not_cues"), where + ".not_cues"))
+                            not_cues=compile_phrases(rec.get("not_cues"), where + ".not_cues"), frames=frames)
         if (topics[tid].object_cues is None) != (topics[tid].object_verbs is None):
             raise ConfigError(f"{where}: object_cues and object_verbs go together")
     if not topics:

@@ -25,6 +25,7 @@ class Lexicon:
     reporting_verbs: frozenset[str]
     quote_verbs: frozenset[str]
     non_actors: frozenset[str]
+    non_actor_modifiers: frozenset[str]
     group_nouns: frozenset[str]
     document_nouns: frozenset[str]
     content_nouns: frozenset[str]
@@ -44,6 +45,12 @@ class Lexicon:
     idiomatic_ifs: re.Pattern
     restricting_conjuncts: re.Pattern
     condition_prepositions: frozenset[str]
+    event_predicates: frozenset[str]
+    topic_predicates: frozenset[str]
+    stance_predicates: frozenset[str]
+    stance_modals: frozenset[str]
+    circumstance_prepositions: frozenset[str]
+    question_predicates: frozenset[str]
     # events
     meeting_words: frozenset[str]
     talks_words: re.Pattern
@@ -91,7 +98,7 @@ def load_lexicon(folder: str | Path) -> Lexicon:
     openers_re = "|".join(r"\s+".join(map(re.escape, w.split())) for w in words(openers, f"{path}: hypothetical_openers"))
     return Lexicon(
         reporting_verbs=wordset("reporting_verbs"), quote_verbs=wordset("quote_verbs"),
-        non_actors=wordset("non_actors"), group_nouns=wordset("group_nouns"), document_nouns=wordset("document_nouns"),
+        non_actors=wordset("non_actors"), non_actor_modifiers=wordset("non_actor_modifiers"), group_nouns=wordset("group_nouns"), document_nouns=wordset("document_nouns"),
         content_nouns=wordset("content_nouns"), proxy_nouns=wordset("proxy_nouns"),
         negative_proxy_nouns=wordset("negative_proxy_nouns"),
         first_person=pronoun_set("first_person"), third_person=pronoun_set("third_person"),
@@ -101,6 +108,10 @@ def load_lexicon(folder: str | Path) -> Lexicon:
         undecided=phrases("undecided"), condition_marks=wordset("condition_marks"),
         idiomatic_ifs=phrases("idiomatic_ifs"), restricting_conjuncts=phrases("restricting_conjuncts"),
         condition_prepositions=wordset("condition_prepositions"),
+        event_predicates=wordset("event_predicates"), topic_predicates=wordset("topic_predicates"), stance_predicates=wordset("stance_predicates"),
+        stance_modals=wordset("stance_modals"),
+        circumstance_prepositions=wordset("circumstance_prepositions"),
+        question_predicates=wordset("question_predicates"),
         meeting_words=wordset("meeting_words"), talks_words=phrases("talks_words"), event_verbs=wordset("event_verbs"),
         modal_words=wordset("modal_words"),
     )

@@ -14,8 +14,8 @@ from spacy.tokens import Span
 from tasks.claims.actors import find_actor, reports
 from tasks.claims.discourse import Context
 from tasks.claims.records import Evidence, Found, Position
-from tasks.claims.stance import stance_of
-from tasks.topics import CueMatch, TopicBook
+from tasks.claims.stance import mention_only, stance_of
+from tasks.topics import CueMatch, TopicBook, resolve_overlaps
 
 __all__ = ["positions_in", "dedupe_positions"]
 
@@ -41,7 +41,7 @@ def _proxy_cues(sent: Span, cues: list, ctx: Context) -> list:
 def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> list[Position]:
     out = []
     text = sent.text
-    cues = book.cues_in(text)
+    cues = resolve_overlaps(book.cues_in(text) + book.frames_in(sent))
     for cue in cues + _proxy_cues(sent, cues, ctx):
         cspan = sent.doc.char_span(sent.start_char + cue.start, sent.start_char + cue.end, alignment_mode="expand")
         if cspan is None:
@@ -60,6 +60,8 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         if not actor.group:
             continue
         if cue.needs_verb is not None and not any(cue.needs_verb.fullmatch(t.text) for t in path[1:]):
+            continue
+        if mention_only(cue_tokens, path, ctx):
             continue
         stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
         out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),

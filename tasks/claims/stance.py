@@ -15,7 +15,7 @@ from spacy.tokens import Token
 from tasks.claims.actors import is_condition
 from tasks.claims.discourse import Context
 
-__all__ = ["Stance", "stance_of"]
+__all__ = ["Stance", "stance_of", "mention_only"]
 
 
 class Stance(NamedTuple):
@@ -90,6 +90,53 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
     if m and not (demanded and m.group(0).lower() in lex.condition_marks):
         return Stance("conditional", m.group(0))
     return Stance(stance, " ".join(opposers))
+
+
+def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str | None:
+    """Why the cue is only mentioned on its way to the actor (None when it may state a stance).
+
+    - a circumstance: the cue hangs from a preposition of time or occasion ("said after
+      talks in Jeddah", "at the start of his talks with Xi");
+    - a question: the cue is inside a whether/if clause that someone asked or that is unclear;
+    - an event or a state: the first predicate over the cue (or the cue's own verb) is one of
+      events and states ("held talks", "holds €191bn of frozen assets", "Orban met Putin"),
+      with no modal of possibility or obligation ("talks can begin only once ...") and no
+      modal of an acting subject ("he would sit down with Putin", "will not take part"), or
+      one that makes the cue a subject of conversation ("would not discuss weapons deliveries",
+      "that topic was not raised"); unless a stance word stands higher up ("is ready to hold
+      talks", "agreed to have their teams start negotiations").
+    """
+    lex = ctx.lex
+    anchor = path[0]
+    first = anchor if anchor.pos_ == "VERB" and anchor.lemma_.lower() in lex.event_predicates else None
+    for t in path[1:]:
+        if any(c.dep_ == "mark" and c.lower_ in ("whether", "if") for c in t.children) and \
+                t.head.lemma_.lower() in lex.question_predicates:
+            return f"question: {t.head.text}"
+        if t.i in cue_tokens or first is not None:
+            continue
+        if t.pos_ == "ADP" and t.lower_ in lex.circumstance_prepositions:
+            return f"circumstance: {t.text}"
+        if _predicate(t):
+            first = t
+    if first is None:
+        return None
+    word = first.lemma_.lower()
+    if word in lex.stance_predicates or (word not in lex.event_predicates and word not in lex.topic_predicates):
+        return None   # "open to talks": a word of stance first
+    aux = {c.lower_ for c in first.children if c.dep_ in ("aux", "auxpass")}
+    agentive = not any(c.dep_ in ("nsubj", "nsubjpass") and (c.i in cue_tokens or c.i == anchor.i)
+                       for c in first.children)
+    if word in lex.event_predicates and (aux & lex.stance_modals or agentive and aux & lex.modal_words):
+        return None   # "talks can begin only once ...", "he would sit down with Putin", "will not take part"
+    for t in first.ancestors:
+        if _predicate(t) and (t.lemma_.lower() in lex.stance_predicates or lex.oppose.fullmatch(t.text)):
+            return None
+    return f"event: {first.text}"
+
+
+def _predicate(t: Token) -> bool:
+    return t.pos_ in ("VERB", "AUX", "ADJ") or t.dep_ == "ROOT"
 
 
 STANCE_CHILD_DEPS = {"neg", "advmod", "aux", "auxpass", "prt", "acomp", "npadvmod"}
