@@ -321,3 +321,135 @@ def test_claims_meeting_has_participants_and_place(miner):
     (m,) = result.meetings
     assert set(m.participants) >= {"Russia", "United States"}
     assert m.location == "Miami"
+
+
+# -- a mention is not a stance ---------------------------------------------------------
+@pytest.mark.parametrize("text, actor, topic", [
+    # an event predicate over the cue: taking part in talks states nothing about them
+    ("Hungary took part in the peace talks in Geneva on Tuesday.", "Hungary", "peace_negotiations"),
+    # a circumstance: what was said after talks is not about the talks
+    ("Macron said after talks in Jeddah that he would visit Kyiv soon.", "France", "peace_negotiations"),
+    # a question someone asked is nobody's position
+    ("Asked whether Germany would send Taurus missiles to Ukraine, Merz did not answer.", "Germany",
+     "military_aid_to_ukraine"),
+    # a topic of conversation is not a stance on it
+    ("Scholz said he would not discuss weapons deliveries in public.", "Germany", "military_aid_to_ukraine"),
+])
+def test_claims_mention_only_states_no_position(miner, text, actor, topic):
+    assert not {(g, t) for g, t, _ in stances(miner, text)} & {(actor, topic)}
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a stance word above the event predicate makes the mention a stance
+    ("Hungary said it was ready to hold peace talks in Budapest.", ("Hungary", "peace_negotiations", "support")),
+    ("Scholz refused to discuss sending Taurus missiles to Ukraine.", ("Germany", "military_aid_to_ukraine", "oppose")),
+    # a modal of possibility over the event
+    ("Peskov said talks with Ukraine could begin in Istanbul next week.", ("Russia", "peace_negotiations", "support")),
+])
+def test_claims_stance_word_over_a_mention_is_a_position(miner, text, expected):
+    assert expected in stances(miner, text)
+
+
+# -- coordinated subjects share the position -------------------------------------------
+def test_claims_coordinated_subjects_share_the_stance(miner):
+    found = stances(miner, "Hungary and Slovakia rejected the use of frozen Russian assets for Ukraine.")
+    assert ("Hungary", "use_frozen_russian_assets", "oppose") in found
+    assert ("Slovakia", "use_frozen_russian_assets", "oppose") in found
+
+
+def test_claims_an_actor_inside_the_clause_is_no_co_subject(miner):
+    found = stances(miner, "Hungary rejected Poland's call for new sanctions on Russia.")
+    assert not any(g == "Poland" and s == "oppose" for g, _, s in found)
+
+
+# -- undecided: a decision that is negated or not yet there ----------------------------
+@pytest.mark.parametrize("text, actor, topic", [
+    ("Germany has not made a final decision on sending Taurus missiles to Ukraine.", "Germany",
+     "military_aid_to_ukraine"),
+    ("Belgium said it was too early to decide on the use of frozen Russian assets.", "Belgium",
+     "use_frozen_russian_assets"),
+])
+def test_claims_negated_decision_is_undecided(miner, text, actor, topic):
+    assert (actor, topic, "undecided") in stances(miner, text)
+
+
+def test_claims_a_decision_taken_is_not_undecided(miner):
+    found = stances(miner, "Germany decided to send more air defence systems to Ukraine.")
+    assert ("Germany", "military_aid_to_ukraine", "undecided") not in found
+    assert ("Germany", "military_aid_to_ukraine", "support") in found
+
+
+# -- quotations ------------------------------------------------------------------------
+def test_claims_a_quotation_running_on_is_its_speakers(miner):
+    text = ('"We have been clear," Finnish President Alexander Stubb said. "Sanctions on Russia '
+            'must be tightened, not eased."')
+    assert ("Finland", "sanctions_on_russia", "support") in stances(miner, text)
+
+
+def test_claims_narration_after_a_quotation_is_not_the_speakers(miner):
+    text = ('"We have been clear," Finnish President Alexander Stubb said. The sanctions on Russia '
+            'were extended in January.')
+    assert not any(g == "Finland" and t == "sanctions_on_russia" for g, t, _ in stances(miner, text))
+
+
+# -- negated arguments of the cue ------------------------------------------------------
+def test_claims_a_negated_argument_of_the_cue_flips_the_stance(miner):
+    found = stances(miner, "Orban said not a single Hungarian weapon would go to Ukraine.")
+    assert ("Hungary", "military_aid_to_ukraine", "oppose") in found
+
+
+def test_claims_an_unnegated_argument_keeps_the_stance(miner):
+    found = stances(miner, "Orban said a single Hungarian field hospital would go to Ukraine.")
+    assert ("Hungary", "military_aid_to_ukraine", "oppose") not in found
+
+
+# -- negative evaluations --------------------------------------------------------------
+def test_claims_a_negative_evaluation_opposes(miner):
+    found = stances(miner, "Lavrov said a ceasefire now would be nothing more than a breather for Kyiv.")
+    assert ("Russia", "ceasefire", "oppose") in found
+
+
+# -- agents of readiness; expletive "it" -----------------------------------------------
+def test_claims_readiness_reported_by_another_is_the_subjects(miner):
+    found = stances(miner, "Rubio told reporters that Ukraine was ready to accept an immediate ceasefire.")
+    assert ("Ukraine", "ceasefire", "support") in found
+
+
+def test_claims_readiness_for_a_state_reported_is_the_reporters_view(miner):
+    found = stances(miner, "Joe Biden said Ukraine was not ready for NATO membership.")
+    assert ("United States", "ukraine_nato_membership", "oppose") in found
+    assert not any(g == "Ukraine" for g, _, _ in found)
+
+
+# -- out of office ---------------------------------------------------------------------
+@pytest.mark.parametrize("text", [
+    "Kurt Volker, a former US special envoy, said Washington should send Tomahawk missiles to Ukraine.",
+    "Former Polish President Lech Walesa said the West must send more weapons to Ukraine.",
+])
+def test_claims_former_officials_speak_for_no_government(miner, text):
+    assert not {(g, t) for g, t, _ in stances(miner, text)} & {("United States", "military_aid_to_ukraine"),
+                                                               ("Poland", "military_aid_to_ukraine")}
+
+
+def test_claims_officials_in_office_speak_for_their_government(miner):
+    found = stances(miner, "Polish President Andrzej Duda said the West must send more weapons to Ukraine.")
+    assert ("Poland", "military_aid_to_ukraine", "support") in found
+
+
+# -- a light verb is an event only with its noun ---------------------------------------
+def test_claims_a_decision_not_taken_is_undecided_not_an_event(miner):
+    found = stances(miner, "No decision has been taken on whether the president will call Vladimir Putin again, "
+                           "the Elysee said on Thursday.")
+    assert ("France", "direct_talks_with_putin", "undecided") in found
+    assert ("France", "direct_talks_with_putin", "oppose") not in found
+
+
+# -- unable to agree -------------------------------------------------------------------
+def test_claims_unable_to_agree_is_undecided(miner):
+    found = stances(miner, "EU ambassadors were not able to agree on new sanctions on Russia, diplomats said.")
+    assert ("European Union", "sanctions_on_russia", "undecided") in found
+
+
+def test_claims_disagreeing_is_opposing_not_undecided(miner):
+    found = stances(miner, "Hungary does not agree with new sanctions on Russia, Orban said.")
+    assert ("Hungary", "sanctions_on_russia", "oppose") in found

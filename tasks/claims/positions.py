@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from spacy.tokens import Span
 
-from tasks.claims.actors import find_actor, reports
+from tasks.claims.actors import co_actors, find_actor, reports
 from tasks.claims.discourse import Context
 from tasks.claims.records import Evidence, Found, Position
 from tasks.claims.stance import mention_only, stance_of
@@ -54,6 +54,9 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
             # an interview answer: what it asserts is the interviewee's position, unless it
             # reports someone else's words ("Putin said ...")
             found = Found(ctx.speaker, found.path if found else [anchor, *anchor.ancestors])
+        if not found and ctx.in_quote and ctx.quote_speaker is not None:
+            # a quotation asserts what its speaker holds ("This is not the moment for talks.")
+            found = Found(ctx.quote_speaker, [anchor, *anchor.ancestors])
         if not found:
             continue
         actor, path = found
@@ -64,9 +67,10 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         if mention_only(cue_tokens, path, ctx):
             continue
         stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
-        out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
-                            actor=actor.name, actor_group=actor.group, topic=cue.topic, stance=stance,
-                            cue=cspan.text))
+        for who in (actor, *co_actors(found, ctx)):
+            out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
+                                actor=who.name, actor_group=who.group, topic=cue.topic, stance=stance,
+                                cue=cspan.text))
     return out
 
 

@@ -47,10 +47,18 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
             elif c.dep_ in ("oprd", "attr", "acomp", "dobj", "ccomp", "xcomp") and c.i not in on_path \
                     and not any(x.i in cue_tokens for x in c.subtree):
                 window[c.i] = c   # 'called the plan "theft"', "saw no point in"
+                if c.dep_ in ("attr", "oprd") and t.lemma_ == "be" or c.dep_ == "oprd":
+                    # a predicate nominal evaluates the cue as a whole phrase: "would be nothing
+                    # more than a breather", "is a recipe for disaster"
+                    window.update((g.i, g) for g in c.subtree if g.pos_ in ("NOUN", "ADJ", "ADP"))
                 window.update((g.i, g) for g in c.children if g.dep_ in ("det", "neg") and g.lower_ in lex.negation)
     for c in anchor.children:   # "no ceasefire", "any settlement"
         if c.dep_ in ("det", "neg"):
             window[c.i] = c
+    for i in cue_tokens:   # "not a single Hungarian bullet will go": a negated argument of the cue
+        for c in anchor.doc[i].children:
+            if c.dep_ in ("det", "neg", "preconj") and c.lower_ in lex.negation and c.i not in cue_tokens:
+                window[c.i] = c
     words = [window[i] for i in sorted(window) if i not in cue_tokens]
     text = " ".join(t.text for t in words)
     flips = sum(1 for t in words if t.lower_ in lex.negation)
@@ -72,7 +80,8 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
                 extra.append(" ".join(x.text for x in c.children if x.dep_ in ("mark", "advmod")) + " if")
             elif c.dep_ == "prep" and c.lower_ in lex.condition_prepositions:
                 extra.append(" ".join(x.text for x in list(c.subtree)[:6]))
-            elif c.dep_ in ("advmod", "acomp", "attr", "dobj", "xcomp", "ccomp", "amod"):
+            elif c.dep_ in ("advmod", "acomp", "attr", "dobj", "xcomp", "ccomp", "amod", "nsubjpass"):
+                # (a passive subject belongs to the clause: "no decision has been taken on ...")
                 extra.append(" ".join(x.text for x in list(c.subtree)[:8]))
             elif c.dep_ == "conj":   # "..., but only if the Russian leader was prepared to ..."
                 head_words = " ".join(x.text for x in list(c.subtree)[:5])
@@ -108,7 +117,7 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
     """
     lex = ctx.lex
     anchor = path[0]
-    first = anchor if anchor.pos_ == "VERB" and anchor.lemma_.lower() in lex.event_predicates else None
+    first = anchor if anchor.pos_ == "VERB" and _is_event(anchor, lex) else None
     for t in path[1:]:
         if any(c.dep_ == "mark" and c.lower_ in ("whether", "if") for c in t.children) and \
                 t.head.lemma_.lower() in lex.question_predicates:
@@ -122,17 +131,27 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
     if first is None:
         return None
     word = first.lemma_.lower()
-    if word in lex.stance_predicates or (word not in lex.event_predicates and word not in lex.topic_predicates):
+    event = _is_event(first, lex)
+    if word in lex.stance_predicates or (not event and word not in lex.topic_predicates):
         return None   # "open to talks": a word of stance first
     aux = {c.lower_ for c in first.children if c.dep_ in ("aux", "auxpass")}
     agentive = not any(c.dep_ in ("nsubj", "nsubjpass") and (c.i in cue_tokens or c.i == anchor.i)
                        for c in first.children)
-    if word in lex.event_predicates and (aux & lex.stance_modals or agentive and aux & lex.modal_words):
+    if event and (aux & lex.stance_modals or agentive and aux & lex.modal_words):
         return None   # "talks can begin only once ...", "he would sit down with Putin", "will not take part"
     for t in first.ancestors:
         if _predicate(t) and (t.lemma_.lower() in lex.stance_predicates or lex.oppose.fullmatch(t.text)):
             return None
     return f"event: {first.text}"
+
+
+def _is_event(t: Token, lex) -> bool:
+    """Is t a predicate of events: a lemma of event_predicates, or a light verb with its noun
+    ("take part", "take place": the entry "take part" needs the child "part")."""
+    lemma = t.lemma_.lower()
+    if lemma in lex.event_predicates:
+        return True
+    return any(c.lower_ in lex.event_phrases.get(lemma, ()) for c in t.children)
 
 
 def _predicate(t: Token) -> bool:
