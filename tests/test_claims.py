@@ -453,3 +453,14 @@ def test_claims_unable_to_agree_is_undecided(miner):
 def test_claims_disagreeing_is_opposing_not_undecided(miner):
     found = stances(miner, "Hungary does not agree with new sanctions on Russia, Orban said.")
     assert ("Hungary", "sanctions_on_russia", "oppose") in found
+
+
+# -- frames whose agent names the opposite ---------------------------------------------
+def test_claims_russian_withdrawal_is_not_a_ukrainian_concession(miner):
+    found = stances(miner, "Zelenskyy said Ukraine demanded that Russian troops leave the territory of the Donbas.")
+    assert ("Ukraine", "ukraine_cedes_territory", "support") not in found
+
+
+def test_claims_ukrainian_withdrawal_is_a_concession(miner):
+    found = stances(miner, "Peskov said Ukrainian forces must leave the territory of the Donbas.")
+    assert ("Russia", "ukraine_cedes_territory", "support") in found

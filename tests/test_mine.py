@@ -158,3 +158,11 @@ def test_mine_text_longer_than_the_cap_is_mined_up_to_a_paragraph_break(miner):
     assert all(r["topic"] != "ceasefire" for r in rows["position_claims"])   # past the cap
     assert max(r["end_char"] for r in rows["pledge_claims"]) <= small.max_chars
     assert mined[0]["sentences"] == 30
+
+
+def test_a_frame_with_an_unknown_key_is_a_config_error(tmp_path):
+    from tasks.topics import load_topics
+    path = tmp_path / "topics.yaml"
+    path.write_text("topics:\n  t:\n    cues: [x]\n    frames:\n      - {predicates: [leave], arguments: [land], agent: [x]}\n")
+    with pytest.raises(ConfigError, match="unknown key 'agent'"):
+        load_topics(path)

@@ -42,10 +42,12 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
     out = []
     text = sent.text
     cues = resolve_overlaps(book.cues_in(text) + book.frames_in(sent))
+    spans = []
     for cue in cues + _proxy_cues(sent, cues, ctx):
         cspan = sent.doc.char_span(sent.start_char + cue.start, sent.start_char + cue.end, alignment_mode="expand")
-        if cspan is None:
-            continue
+        if cspan is not None:
+            spans.append((cue, cspan))
+    for cue, cspan in spans:
         cue_tokens = set(range(cspan.start, cspan.end))
         anchor = cspan.root
         found = find_actor(anchor, ctx, cue_tokens)
