@@ -464,3 +464,40 @@ def test_claims_russian_withdrawal_is_not_a_ukrainian_concession(miner):
 def test_claims_ukrainian_withdrawal_is_a_concession(miner):
     found = stances(miner, "Peskov said Ukrainian forces must leave the territory of the Donbas.")
     assert ("Russia", "ukraine_cedes_territory", "support") in found
+
+
+# -- predicative phrases, negation adverbs and idioms ----------------------------------
+@pytest.mark.parametrize("text, expected", [
+    # a prepositional predicate of the copula: "is off the table"
+    ("Ukraine's accession to NATO is off the table, Defense Secretary Pete Hegseth said.",
+     ("United States", "ukraine_nato_membership", "oppose")),
+    # a negation under an adverb: "no longer"
+    ("Poland is no longer transferring weapons to Ukraine, Prime Minister Mateusz Morawiecki said.",
+     ("Poland", "military_aid_to_ukraine", "oppose")),
+    # "nothing" negates ...
+    ("Hungary said there was nothing to be gained from new sanctions on Russia.", ("Hungary", "sanctions_on_russia", "oppose")),
+    # ... except in idioms that negate nothing
+    ("Lavrov said a ceasefire now would be nothing more than a breather for Kyiv.", ("Russia", "ceasefire", "oppose")),
+    # a universal circumstance is no condition
+    ("The Kremlin said Ukraine's membership of NATO would remain unacceptable under any circumstances.",
+     ("Russia", "ukraine_nato_membership", "oppose")),
+])
+def test_claims_predicates_and_negations(miner, text, expected):
+    assert expected in stances(miner, text)
+
+
+def test_claims_an_adjunct_beside_the_predicate_is_not_the_predicate(miner):
+    found = stances(miner, "Frederiksen said a ceasefire now, without anything behind it, could be more dangerous "
+                           "than the war itself.")
+    assert ("Denmark", "ceasefire", "oppose") in found
+    assert ("Denmark", "ceasefire", "support") not in found
+
+
+def test_claims_a_condition_is_still_a_condition(miner):
+    found = stances(miner, "Peskov said Russia would accept a ceasefire only under certain circumstances.")
+    assert ("Russia", "ceasefire", "conditional") in found
+
+
+def test_claims_what_is_said_ahead_of_talks_is_not_about_them(miner):
+    found = stances(miner, "Zelenskyy said Ukraine needed air defence, ahead of talks with US envoys in Berlin.")
+    assert ("Ukraine", "peace_negotiations", "support") not in found

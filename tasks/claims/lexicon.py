@@ -40,6 +40,7 @@ class Lexicon:
     # stance
     oppose: re.Pattern
     negation: frozenset[str]
+    negation_idioms: re.Pattern
     conditional: re.Pattern
     undecided: re.Pattern
     condition_marks: frozenset[str]
@@ -115,7 +116,7 @@ def load_lexicon(folder: str | Path) -> Lexicon:
         first_person=pronoun_set("first_person"), third_person=pronoun_set("third_person"),
         group_pronouns=pronoun_set("group"), person_nouns=wordset("person_nouns"),
         hypothetical_start=re.compile(rf"^\W*(?:{openers_re})\b", re.IGNORECASE),
-        oppose=phrases("oppose"), negation=wordset("negation"), conditional=phrases("conditional"),
+        oppose=phrases("oppose"), negation=wordset("negation"), negation_idioms=phrases("negation_idioms"), conditional=phrases("conditional"),
         undecided=phrases("undecided"), condition_marks=wordset("condition_marks"),
         idiomatic_ifs=phrases("idiomatic_ifs"), restricting_conjuncts=phrases("restricting_conjuncts"),
         condition_prepositions=wordset("condition_prepositions"),

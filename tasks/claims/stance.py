@@ -44,6 +44,14 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
                 window[c.i] = c
             elif c.dep_ == "prep" and c.lower_ == "as" and c.i not in on_path:   # "treat any use of it as theft"
                 window.update((g.i, g) for g in c.children if g.dep_ == "pobj")
+            elif c.dep_ == "prep" and t.lemma_ == "be" and c.i not in on_path \
+                    and not any(x.dep_ in ("attr", "acomp") for x in t.children) \
+                    and not any(x.i in cue_tokens for x in c.subtree):
+                # the phrase is the predicate ("is off the table", "is out of the question"),
+                # not an adjunct beside one ("without anything behind it, could be dangerous")
+                window.update((g.i, g) for g in c.subtree)
+            if c.dep_ == "advmod" and c.i not in on_path:   # "no longer transferring", "not anymore"
+                window.update((g.i, g) for g in c.children if g.lower_ in lex.negation)
             elif c.dep_ in ("oprd", "attr", "acomp", "dobj", "ccomp", "xcomp") and c.i not in on_path \
                     and not any(x.i in cue_tokens for x in c.subtree):
                 window[c.i] = c   # 'called the plan "theft"', "saw no point in"
@@ -61,7 +69,8 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
                 window[c.i] = c
     words = [window[i] for i in sorted(window) if i not in cue_tokens]
     text = " ".join(t.text for t in words)
-    flips = sum(1 for t in words if t.lower_ in lex.negation)
+    flips = sum(1 for t in words if t.lower_ in lex.negation
+                and not lex.negation_idioms.match(t.doc.text, t.idx))   # "nothing more than" negates nothing
     opposers = [m.group(0) for m in lex.oppose.finditer(text)]
     flips += len(opposers) + (1 if counter else 0)
     stance = "support" if flips % 2 == 0 else "oppose"
@@ -124,7 +133,8 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
             return f"question: {t.head.text}"
         if t.i in cue_tokens or first is not None:
             continue
-        if t.pos_ == "ADP" and t.lower_ in lex.circumstance_prepositions:
+        if t.pos_ == "ADP" and (t.lower_ in lex.circumstance_prepositions or t.head.lower_ in lex.circumstance_prepositions):
+            # "after talks", "ahead of talks", "on the sidelines of talks"
             return f"circumstance: {t.text}"
         if _predicate(t):
             first = t
