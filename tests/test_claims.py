@@ -501,3 +501,10 @@ def test_claims_a_condition_is_still_a_condition(miner):
 def test_claims_what_is_said_ahead_of_talks_is_not_about_them(miner):
     found = stances(miner, "Zelenskyy said Ukraine needed air defence, ahead of talks with US envoys in Berlin.")
     assert ("Ukraine", "peace_negotiations", "support") not in found
+
+
+def test_claims_a_wh_subordinator_parsed_as_adverb_still_sets_a_condition(miner):
+    found = stances(miner, '"We will lift our veto on the 18th package of sanctions only when we have guarantees '
+                           'that Slovakia will not pay the price," Robert Fico said.')
+    assert ("Slovakia", "sanctions_on_russia", "conditional") in found
+

@@ -132,7 +132,8 @@ def subject_and_owner(verb: Token, cue: set[int] | frozenset = frozenset()) -> t
 
 
 def is_condition(clause: Token, ctx: Context) -> bool:
-    return clause.dep_ == "advcl" and any(c.dep_ == "mark" and c.lower_ in ctx.lex.condition_marks
+    # the subordinator is a mark, or for wh-words the parser's advmod ("only when we have guarantees")
+    return clause.dep_ == "advcl" and any(c.dep_ in ("mark", "advmod") and c.lower_ in ctx.lex.condition_marks
                                           for c in clause.children)
 
 
