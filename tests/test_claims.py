@@ -508,3 +508,9 @@ def test_claims_a_wh_subordinator_parsed_as_adverb_still_sets_a_condition(miner)
                            'that Slovakia will not pay the price," Robert Fico said.')
     assert ("Slovakia", "sanctions_on_russia", "conditional") in found
 
+
+
+def test_claims_a_when_inside_a_description_sets_no_condition(miner):
+    found = stances(miner, "Fico said Slovakia supported the 18th package of sanctions, which ministers adopted "
+                           "when they met in Brussels.")
+    assert ("Slovakia", "sanctions_on_russia", "support") in found
