@@ -514,3 +514,18 @@ def test_claims_a_when_inside_a_description_sets_no_condition(miner):
     found = stances(miner, "Fico said Slovakia supported the 18th package of sanctions, which ministers adopted "
                            "when they met in Brussels.")
     assert ("Slovakia", "sanctions_on_russia", "support") in found
+
+
+# -- frames: the Union borrowing or lending ----------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("Sweden said it could accept common EU borrowing for Ukraine.", ("Sweden", "ukraine_eu_funding", "support")),
+    ("Babis said the Czech Republic would not guarantee the EU's new loans for Ukraine.",
+     ("Czech Republic", "ukraine_eu_funding", "oppose")),
+])
+def test_claims_union_borrowing_frames(miner, text, expected):
+    assert expected in stances(miner, text)
+
+
+def test_claims_a_national_loan_is_not_union_funding(miner):
+    found = stances(miner, "Sweden said it would give Ukraine a national loan of its own.")
+    assert not any(t == "ukraine_eu_funding" for _, t, _ in found)
