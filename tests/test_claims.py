@@ -529,3 +529,20 @@ def test_claims_union_borrowing_frames(miner, text, expected):
 def test_claims_a_national_loan_is_not_union_funding(miner):
     found = stances(miner, "Sweden said it would give Ukraine a national loan of its own.")
     assert not any(t == "ukraine_eu_funding" for _, t, _ in found)
+
+
+# -- a proxy's own words: "no decision" -------------------------------------------------
+def test_claims_no_decision_on_a_proxy_is_undecided(miner):
+    found = stances(miner, '"No decision has been taken on Taurus," Olaf Scholz told reporters in Berlin.')
+    assert ("Germany", "military_aid_to_ukraine", "undecided") in found
+    assert ("Germany", "military_aid_to_ukraine", "oppose") not in found
+
+
+def test_claims_a_welcomed_decision_is_support(miner):
+    found = stances(miner, "After the EU adopted new sanctions on Russia, Poland welcomed the decision.")
+    assert ("Poland", "sanctions_on_russia", "support") in found
+
+
+def test_claims_a_mind_not_made_up_is_undecided(miner):
+    found = stances(miner, 'Austria "has not made up its mind" on joint borrowing to finance Ukraine, Chancellor Karl Nehammer said.')
+    assert ("Austria", "ukraine_eu_funding", "undecided") in found

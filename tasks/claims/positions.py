@@ -43,7 +43,8 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
     text = sent.text
     cues = resolve_overlaps(book.cues_in(text) + book.frames_in(sent))
     spans = []
-    for cue in cues + _proxy_cues(sent, cues, ctx):
+    proxies = _proxy_cues(sent, cues, ctx)
+    for cue in cues + proxies:
         cspan = sent.doc.char_span(sent.start_char + cue.start, sent.start_char + cue.end, alignment_mode="expand")
         if cspan is not None:
             spans.append((cue, cspan))
@@ -68,6 +69,8 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
             continue
         if mention_only(cue_tokens, path, ctx):
             continue
+        if cue in proxies and not cue.counter:
+            cue_tokens = set()   # "no decision has been taken": the proxy's own words count
         stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
         for who in (actor, *co_actors(found, ctx)):
             out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
