@@ -546,3 +546,13 @@ def test_claims_a_welcomed_decision_is_support(miner):
 def test_claims_a_mind_not_made_up_is_undecided(miner):
     found = stances(miner, 'Austria "has not made up its mind" on joint borrowing to finance Ukraine, Chancellor Karl Nehammer said.')
     assert ("Austria", "ukraine_eu_funding", "undecided") in found
+
+
+def test_claims_an_agreement_not_reached_is_undecided(miner):
+    found = stances(miner, "EU ambassadors failed to reach an agreement on new sanctions on Russia, diplomats said.")
+    assert ("European Union", "sanctions_on_russia", "undecided") in found
+
+
+def test_claims_an_agreement_as_a_kind_of_deal_is_no_indecision(miner):
+    found = stances(miner, "Trump wrote that the best way to end the war was a peace agreement, not a mere ceasefire agreement.")
+    assert ("United States", "ceasefire", "undecided") not in found
