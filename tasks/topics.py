@@ -110,6 +110,7 @@ class Topic:
     counter: re.Pattern | None
     implied_kinds: frozenset[str] = frozenset()
     implied_donors: frozenset[str] = frozenset()
+    implied_when_cued: bool = False   # the pledge implies support only when its sentence names the topic
     object_cues: re.Pattern | None = None
     object_verbs: re.Pattern | None = None
     not_cues: re.Pattern | None = None
@@ -198,6 +199,7 @@ def load_topics(path: str | Path) -> TopicBook:
                             counter=compile_phrases(rec.get("counter_cues"), where + ".counter_cues"),
                             implied_kinds=frozenset(implied.get("kinds") or []),
                             implied_donors=frozenset(implied.get("donors") or []),
+                            implied_when_cued=bool(implied.get("when_cued", False)),
                             object_cues=compile_phrases(rec.get("object_cues"), where + ".object_cues"),
                             object_verbs=compile_phrases(rec.get("object_verbs"), where + ".object_verbs"),
                             not_cues=compile_phrases(rec.get("not_cues"), where + ".not_cues"), frames=frames)

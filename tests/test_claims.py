@@ -556,3 +556,49 @@ def test_claims_an_agreement_not_reached_is_undecided(miner):
 def test_claims_an_agreement_as_a_kind_of_deal_is_no_indecision(miner):
     found = stances(miner, "Trump wrote that the best way to end the war was a peace agreement, not a mere ceasefire agreement.")
     assert ("United States", "ceasefire", "undecided") not in found
+
+
+# -- no comment; reports of events; obligations reported -------------------------------
+@pytest.mark.parametrize("text, actor, topic", [
+    ("The Kremlin declined to comment on reports that Russia was prepared to freeze the front line.", "Russia", "ceasefire"),
+    ("A Pentagon spokesman declined to say whether Washington would keep sending weapons to Ukraine.", "United States",
+     "military_aid_to_ukraine"),
+    # denying that an event happened is no stance on its subject
+    ("Peskov denied that Putin and Trump had discussed sanctions relief during their call.", "Russia", "sanctions_on_russia"),
+])
+def test_claims_no_comment_and_event_reports_state_nothing(miner, text, actor, topic):
+    assert not {(g, t) for g, t, _ in stances(miner, text)} & {(actor, topic)}
+
+
+def test_claims_a_refusal_that_is_not_about_speech_is_a_stance(miner):
+    found = stances(miner, "Hungary refused to lift its veto on new sanctions on Russia, Orban said.")
+    assert ("Hungary", "sanctions_on_russia", "oppose") in found
+
+
+def test_claims_an_obligation_reported_is_the_reporters_view(miner):
+    found = stances(miner, "Ukraine should not join NATO while the war is going on, President Joe Biden said on Sunday.")
+    assert ("United States", "ukraine_nato_membership", "oppose") in found
+    assert ("Ukraine", "ukraine_nato_membership", "oppose") not in found
+
+
+def test_claims_a_reported_intention_is_the_subjects(miner):
+    found = stances(miner, "Rutte said Germany would send more air defence systems to Ukraine.")
+    assert ("Germany", "military_aid_to_ukraine", "support") in found
+
+
+# -- positions implied by pledges ------------------------------------------------------
+def test_claims_eu_humanitarian_money_states_no_funding_position(miner):
+    found = stances(miner, "The European Union will provide €140 million in humanitarian aid to Ukraine this year, "
+                           "Commissioner Hadja Lahbib said.")
+    assert not any(t == "ukraine_eu_funding" for _, t, _ in found)
+
+
+def test_claims_a_loan_repaid_from_russian_assets_supports_using_them(miner):
+    found = stances(miner, "Britain will lend Ukraine £2.26 billion, with the money to be repaid from profits on "
+                           "frozen Russian assets, Chancellor Rachel Reeves said on Sunday.")
+    assert ("United Kingdom", "use_frozen_russian_assets", "support") in found
+
+
+def test_claims_a_loan_without_the_assets_states_nothing_on_them(miner):
+    found = stances(miner, "Britain will lend Ukraine £2.26 billion, Chancellor Rachel Reeves said on Sunday.")
+    assert not any(t == "use_frozen_russian_assets" for _, t, _ in found)

@@ -96,6 +96,9 @@ def mine_doc(doc: Doc, url: str, published: dt.datetime | None, *, catalog: Enti
     # positions implied by pledges (a military pledge states support for military aid)
     for pl in pledges:
         for topic in topics.topics.values():
+            if topic.implied_when_cued and not any(
+                    c.topic == topic.id and not c.counter for c in topics.cues_in(pl.evidence.text)):
+                continue   # "a loan repaid from the profits on immobilised Russian assets"
             if pl.kind in topic.implied_kinds and (not topic.implied_donors or pl.donor in topic.implied_donors):
                 positions.append(Position(evidence=pl.evidence, actor=pl.donor, actor_group=pl.donor, topic=topic.id,
                                           stance="support", cue=pl.money_text))

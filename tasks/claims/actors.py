@@ -88,6 +88,12 @@ def _agentive(be: Token, ctx: Context) -> bool:
                and any(x.dep_ == "xcomp" for x in c.children) for c in be.children)
 
 
+def _deontic(verb: Token, ctx: Context) -> bool:
+    """Does a modal of obligation govern the verb ("Ukraine should not join NATO")? Reported, it
+    states the reporter's view of what the subject should do."""
+    return any(c.dep_ == "aux" and c.lower_ in ctx.lex.deontic_modals for c in verb.children)
+
+
 def _out_of_office(subj: Token, lex) -> bool:
     """Is the subject described as out of office or in opposition, by a modifier of its own
     ("former President ...", "opposition leader ...") or of its apposition ("Kurt Volker, a
@@ -210,7 +216,8 @@ def _find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                             pending = Found(actor, list(path))
                             pronoun = subj.lower_
                     elif pending is None:
-                        if t.lemma_ == "be" and t.dep_ in ("ccomp", "conj") and not _agentive(t, ctx):
+                        if t.dep_ in ("ccomp", "conj") and (t.lemma_ == "be" and not _agentive(t, ctx)
+                                                            or _deontic(t, ctx)):
                             reporter = _reporter_above(t, ctx)
                             if reporter and reporter.actor.group != actor.group:
                                 return Found(reporter.actor, path + reporter.path)

@@ -54,6 +54,10 @@ class Lexicon:
     stance_modals: frozenset[str]
     circumstance_prepositions: frozenset[str]
     question_predicates: frozenset[str]
+    event_reports: frozenset[str]
+    speech_predicates: frozenset[str]
+    refusal_verbs: frozenset[str]
+    deontic_modals: frozenset[str]
     # events
     meeting_words: frozenset[str]
     talks_words: re.Pattern
@@ -125,6 +129,8 @@ def load_lexicon(folder: str | Path) -> Lexicon:
         stance_modals=wordset("stance_modals"),
         circumstance_prepositions=wordset("circumstance_prepositions"),
         question_predicates=wordset("question_predicates"),
+        event_reports=wordset("event_reports"), speech_predicates=wordset("speech_predicates"),
+        refusal_verbs=wordset("refusal_verbs"), deontic_modals=wordset("deontic_modals"),
         meeting_words=wordset("meeting_words"), talks_words=phrases("talks_words"), event_verbs=wordset("event_verbs"),
         modal_words=wordset("modal_words"),
     )

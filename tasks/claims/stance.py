@@ -126,6 +126,11 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
     """
     lex = ctx.lex
     anchor = path[0]
+    for t in (*path, *path[-1].ancestors):   # "declined to comment on reports that ...", "would not say whether ..."
+        if t.lemma_.lower() in lex.speech_predicates and (
+                t.dep_ == "xcomp" and t.head.lemma_.lower() in lex.refusal_verbs
+                or any(c.dep_ == "neg" for c in t.children)):
+            return f"no comment: {t.text}"
     first = anchor if anchor.pos_ == "VERB" and _is_event(anchor, lex) else None
     for t in path[1:]:
         if any(c.dep_ == "mark" and c.lower_ in ("whether", "if") for c in t.children) and \
@@ -142,7 +147,8 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
         return None
     word = first.lemma_.lower()
     event = _is_event(first, lex)
-    if word in lex.stance_predicates or (not event and word not in lex.topic_predicates):
+    if word in lex.stance_predicates or first.lower_ in lex.stance_predicates \
+            or (not event and word not in lex.topic_predicates):   # "prepared to speak" is no "prepare"
         return None   # "open to talks": a word of stance first
     aux = {c.lower_ for c in first.children if c.dep_ in ("aux", "auxpass")}
     agentive = not any(c.dep_ in ("nsubj", "nsubjpass") and (c.i in cue_tokens or c.i == anchor.i)
@@ -150,6 +156,8 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
     if event and (aux & lex.stance_modals or agentive and aux & lex.modal_words):
         return None   # "talks can begin only once ...", "he would sit down with Putin", "will not take part"
     for t in first.ancestors:
+        if t.lemma_.lower() in lex.event_reports:
+            continue   # "denied that they had discussed ...": about the event, not the proposition
         if _predicate(t) and (t.lemma_.lower() in lex.stance_predicates or lex.oppose.fullmatch(t.text)):
             return None
     return f"event: {first.text}"
