@@ -258,3 +258,24 @@ def add_url_entries(con: Con, feed: str, feed_url: str, urls: Sequence[str]) -> 
     (stored,) = con.execute("SELECT count(*) FROM pages WHERE list_contains(?::VARCHAR[], url)",
                             [list(urls)]).fetchone()
     return {"given": len(urls), "new_entries": new, "already_stored": stored}
+
+
+# -- derived: catalogs and the search index (see warehouse/search.py) ----------------------
+def derived_digest(con: Con, name: str) -> str | None:
+    """The digest of the input `name` was last built from (None: never built)."""
+    row = con.execute("SELECT digest FROM derived_state WHERE name = ?", [name]).fetchone()
+    return row[0] if row else None
+
+
+def record_derived(con: Con, name: str, digest: str) -> None:
+    con.execute("INSERT OR REPLACE INTO derived_state (name, digest, refreshed_at) VALUES (?, ?, ?)",
+                [name, digest, utcnow()])
+
+
+def sync_catalog(con: Con, topics: Sequence[dict[str, Any]], entities: Sequence[dict[str, Any]], digest: str) -> None:
+    """Replace the topic and entity catalogs (caller's transaction) and record their digest."""
+    con.execute("DELETE FROM topic_catalog")
+    con.execute("DELETE FROM entity_catalog")
+    insert_rows(con, "topic_catalog", list(topics))
+    insert_rows(con, "entity_catalog", list(entities))
+    record_derived(con, "catalog", digest)

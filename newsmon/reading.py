@@ -1,0 +1,61 @@
+"""Open the warehouse for the analyst's read commands (sql, views, search, export, report).
+
+What the read commands show beyond the pipeline's own rows is derived, and rebuilt only
+when its input changed: the topic and entity catalogs (from the config files) and the
+full-text index (from the articles). `open_for_reading` checks both with one read-only
+open; only when one is stale does it migrate and rebuild in one short write transaction,
+waiting like any writer for a running ingest to let go of the file. A warehouse that
+cannot be written (a read-only copy) is searched as it is.
+"""
+from __future__ import annotations
+
+import logging
+
+from newsmon.errors import WarehouseError
+from newsmon.settings import Settings
+from tasks.catalog import catalog_digest, load_catalog_rows
+from warehouse import Warehouse
+from warehouse import queries as q
+from warehouse import search
+
+__all__ = ["open_for_reading", "refresh_derived"]
+
+log = logging.getLogger(__name__)
+
+
+def _catalog_stale(con, digest: str) -> bool:
+    try:
+        return q.derived_digest(con, "catalog") != digest
+    except Exception:  # no derived_state yet: a warehouse from before migration 0020
+        return True
+
+
+def refresh_derived(settings: Settings, wh: Warehouse) -> dict[str, bool]:
+    """Bring the catalogs and the search index up to date; which of them were rebuilt."""
+    digest = catalog_digest(settings.nlp.topics, settings.nlp.entities)
+    with wh.connect(read_only=True) as con:
+        stale_catalog = _catalog_stale(con, digest)
+        stale_index = search.index_is_stale(con)
+    done = {"catalog": False, "search_index": False}
+    if not (stale_catalog or stale_index):
+        return done
+    catalog = load_catalog_rows(settings.nlp.topics, settings.nlp.entities) if stale_catalog else None
+    try:
+        wh.migrate()
+        with wh.transaction() as con:
+            if catalog is not None and q.derived_digest(con, "catalog") != catalog.digest:
+                q.sync_catalog(con, catalog.topics, catalog.entities, catalog.digest)
+                done["catalog"] = True
+            done["search_index"] = search.refresh_index(con)
+    except WarehouseError as exc:
+        if "locked" in str(exc):
+            raise
+        log.warning("cannot bring the catalogs and search index of %s up to date: %s", wh.path, exc)
+    return done
+
+
+def open_for_reading(settings: Settings) -> Warehouse:
+    """The configured warehouse, its derived tables fresh (see the module docstring)."""
+    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
+    refresh_derived(settings, wh)
+    return wh
