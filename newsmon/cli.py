@@ -396,6 +396,43 @@ def export(view: Annotated[str, typer.Argument(help="a public view (see `newsmon
     typer.echo(f"exported {n} row{'s' if n != 1 else ''} of {view} to {out}", err=True)
 
 
+@app.command()
+def report(since: Annotated[str, typer.Option(help="first day of the window, YYYY-MM-DD (UTC)", show_default=False)],
+           until: Annotated[Optional[str], typer.Option(
+               help="last day of the window, inclusive, YYYY-MM-DD (default: no end)", show_default=False)] = None,
+           out: Annotated[Path, typer.Option("--out", "-o", help="the HTML file to write")] = Path("report.html"),
+           config: ConfigOption = None,
+           ) -> None:
+    """Write one self-contained HTML page on a window: its changes with evidence, the standing
+    pledges, and a stance timeline per topic and actor.
+
+    Example: newsmon report --since 2025-12-01 --out report.html
+    """
+    from newsmon.reading import open_for_reading
+    from tasks.report_page import render_report
+    from warehouse.queries import report_rows
+    from warehouse.readonly import readonly_connection
+
+    start, end = parse_day("--since", since), parse_day("--until", until)
+    if end is not None and end < start:
+        fail(f"--until {end} is before --since {start}")
+    utc = dt.timezone.utc
+    start_at = dt.datetime.combine(start, dt.time(), utc)
+    end_at = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), utc) if end else None
+    if not out.expanduser().resolve().parent.is_dir():
+        fail(f"--out: no such directory: {out.expanduser().resolve().parent}")
+    settings = load_settings(config)
+    wh = open_for_reading(settings)
+    with readonly_connection(wh) as con:
+        rows = report_rows(con, start_at, end_at)
+    page = render_report(rows, start_at, end_at, dt.datetime.now(utc))
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    typer.echo(f"wrote {out}: {len(rows['changes'])} changes, {len(rows['pledges'])} current pledges, "
+               f"{len({(p['topic'], p['actor_group']) for p in rows['positions']})} timelines", err=True)
+
+
 def main() -> None:
     try:
         app()

@@ -105,6 +105,14 @@ def test_views_current_pledges_name_the_pledge_they_replaced(newsmon, config):
         8 * B, url("de-1"), 8 * B)
 
 
+def test_views_pledges_as_of_a_past_moment(newsmon, config):
+    rows = sql(newsmon, config, "SELECT donor, amount, replaced_amount FROM pledges_as_of(DATE '2025-12-10') "
+                                "ORDER BY donor")
+    assert rows == [{"donor": "Germany", "amount": 11.5 * B, "replaced_amount": 8 * B},
+                    {"donor": "Norway", "amount": 2 * B, "replaced_amount": None}]
+    assert sql(newsmon, config, "SELECT count(*) AS n FROM pledges_as_of(DATE '2025-01-01')") == [{"n": 0}]
+
+
 def test_views_current_pledges_are_kept_per_kind(newsmon, config, warehouse):
     text = "Norway also pledged 1 billion kroner in military aid to Ukraine."
     store_articles(warehouse, [dict(url=url("nor-mil"), published_at=day(2026, 2, 1), text=text)],
@@ -243,7 +251,7 @@ def test_views_listing_shows_only_the_public_interface(newsmon, config):
     listed = views_listing(newsmon, config)
     names = {r["name"].split("(")[0] for r in listed}
     expected = {p.stem.split("_", 1)[1] for p in (ROOT / "warehouse" / "views").glob("*.sql")}
-    assert expected | {"search_articles", "search_snippet"} == names
+    assert expected | {"search_articles", "search_snippet", "pledges_as_of"} == names
     assert not names & {"feeds", "pledge_claims", "change_log", "article_texts", "derived_state", "schema_views"}
     assert all(not n.startswith("fts_") for n in names)
 

@@ -2,7 +2,8 @@
 -- latest statement, the pledge it replaced and the evidence of both. A revision replaces,
 -- a repetition confirms: SUM(amount_eur) over this view counts each pledge once.
 -- As in change detection, only the first-published copy of a syndicated story counts.
-CREATE OR REPLACE VIEW current_pledges AS
+-- pledges_as_of(TIMESTAMP) gives the same as it stood at a time (statements published before it).
+CREATE OR REPLACE MACRO pledges_as_of(moment) AS TABLE
 WITH counted AS (
     SELECT url FROM (
         SELECT url, row_number() OVER (PARTITION BY coalesce(story_id, url)
@@ -12,6 +13,7 @@ WITH counted AS (
 ), statements AS (
     SELECT p.*, row_number() OVER w AS seq, count(*) OVER (PARTITION BY donor, recipient, kind) AS n
     FROM aid_pledges p SEMI JOIN counted USING (url)
+    WHERE moment IS NULL OR p.published_at < CAST(moment AS TIMESTAMPTZ)
     WINDOW w AS (PARTITION BY donor, recipient, kind
                  ORDER BY published_at NULLS LAST, url, sentence_index, claim_id)
 ), latest AS (
@@ -51,6 +53,10 @@ FROM latest l
 LEFT JOIN replaced r ON r.current_claim = l.claim_id
 LEFT JOIN since s ON s.current_claim = l.claim_id
 ORDER BY l.donor, l.recipient, l.kind;
+
+CREATE OR REPLACE VIEW current_pledges AS SELECT * FROM pledges_as_of(NULL);
+
+COMMENT ON MACRO TABLE pledges_as_of IS 'The current_pledges of a past moment: SELECT * FROM pledges_as_of(TIMESTAMPTZ ''2025-12-01 00:00+00'') counts only statements published before it.';
 
 COMMENT ON VIEW current_pledges IS 'The standing pledge per donor, recipient and kind (the latest statement wins), with the pledge it replaced. SUM(amount_eur) here counts a revised pledge once.';
 COMMENT ON COLUMN current_pledges.donor IS 'Canonical name of the state or organisation pledging.';
