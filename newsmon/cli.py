@@ -65,11 +65,11 @@ def sql(query: Annotated[str, typer.Argument(help="one or more read-only stateme
 
     Example: newsmon sql "SELECT actor_group, topic, stance, published_at FROM positions ORDER BY published_at"
     """
-    from newsmon.reading import open_for_reading
+    from newsmon.reading import needs_search, open_for_reading
     from warehouse.readonly import run_readonly
 
     settings = load_settings(config)
-    wh = open_for_reading(settings)
+    wh = open_for_reading(settings, search_index=needs_search(query))
     columns, rows = run_readonly(wh, query)
     if format is Format.json:
         typer.echo(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
@@ -303,7 +303,7 @@ def views(view: Annotated[Optional[str], typer.Argument(help="a view to describe
     from warehouse.readonly import public_columns, public_macros, public_views, readonly_connection
 
     settings = load_settings(config)
-    wh = open_for_reading(settings)
+    wh = open_for_reading(settings, search_index=True)  # so that the search macros exist to be listed
     with readonly_connection(wh) as con:
         if view:
             columns, rows = ["column", "type", "meaning"], public_columns(con, view)
@@ -347,7 +347,7 @@ def search(query: Annotated[str, typer.Argument(help="words to find (all of them
 
     day = parse_day("--since", since)
     settings = load_settings(config)
-    wh = open_for_reading(settings)
+    wh = open_for_reading(settings, search_index=True)
     with readonly_connection(wh) as con:
         columns, rows = search_articles(con, query, since=day, entity=entity, limit=limit, any_term=any_word)
     if format is Format.json:
@@ -387,11 +387,11 @@ def export(view: Annotated[str, typer.Argument(help="a public view (see `newsmon
 
     Example: newsmon export current_pledges --format csv --out pledges.csv --where "recipient = 'Ukraine'"
     """
-    from newsmon.reading import open_for_reading
+    from newsmon.reading import needs_search, open_for_reading
     from warehouse.export import export_view
 
     settings = load_settings(config)
-    wh = open_for_reading(settings)
+    wh = open_for_reading(settings, search_index=needs_search(where or ""))
     n = export_view(wh, view, format.value, out, where)
     typer.echo(f"exported {n} row{'s' if n != 1 else ''} of {view} to {out}", err=True)
 

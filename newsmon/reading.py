@@ -1,11 +1,16 @@
 """Open the warehouse for the analyst's read commands (sql, views, search, export, report).
 
 What the read commands show beyond the pipeline's own rows is derived, and rebuilt only
-when its input changed: the topic and entity catalogs (from the config files) and the
-full-text index (from the articles). `open_for_reading` checks both with one read-only
+when its input changed: the topic and entity catalogs (from the config files; cheap) and
+the full-text index (from the articles). `open_for_reading` checks them with one read-only
 open; only when one is stale does it migrate and rebuild in one short write transaction,
 waiting like any writer for a running ingest to let go of the file. A warehouse that
-cannot be written (a read-only copy) is searched as it is.
+cannot be written (a read-only copy) is read as it is.
+
+The index is rebuilt whole (DuckDB's fts has no incremental update; bench/bench_search.py
+measures it at about 6 ms an article on a busy 2-core machine), so it is refreshed only
+for a read that searches: `newsmon search`, and `newsmon sql` when the query names a
+search macro. Other reads never pay for it, and neither does the ingest.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from warehouse import Warehouse
 from warehouse import queries as q
 from warehouse import search
 
-__all__ = ["open_for_reading", "refresh_derived"]
+__all__ = ["open_for_reading", "refresh_derived", "needs_search", "SEARCH_MACROS"]
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +35,12 @@ def _catalog_stale(con, digest: str) -> bool:
         return True
 
 
-def refresh_derived(settings: Settings, wh: Warehouse) -> dict[str, bool]:
-    """Bring the catalogs and the search index up to date; which of them were rebuilt."""
+def refresh_derived(settings: Settings, wh: Warehouse, *, search_index: bool = False) -> dict[str, bool]:
+    """Bring the catalogs (and with `search_index` the full-text index) up to date; which were rebuilt."""
     digest = catalog_digest(settings.nlp.topics, settings.nlp.entities)
     with wh.connect(read_only=True) as con:
         stale_catalog = _catalog_stale(con, digest)
-        stale_index = search.index_is_stale(con)
+        stale_index = search_index and search.index_is_stale(con)
     done = {"catalog": False, "search_index": False}
     if not (stale_catalog or stale_index):
         return done
@@ -46,7 +51,8 @@ def refresh_derived(settings: Settings, wh: Warehouse) -> dict[str, bool]:
             if catalog is not None and q.derived_digest(con, "catalog") != catalog.digest:
                 q.sync_catalog(con, catalog.topics, catalog.entities, catalog.digest)
                 done["catalog"] = True
-            done["search_index"] = search.refresh_index(con)
+            if search_index:
+                done["search_index"] = search.refresh_index(con)
     except WarehouseError as exc:
         if "locked" in str(exc):
             raise
@@ -54,8 +60,17 @@ def refresh_derived(settings: Settings, wh: Warehouse) -> dict[str, bool]:
     return done
 
 
-def open_for_reading(settings: Settings) -> Warehouse:
+#: A query that names one of these needs the full-text index (see warehouse/search.py).
+SEARCH_MACROS = ("search_articles", "search_snippet")
+
+
+def needs_search(sql: str) -> bool:
+    lowered = sql.lower()
+    return any(name in lowered for name in SEARCH_MACROS)
+
+
+def open_for_reading(settings: Settings, *, search_index: bool = False) -> Warehouse:
     """The configured warehouse, its derived tables fresh (see the module docstring)."""
     wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
-    refresh_derived(settings, wh)
+    refresh_derived(settings, wh, search_index=search_index)
     return wh

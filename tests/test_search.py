@@ -128,3 +128,13 @@ def test_search_index_persists_for_plain_duckdb_with_the_extension(newsmon, conf
 def test_search_extension_ships_with_the_pinned_package():
     path = fts_extension_path()
     assert path.is_file() and f"v{duckdb.__version__}" in path.parts
+
+
+def test_search_index_is_built_only_by_reads_that_search(newsmon, config, warehouse):
+    for args in (["sql", "SELECT count(*) FROM articles"], ["report", "--since", "2025-01-01", "--out",
+                                                            config.parent / "r.html"]):
+        assert newsmon(*args, "--config", config).code == 0
+    assert [r["name"] for r in warehouse.read("SELECT name FROM derived_state ORDER BY name")] == ["catalog"]
+    assert newsmon("sql", "SELECT count(*) FROM search_articles('assets')", "--config", config).code == 0
+    assert [r["name"] for r in warehouse.read("SELECT name FROM derived_state ORDER BY name")] == [
+        "catalog", "search_index"]

@@ -7,9 +7,10 @@ The index (`PRAGMA create_fts_index` over article_texts: title and text, Porter 
 English stop words) is a snapshot: DuckDB does not maintain it as rows change. The row
 'search_index' of `derived_state` holds a digest of the articles it was built from;
 `index_is_stale` compares it with the articles now, and `refresh_index` rebuilds the
-index and its macros in the caller's write transaction. The read commands call them
-lazily (newsmon/reading.py): a search after an ingest rebuilds once, every later one
-finds the index fresh at the cost of one aggregate over article_texts.
+index and its macros in the caller's write transaction. Only reads that search call
+them (newsmon/reading.py): the first search after an ingest rebuilds the index once (it
+is rebuilt whole: fts has no incremental update), every later one finds it fresh at the
+cost of one aggregate over article_texts; the ingest itself never pays for it.
 
 For analysts, in `newsmon sql` or any DuckDB session with the extension loaded:
 
