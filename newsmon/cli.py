@@ -410,8 +410,10 @@ def report(since: Annotated[str, typer.Option(help="first day of the window, YYY
     """
     from newsmon.reading import open_for_reading
     from tasks.report_page import render_report
+    import duckdb
+
     from warehouse.queries import report_rows
-    from warehouse.readonly import readonly_connection
+    from warehouse.readonly import readonly_connection, sql_error
 
     start, end = parse_day("--since", since), parse_day("--until", until)
     if end is not None and end < start:
@@ -424,7 +426,10 @@ def report(since: Annotated[str, typer.Option(help="first day of the window, YYY
     settings = load_settings(config)
     wh = open_for_reading(settings)
     with readonly_connection(wh) as con:
-        rows = report_rows(con, start_at, end_at)
+        try:
+            rows = report_rows(con, start_at, end_at)
+        except duckdb.Error as exc:
+            raise sql_error(exc) from None
     page = render_report(rows, start_at, end_at, dt.datetime.now(utc))
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(page, encoding="utf-8")

@@ -2,7 +2,8 @@
 
 What the read commands show beyond the pipeline's own rows is derived, and rebuilt only
 when its input changed: the topic and entity catalogs (from the config files; cheap) and
-the full-text index (from the articles). `open_for_reading` checks them with one read-only
+the full-text index (from the articles); and the views themselves, after an upgrade of
+newsmon, before any run has migrated the file. `open_for_reading` checks them with one read-only
 open; only when one is stale does it migrate and rebuild in one short write transaction,
 waiting like any writer for a running ingest to let go of the file. A warehouse that
 cannot be written (a read-only copy) is read as it is.
@@ -39,14 +40,15 @@ def refresh_derived(settings: Settings, wh: Warehouse, *, search_index: bool = F
     """Bring the catalogs (and with `search_index` the full-text index) up to date; which were rebuilt."""
     digest = catalog_digest(settings.nlp.topics, settings.nlp.entities)
     with wh.connect(read_only=True) as con:
+        stale_schema = not q.schema_is_current(con)  # newsmon upgraded since the last run
         stale_catalog = _catalog_stale(con, digest)
         stale_index = search_index and search.index_is_stale(con)
-    done = {"catalog": False, "search_index": False}
-    if not (stale_catalog or stale_index):
+    done = {"schema": False, "catalog": False, "search_index": False}
+    if not (stale_schema or stale_catalog or stale_index):
         return done
     catalog = load_catalog_rows(settings.nlp.topics, settings.nlp.entities) if stale_catalog else None
     try:
-        wh.migrate()
+        done["schema"] = bool(wh.migrate()) or stale_schema
         with wh.transaction() as con:
             if catalog is not None and q.derived_digest(con, "catalog") != catalog.digest:
                 q.sync_catalog(con, catalog.topics, catalog.entities, catalog.digest)

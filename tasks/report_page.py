@@ -27,7 +27,7 @@ main{max-width:1040px;margin:0 auto;padding:24px;background:#fff}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;border-bottom:1px solid #d0d7de;padding-bottom:4px;margin-top:32px}
 h3{font-size:16px;margin:20px 0 2px}.muted{color:#57606a;font-size:13px}
 table{border-collapse:collapse;width:100%;font-size:14px}th,td{text-align:left;vertical-align:top;padding:6px 8px;border-bottom:1px solid #eaeef2}
-th{background:#f6f8fa;font-weight:600}td.num{text-align:right;white-space:nowrap}
+th{background:#f6f8fa;font-weight:600}td.num,td.date{text-align:right;white-space:nowrap}td.date{text-align:left}
 blockquote{margin:4px 0;padding:2px 8px;border-left:3px solid #d0d7de;color:#3d444d}
 .stance{display:inline-block;padding:0 6px;border-radius:10px;color:#fff;font-size:12px;font-weight:600}
 .up{color:#2e7d32}.down{color:#c62828}.legend span{margin-right:12px}
@@ -60,7 +60,13 @@ def _link(url: str | None, title: str | None, feed: str | None = None) -> str:
 
 
 def _eur(amount: float | None) -> str:
-    return format_amount(amount, "EUR") if amount is not None else "?"
+    """EUR at a reading precision (€252m, €11.5bn): conversions are approximate anyway."""
+    if amount is None:
+        return "?"
+    for size, suffix in ((1e9, "bn"), (1e6, "m")):
+        if abs(amount) >= size:
+            return f"€{amount / size:.3g}{suffix}"
+    return f"€{amount:,.0f}"
 
 
 def _change_row(c: Mapping[str, Any]) -> str:
@@ -77,7 +83,7 @@ def _change_row(c: Mapping[str, Any]) -> str:
                 f'{_link(c.get("old_url"), c.get("old_title"), c.get("old_feed"))}</span></blockquote>'
                 f'<blockquote>{_e(c.get("new_evidence"))}<br><span class="muted">{_day(c.get("new_published_at"))}, '
                 f'{_link(c.get("new_url"), c.get("new_title"), c.get("new_feed"))}</span></blockquote>')
-    return (f'<tr data-change-id="{_e(c["change_id"])}"><td>{_day(c.get("new_published_at"))}</td>'
+    return (f'<tr data-change-id="{_e(c["change_id"])}"><td class="date">{_day(c.get("new_published_at"))}</td>'
             f'<td><strong>{_e(c["actor_group"])}</strong></td><td>{what}</td><td>{values}</td><td>{evidence}</td></tr>')
 
 
@@ -90,7 +96,7 @@ def _pledge_row(p: Mapping[str, Any]) -> str:
             f'<td>{_e(p["recipient"])}</td><td>{_e(p["kind"])}</td>'
             f'<td class="num">{_e(format_amount(p["amount"], p["currency"]))}</td>'
             f'<td class="num">{_eur(p.get("amount_eur"))}</td><td class="num">{replaced}</td>'
-            f'<td>{_day(p.get("standing_since"))}</td>'
+            f'<td class="date">{_day(p.get("standing_since"))}</td>'
             f'<td><blockquote>{_e(p.get("evidence"))}<br>{_link(p.get("url"), p.get("url"))}</blockquote></td></tr>')
 
 
@@ -106,9 +112,12 @@ def _timeline_svg(points: Sequence[Mapping[str, Any]], start: dt.datetime, end: 
         tip = f"{_day(when)} {p['actor']}: {p['stance']} — {p.get('evidence') or ''}"
         marks.append(f'<circle cx="{x:.1f}" cy="{_ROW // 2}" r="6" fill="{fill}" stroke="{colour}" stroke-width="2">'
                      f'<title>{_e(tip)}</title></circle>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{_ROW}" role="img" '
-            f'viewBox="0 0 {_WIDTH} {_ROW}"><line x1="{_PAD}" y1="{_ROW // 2}" x2="{_WIDTH - _PAD}" y2="{_ROW // 2}" '
-            f'stroke="#d0d7de" stroke-width="2"/>{"".join(marks)}</svg>')
+    axis = (f'<text x="{_PAD}" y="{_ROW + 10}" font-size="10" fill="#57606a">{_day(start)}</text>'
+            f'<text x="{_WIDTH - _PAD}" y="{_ROW + 10}" font-size="10" fill="#57606a" text-anchor="end">'
+            f'{_day(end)}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{_ROW + 14}" role="img" '
+            f'viewBox="0 0 {_WIDTH} {_ROW + 14}"><line x1="{_PAD}" y1="{_ROW // 2}" x2="{_WIDTH - _PAD}" '
+            f'y2="{_ROW // 2}" stroke="#d0d7de" stroke-width="2"/>{axis}{"".join(marks)}</svg>')
 
 
 def _timelines(positions: Sequence[Mapping[str, Any]], topics: Mapping[str, str | None],

@@ -149,3 +149,28 @@ def test_report_bad_window_is_one_clear_line(newsmon, config, tmp_path, args, me
     result = newsmon("report", *args, "--out", tmp_path / "r.html", "--config", config)
     assert result.code == 2 and message in result.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(newsmon, config, tmp_path):
+    """The page as a browser draws it: Chromium renders it to a PNG of the window's size."""
+    import shutil
+    import struct
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("headless Chromium (Debian package chromium) is not installed")
+    out = tmp_path / "report.html"
+    assert newsmon("report", "--since", "2025-11-01", "--out", out, "--config", config).code == 0
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1100,900",
+                    f"--screenshot={shot}", out.as_uri()], capture_output=True, timeout=120, check=True)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (1100, 900)
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                          f"--user-data-dir={tmp_path / 'chromium'}", "--dump-dom", out.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert dom.count("data-change-id=") == 2 and dom.count("<circle") == 3

@@ -309,3 +309,13 @@ def test_views_sql_refusals_say_what_and_why(newsmon, config, statement, words):
     assert result.code == 2
     for w in words:
         assert w in result.stderr
+
+
+def test_views_read_after_an_upgrade_brings_the_views_up_to_date(newsmon, config, warehouse):
+    """A warehouse last migrated by an older newsmon (no current_pledges yet) is brought up to date by a read."""
+    with warehouse.transaction() as con:
+        con.execute("DROP VIEW current_pledges")
+        con.execute("DROP MACRO TABLE pledges_as_of")
+        con.execute("DELETE FROM schema_views WHERE name = '08_current_pledges.sql'")
+    assert sql(newsmon, config, "SELECT donor FROM current_pledges ORDER BY donor") == [
+        {"donor": "Germany"}, {"donor": "Norway"}]

@@ -261,6 +261,21 @@ def add_url_entries(con: Con, feed: str, feed_url: str, urls: Sequence[str]) -> 
 
 
 # -- derived: catalogs and the search index (see warehouse/search.py) ----------------------
+def schema_is_current(con: Con) -> bool:
+    """Whether every migration is applied and every view is as its file says (a read-only check;
+    `Warehouse.migrate` brings it up to date)."""
+    from warehouse.db import MIGRATIONS, VIEWS
+
+    try:
+        done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
+        known = dict(con.execute("SELECT name, sha256 FROM schema_views").fetchall())
+    except duckdb.CatalogException:
+        return False
+    versions = {int(p.name[:4]) for p in MIGRATIONS.glob("*.sql")}
+    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in VIEWS.glob("*.sql")}
+    return versions <= done and digests == known
+
+
 def derived_digest(con: Con, name: str) -> str | None:
     """The digest of the input `name` was last built from (None: never built)."""
     row = con.execute("SELECT digest FROM derived_state WHERE name = ?", [name]).fetchone()
