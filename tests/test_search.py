@@ -138,3 +138,8 @@ def test_search_index_is_built_only_by_reads_that_search(newsmon, config, wareho
     assert newsmon("sql", "SELECT count(*) FROM search_articles('assets')", "--config", config).code == 0
     assert [r["name"] for r in warehouse.read("SELECT name FROM derived_state ORDER BY name")] == [
         "catalog", "search_index"]
+
+
+def test_search_entity_by_alias(newsmon, config):
+    """The entity filter takes the catalog's aliases (config/entities.yaml: EU is the European Union)."""
+    assert [h["url"] for h in search(newsmon, config, "assets", "--entity", "EU")] == [url("frozen")]

@@ -34,7 +34,7 @@ from newsmon.errors import WarehouseError
 from warehouse import queries as q
 
 __all__ = ["fts_extension_path", "load_fts", "articles_digest", "index_is_stale", "refresh_index", "search",
-           "INDEX"]
+           "INDEX", "canonical_entity"]
 
 INDEX = "search_index"
 #: Bump when the index options or the macros below change: every warehouse rebuilds once.
@@ -125,12 +125,24 @@ def refresh_index(con: duckdb.DuckDBPyConnection) -> bool:
 _WORD = re.compile(r"\w{2,}")
 
 
+def canonical_entity(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """The catalog's canonical name for `name` or one of its aliases ("EU" -> "European Union"), else `name`."""
+    try:
+        row = con.execute("SELECT entity FROM entity_catalog WHERE lower(entity) = lower(?) "
+                          "OR list_contains(list_transform(aliases, a -> lower(a)), lower(?)) "
+                          "ORDER BY lower(entity) = lower(?) DESC LIMIT 1", [name, name, name]).fetchone()
+    except duckdb.CatalogException:  # a warehouse from before migration 0020
+        row = None
+    return row[0] if row else name
+
+
 def search(con: duckdb.DuckDBPyConnection, query: str, *, since: dt.date | None = None, entity: str | None = None,
            limit: int = 20, any_term: bool = False) -> tuple[list[str], list[tuple]]:
     """Columns and rows of `search_articles` (fts loaded on `con`); WarehouseError for a query that cannot match."""
     if not _WORD.search(query or ""):
         raise WarehouseError(f"nothing to search for in {query!r}: give one or more words")
     if entity is not None:
+        entity = canonical_entity(con, entity)
         known = con.execute("SELECT count(*) FROM mentions WHERE lower(entity) = lower(?)", [entity]).fetchone()[0]
         if not known:
             near = [n for (n,) in con.execute(
