@@ -23,8 +23,9 @@ from tasks.catalog import catalog_digest, load_catalog_rows
 from warehouse import Warehouse
 from warehouse import queries as q
 from warehouse import search
+from warehouse.search import needs_search
 
-__all__ = ["open_for_reading", "refresh_derived", "needs_search", "SEARCH_MACROS"]
+__all__ = ["open_for_reading", "refresh_derived", "needs_search"]
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +61,6 @@ def refresh_derived(settings: Settings, wh: Warehouse, *, search_index: bool = F
             raise
         log.warning("cannot bring the catalogs and search index of %s up to date: %s", wh.path, exc)
     return done
-
-
-#: A query that names one of these needs the full-text index (see warehouse/search.py).
-SEARCH_MACROS = ("search_articles", "search_snippet")
-
-
-def needs_search(sql: str) -> bool:
-    lowered = sql.lower()
-    return any(name in lowered for name in SEARCH_MACROS)
 
 
 def open_for_reading(settings: Settings, *, search_index: bool = False) -> Warehouse:

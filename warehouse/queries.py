@@ -278,8 +278,9 @@ def schema_is_current(con: Con) -> bool:
 
 def derived_digest(con: Con, name: str) -> str | None:
     """The digest of the input `name` was last built from (None: never built)."""
-    row = con.execute("SELECT digest FROM derived_state WHERE name = ?", [name]).fetchone()
-    return row[0] if row else None
+    # no parameter: the first bound parameter makes duckdb's Python module import pandas (~1 s),
+    # and every read command asks this
+    return dict(con.execute("SELECT name, digest FROM derived_state").fetchall()).get(name)
 
 
 def record_derived(con: Con, name: str, digest: str) -> None:

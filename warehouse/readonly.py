@@ -8,7 +8,7 @@ The connection also runs with external access disabled (no file, network or
 extension access besides the warehouse itself), because a statement-type check
 alone lets `EXPLAIN ANALYZE COPY ... TO 'file'` through: it is an EXPLAIN, and runs.
 The full-text search extension is loaded before that, from its package (see
-warehouse/search.py), so `search_articles(...)` works in a query.
+warehouse/search.py), when the query names a search macro: `search_articles(...)` works.
 
 The public interface is every view and macro of the main schema (the files of
 warehouse/views and the search macros); base tables are the pipeline's own business.
@@ -69,16 +69,17 @@ def check_query(con: duckdb.DuckDBPyConnection, sql: str) -> list:
 
 
 @contextlib.contextmanager
-def readonly_connection(wh: Warehouse, *, allowed_paths: list[str] | None = None,
+def readonly_connection(wh: Warehouse, *, allowed_paths: list[str] | None = None, fts: bool = True,
                         ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection with fts loaded and external access off (but for `allowed_paths`)."""
+    """A read-only connection, fts loaded (unless not `fts`), external access off (but for `allowed_paths`)."""
     from warehouse.search import load_fts
 
     with wh.connect(read_only=True) as con:
-        try:
-            load_fts(con)
-        except (WarehouseError, duckdb.Error):
-            pass  # search_articles then fails with its own message; every other query works
+        if fts:
+            try:
+                load_fts(con)
+            except (WarehouseError, duckdb.Error):
+                pass  # search_articles then fails with its own message; every other query works
         if allowed_paths:
             con.execute("SET allowed_paths = ?", [allowed_paths])
         con.execute("SET enable_external_access = false")  # cannot be turned back on by the query
@@ -88,7 +89,9 @@ def readonly_connection(wh: Warehouse, *, allowed_paths: list[str] | None = None
 
 def run_readonly(wh: Warehouse, sql: str) -> tuple[list[str], list[tuple]]:
     """Columns and rows of the last statement of `sql`; raises WarehouseError for anything that writes."""
-    with readonly_connection(wh) as con:
+    from warehouse.search import needs_search
+
+    with readonly_connection(wh, fts=needs_search(sql)) as con:  # loading fts costs ~0.2 s: only for searches
         statements = check_query(con, sql)
         try:
             for st in statements[:-1]:

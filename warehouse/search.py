@@ -34,9 +34,16 @@ from newsmon.errors import WarehouseError
 from warehouse import queries as q
 
 __all__ = ["fts_extension_path", "load_fts", "articles_digest", "index_is_stale", "refresh_index", "search",
-           "INDEX", "canonical_entity"]
+           "INDEX", "canonical_entity", "needs_search"]
 
 INDEX = "search_index"
+#: Names in a query that need the fts extension loaded (and the index built).
+SEARCH_NAMES = ("search_articles", "search_snippet", "match_bm25", "fts_main_", "stem(")
+
+
+def needs_search(sql: str) -> bool:
+    lowered = sql.lower()
+    return any(name in lowered for name in SEARCH_NAMES)
 #: Bump when the index options or the macros below change: every warehouse rebuilds once.
 INDEX_VERSION = "fts-1"
 
