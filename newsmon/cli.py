@@ -301,17 +301,20 @@ def views(view: Annotated[Optional[str], typer.Argument(help="a view to describe
     """
     from newsmon.reading import open_for_reading
     from warehouse.readonly import public_columns, public_macros, public_views, readonly_connection
+    from warehouse.search import MACRO_DOCS
 
     settings = load_settings(config)
-    wh = open_for_reading(settings, search_index=True)  # so that the search macros exist to be listed
-    with readonly_connection(wh) as con:
+    wh = open_for_reading(settings)
+    with readonly_connection(wh, fts=False) as con:
         if view:
             columns, rows = ["column", "type", "meaning"], public_columns(con, view)
         else:
             columns = ["name", "kind", "columns", "meaning"]
             rows = [(name, "view", str(n), comment) for name, comment, n in public_views(con)]
+            macros = {m[0]: m for m in MACRO_DOCS}  # listed before the first search builds them
+            macros.update({m[0]: m for m in public_macros(con)})
             rows += [(f"{name}({', '.join(params)})", "table macro" if kind == "table_macro" else "macro", "",
-                      comment) for name, kind, params, comment in public_macros(con)]
+                      comment) for name, kind, params, comment in sorted(macros.values())]
     if format is Format.json:
         typer.echo(json.dumps([dict(zip(columns, r)) for r in rows], ensure_ascii=False, indent=1))
     elif format is Format.csv:

@@ -34,7 +34,7 @@ from newsmon.errors import WarehouseError
 from warehouse import queries as q
 
 __all__ = ["fts_extension_path", "load_fts", "articles_digest", "index_is_stale", "refresh_index", "search",
-           "INDEX", "canonical_entity", "needs_search"]
+           "INDEX", "canonical_entity", "needs_search", "MACRO_DOCS"]
 
 INDEX = "search_index"
 #: Names in a query that need the fts extension loaded (and the index built).
@@ -77,9 +77,20 @@ CREATE OR REPLACE MACRO search_articles(query, since := NULL, mentioning := NULL
       AND (mentioning IS NULL OR a.url IN (SELECT e.url FROM mentions e
                                            WHERE lower(e.entity) = lower(CAST(mentioning AS VARCHAR))))
     ORDER BY s.score DESC, a.published_at DESC, a.url;
-COMMENT ON MACRO TABLE search_articles IS 'Full-text search (BM25) over article titles and texts: search_articles(''frozen assets'', since := DATE ''2025-12-01'', mentioning := ''Norway'', any_term := false) gives url, title, published_at, language, score and snippet, best first.';
-COMMENT ON MACRO search_snippet IS 'A stretch of text around the words of a query: search_snippet(articles.text, ''frozen assets'').';
+COMMENT ON MACRO TABLE search_articles IS {search_articles};
+COMMENT ON MACRO search_snippet IS {search_snippet};
 """
+#: The search macros as `newsmon views` lists them: (name, kind, parameters, comment).
+MACRO_DOCS = (
+    ("search_articles", "table_macro", ["query", "since", "mentioning", "any_term"],
+     "Full-text search (BM25) over article titles and texts: search_articles('frozen assets', "
+     "since := DATE '2025-12-01', mentioning := 'Norway', any_term := false) gives url, title, published_at, "
+     "language, score and snippet, best first."),
+    ("search_snippet", "macro", ["body", "query", "width"],
+     "A stretch of text around the words of a query: search_snippet(articles.text, 'frozen assets')."),
+)
+for _name, _, _, _doc in MACRO_DOCS:
+    _MACROS = _MACROS.replace("{" + _name + "}", "'" + _doc.replace("'", "''") + "'")
 
 
 def fts_extension_path() -> Path:
