@@ -143,3 +143,9 @@ def test_search_index_is_built_only_by_reads_that_search(newsmon, config, wareho
 def test_search_entity_by_alias(newsmon, config):
     """The entity filter takes the catalog's aliases (config/entities.yaml: EU is the European Union)."""
     assert [h["url"] for h in search(newsmon, config, "assets", "--entity", "EU")] == [url("frozen")]
+
+
+def test_search_lists_a_syndicated_story_once(newsmon, config, warehouse):
+    store_articles(warehouse, [dict(url=url("frozen-copy"), published_at=dt.datetime(2025, 12, 19, tzinfo=UTC),
+                                    text=FROZEN, story_id=url("frozen"))])
+    assert [h["url"] for h in search(newsmon, config, "frozen assets")] == [url("frozen")]

@@ -19,7 +19,8 @@ For analysts, in `newsmon sql` or any DuckDB session with the extension loaded:
 
 `search_articles(query, since := NULL, mentioning := NULL, any_term := false)` returns
 url, title, published_at, language, score (BM25, higher is better) and snippet, best
-first; all words must occur unless `any_term := true`. `search_snippet(text, query)`
+first; all words must occur unless `any_term := true`; a syndicated story comes once,
+as its first copy. `search_snippet(text, query)`
 is the snippet alone.
 """
 from __future__ import annotations
@@ -45,7 +46,7 @@ def needs_search(sql: str) -> bool:
     lowered = sql.lower()
     return any(name in lowered for name in SEARCH_NAMES)
 #: Bump when the index options or the macros below change: every warehouse rebuilds once.
-INDEX_VERSION = "fts-1"
+INDEX_VERSION = "fts-2"
 
 _MACROS = r"""
 CREATE OR REPLACE MACRO search_terms(query) AS
@@ -73,6 +74,7 @@ CREATE OR REPLACE MACRO search_articles(query, since := NULL, mentioning := NULL
           FROM article_texts) s
     JOIN article_texts a USING (url)
     WHERE s.score IS NOT NULL
+      AND (a.story_id IS NULL OR a.story_id = a.url)  -- a syndicated story once, as its first copy
       AND (since IS NULL OR a.published_at >= CAST(since AS TIMESTAMPTZ))
       AND (mentioning IS NULL OR a.url IN (SELECT e.url FROM mentions e
                                            WHERE lower(e.entity) = lower(CAST(mentioning AS VARCHAR))))
