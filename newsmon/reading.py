@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 
+import duckdb
+
 from newsmon.errors import WarehouseError
 from newsmon.settings import Settings
 from tasks.catalog import catalog_digest, load_catalog_rows
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 def _catalog_stale(con, digest: str) -> bool:
     try:
         return q.derived_digest(con, "catalog") != digest
-    except Exception:  # no derived_state yet: a warehouse from before migration 0020
+    except duckdb.CatalogException:  # no derived_state yet: a warehouse from before migration 0020
         return True
 
 

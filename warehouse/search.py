@@ -170,6 +170,12 @@ def search(con: duckdb.DuckDBPyConnection, query: str, *, since: dt.date | None 
                 "ORDER BY jaro_winkler_similarity(lower(entity), lower(?)) DESC LIMIT 3", [entity]).fetchall()]
             hint = f"; did you mean {', '.join(near)}?" if near else ""
             raise WarehouseError(f"--entity: no article mentions {entity!r}{hint}")
-    cur = con.execute("SELECT * FROM search_articles(?, since := ?, mentioning := ?, any_term := ?) LIMIT ?",
-                      [query, since, entity, any_term, limit])
-    return [d[0] for d in cur.description], cur.fetchall()
+    try:
+        cur = con.execute("SELECT * FROM search_articles(?, since := ?, mentioning := ?, any_term := ?) LIMIT ?",
+                          [query, since, entity, any_term, limit])
+        return [d[0] for d in cur.description], cur.fetchall()
+    except duckdb.CatalogException as exc:
+        raise WarehouseError(f"the search index of this warehouse is not built ({str(exc).splitlines()[0]}); "
+                             "run `newsmon search` once where the warehouse file is writable") from None
+    except duckdb.Error as exc:
+        raise WarehouseError(f"search failed: {str(exc).splitlines()[0]}") from None
