@@ -319,3 +319,38 @@ def test_views_read_after_an_upgrade_brings_the_views_up_to_date(newsmon, config
         con.execute("DELETE FROM schema_views WHERE name = '08_current_pledges.sql'")
     assert sql(newsmon, config, "SELECT donor FROM current_pledges ORDER BY donor") == [
         {"donor": "Germany"}, {"donor": "Norway"}]
+
+
+# -- end to end: the bundled sample through a real ingest --------------------------------------
+@pytest.mark.slow
+def test_views_bundled_sample_end_to_end(newsmon, tmp_path):
+    """`newsmon ingest` of the bundled sample, then the analyst's reads on what it stored."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    sample = ROOT / "config" / "sample" / "feeds"
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'[warehouse]\npath = "news.duckdb"\n\n'
+                      f'[[feeds]]\nname = "kyiv-ledger"\nurl = "{sample / "kyiv-ledger.xml"}"\n\n'
+                      f'[[feeds]]\nname = "atlantic-wire"\nurl = "{sample / "atlantic-wire.atom"}"\n')
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "NO_COLOR": "1"}
+    ingest = subprocess.run([str(Path(sys.executable).with_name("newsmon")), "ingest", "--config", str(config)],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert ingest.returncode == 0, ingest.stdout[-3000:] + ingest.stderr[-3000:]
+
+    hits = json.loads(newsmon("search", "frozen assets", "--format", "json", "--config", config).stdout)
+    assert [h["title"] for h in hits] == ["Germany raises 2026 military aid for Ukraine"]
+    assert "frozen Russian assets" in hits[0]["snippet"]
+
+    # Norway's 2bn NOK raised to 3bn NOK: the obvious SUM gives 5bn on aid_pledges, 3bn here
+    [norway] = sql(newsmon, config, "SELECT sum(amount) AS total, any_value(replaced_amount) AS replaced "
+                                    "FROM current_pledges WHERE donor = 'Norway'")
+    assert norway == {"total": 3e9, "replaced": 2e9}
+
+    out = tmp_path / "changes.csv"
+    assert newsmon("export", "changes", "--format", "csv", "--out", out, "--config", config).code == 0
+    rows = {r["actor_group"]: r for r in csv.DictReader(out.open(newline="")) if r["kind"] == "aid"}
+    assert (rows["Norway"]["aid_kind"], rows["Norway"]["change_percent"]) == ("humanitarian", "50.0")
+    assert not any(r["new_evidence"].endswith("\n") for r in rows.values())
