@@ -274,7 +274,7 @@ def warehouse(tmp_path: Path):
 # -- analyst fixtures: stored articles with claims, and the CLI run in-process --
 #
 # `store_articles` writes articles and their claims as the extract and mine stages would
-# (real DuckDB file, the pipeline's own tables); `newsmon` runs `newsmon.cli.main` with
+# (real DuckDB file, the pipeline's own tables); `run_newsmon` runs `newsmon.cli.main` with
 # arguments, as the console script does, and returns its exit code and output.
 
 @dataclasses.dataclass
@@ -324,7 +324,7 @@ def store_articles(wh, articles: list[dict], *, pledges: list[dict] = (), positi
 
 
 @pytest.fixture
-def newsmon(capsys) -> Callable[..., CliResult]:
+def run_newsmon(capsys) -> Callable[..., CliResult]:
     """Run `newsmon ARGS...` in this process (the console script's entry point) and capture it."""
     from newsmon import cli
 

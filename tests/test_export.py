@@ -37,13 +37,13 @@ def config(tmp_path, warehouse: Warehouse) -> Path:
     return path
 
 
-def export(newsmon, config: Path, *args: str):
-    return newsmon("export", *args, "--config", config)
+def export(run_newsmon, config: Path, *args: str):
+    return run_newsmon("export", *args, "--config", config)
 
 
-def test_export_csv_round_trips_with_lists_intact(newsmon, config, tmp_path):
+def test_export_csv_round_trips_with_lists_intact(run_newsmon, config, tmp_path):
     out = tmp_path / "events.csv"
-    result = export(newsmon, config, "events", "--format", "csv", "--out", out)
+    result = export(run_newsmon, config, "events", "--format", "csv", "--out", out)
     assert result.code == 0, result.stderr
     assert "exported 2 rows of events" in result.stderr
     with out.open(newline="", encoding="utf-8") as f:
@@ -54,9 +54,9 @@ def test_export_csv_round_trips_with_lists_intact(newsmon, config, tmp_path):
     assert float(rows[0]["amount"]) == 2e9
 
 
-def test_export_parquet_keeps_list_type(newsmon, config, tmp_path):
+def test_export_parquet_keeps_list_type(run_newsmon, config, tmp_path):
     out = tmp_path / "events.parquet"
-    assert export(newsmon, config, "events", "--format", "parquet", "--out", out).code == 0
+    assert export(run_newsmon, config, "events", "--format", "parquet", "--out", out).code == 0
     con = duckdb.connect()
     types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '{out}')").fetchall())
     rows = con.execute(f"SELECT participants, published_at FROM '{out}' ORDER BY url").fetchall()
@@ -64,16 +64,16 @@ def test_export_parquet_keeps_list_type(newsmon, config, tmp_path):
     assert rows[0][0] == ["Norway", "Ukraine"]
 
 
-def test_export_json_is_an_array_of_objects_with_lists(newsmon, config, tmp_path):
+def test_export_json_is_an_array_of_objects_with_lists(run_newsmon, config, tmp_path):
     out = tmp_path / "pledges.json"
-    assert export(newsmon, config, "events", "--format", "json", "--out", out).code == 0
+    assert export(run_newsmon, config, "events", "--format", "json", "--out", out).code == 0
     rows = json.loads(out.read_text())
     assert sorted(r["participants"] for r in rows) == [["Germany", "Ukraine"], ["Norway", "Ukraine"]]
 
 
-def test_export_where_filters_rows(newsmon, config, tmp_path):
+def test_export_where_filters_rows(run_newsmon, config, tmp_path):
     out = tmp_path / "norway.csv"
-    result = export(newsmon, config, "current_pledges", "-f", "csv", "-o", out, "--where", "donor = 'Norway'")
+    result = export(run_newsmon, config, "current_pledges", "-f", "csv", "-o", out, "--where", "donor = 'Norway'")
     assert result.code == 0, result.stderr
     rows = list(csv.DictReader(out.open(newline="")))
     assert [(r["donor"], r["kind"]) for r in rows] == [("Norway", "humanitarian")]
@@ -86,25 +86,25 @@ def test_export_where_filters_rows(newsmon, config, tmp_path):
     ("events", "url IN (SELECT content FROM read_text('/etc/hostname'))", "disabled"),
     ("events", "no_such_column = 1", "no_such_column"),
 ])
-def test_export_refuses_what_newsmon_sql_refuses(newsmon, config, tmp_path, view, where, message):
+def test_export_refuses_what_newsmon_sql_refuses(run_newsmon, config, tmp_path, view, where, message):
     out = tmp_path / "out" / "x.csv"
     out.parent.mkdir()
     args = ["--where", where] if where else []
-    result = export(newsmon, config, view, "--format", "csv", "--out", out, *args)
+    result = export(run_newsmon, config, view, "--format", "csv", "--out", out, *args)
     assert result.code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert list(out.parent.iterdir()) == []  # no file, no partial file
     assert not (config.parent / "stolen.csv").exists()
 
 
-def test_export_failed_run_leaves_the_previous_file(newsmon, config, tmp_path):
+def test_export_failed_run_leaves_the_previous_file(run_newsmon, config, tmp_path):
     out = tmp_path / "p.csv"
     out.write_text("previous export\n")
-    assert export(newsmon, config, "events", "-f", "csv", "-o", out, "--where", "nope = 1").code == 2
+    assert export(run_newsmon, config, "events", "-f", "csv", "-o", out, "--where", "nope = 1").code == 2
     assert out.read_text() == "previous export\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".p.csv")) == []
 
 
-def test_export_into_a_missing_directory_is_a_clear_error(newsmon, config, tmp_path):
-    result = export(newsmon, config, "events", "--out", tmp_path / "nowhere" / "x.parquet")
+def test_export_into_a_missing_directory_is_a_clear_error(run_newsmon, config, tmp_path):
+    result = export(run_newsmon, config, "events", "--out", tmp_path / "nowhere" / "x.parquet")
     assert result.code == 2 and "no such directory" in result.stderr

@@ -101,9 +101,9 @@ def read_page(path: Path) -> Page:
     return page
 
 
-def test_report_page_is_wellformed_and_holds_the_windows_rows(newsmon, config, tmp_path):
+def test_report_page_is_wellformed_and_holds_the_windows_rows(run_newsmon, config, tmp_path):
     out = tmp_path / "report.html"
-    result = newsmon("report", "--since", "2025-12-01", "--out", out, "--config", config)
+    result = run_newsmon("report", "--since", "2025-12-01", "--out", out, "--config", config)
     assert result.code == 0, result.stderr
     page = read_page(out)
     text = " ".join(page.text)
@@ -121,18 +121,18 @@ def test_report_page_is_wellformed_and_holds_the_windows_rows(newsmon, config, t
     assert "(before the window)" in text
 
 
-def test_report_page_is_self_contained(newsmon, config, tmp_path):
+def test_report_page_is_self_contained(run_newsmon, config, tmp_path):
     out = tmp_path / "report.html"
-    assert newsmon("report", "--since", "2025-11-01", "--out", out, "--config", config).code == 0
+    assert run_newsmon("report", "--since", "2025-11-01", "--out", out, "--config", config).code == 0
     page = read_page(out)
     assert not page.having("src")  # no image, script or frame to fetch
     assert [t for t, a in page.elements if t == "link"] == []  # no external stylesheet
     assert all(h.startswith("https://news.example/") for h in page.having("href"))
 
 
-def test_report_window_excludes_later_changes(newsmon, config, tmp_path):
+def test_report_window_excludes_later_changes(run_newsmon, config, tmp_path):
     out = tmp_path / "early.html"
-    result = newsmon("report", "--since", "2025-11-01", "--until", "2025-12-10", "--out", out, "--config", config)
+    result = run_newsmon("report", "--since", "2025-11-01", "--until", "2025-12-10", "--out", out, "--config", config)
     assert result.code == 0, result.stderr
     page = read_page(out)
     text = " ".join(page.text)
@@ -145,14 +145,14 @@ def test_report_window_excludes_later_changes(newsmon, config, tmp_path):
     (["--since", "2025-13-01"], "is not a date"),
     (["--since", "2025-12-10", "--until", "2025-12-01"], "is before --since"),
 ])
-def test_report_bad_window_is_one_clear_line(newsmon, config, tmp_path, args, message):
-    result = newsmon("report", *args, "--out", tmp_path / "r.html", "--config", config)
+def test_report_bad_window_is_one_clear_line(run_newsmon, config, tmp_path, args, message):
+    result = run_newsmon("report", *args, "--out", tmp_path / "r.html", "--config", config)
     assert result.code == 2 and message in result.stderr
     assert not (tmp_path / "r.html").exists()
 
 
 @pytest.mark.slow
-def test_report_renders_in_headless_chromium(newsmon, config, tmp_path):
+def test_report_renders_in_headless_chromium(run_newsmon, config, tmp_path):
     """The page as a browser draws it: Chromium renders it to a PNG of the window's size."""
     import shutil
     import struct
@@ -162,7 +162,7 @@ def test_report_renders_in_headless_chromium(newsmon, config, tmp_path):
     if chromium is None:
         pytest.skip("headless Chromium (Debian package chromium) is not installed")
     out = tmp_path / "report.html"
-    assert newsmon("report", "--since", "2025-11-01", "--out", out, "--config", config).code == 0
+    assert run_newsmon("report", "--since", "2025-11-01", "--out", out, "--config", config).code == 0
     shot = tmp_path / "report.png"
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                     f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1100,900",

@@ -46,47 +46,47 @@ def config(tmp_path, warehouse: Warehouse) -> Path:
     return path
 
 
-def search(newsmon, config: Path, *args: str) -> list[dict]:
-    result = newsmon("search", *args, "--format", "json", "--config", config)
+def search(run_newsmon, config: Path, *args: str) -> list[dict]:
+    result = run_newsmon("search", *args, "--format", "json", "--config", config)
     assert result.code == 0, result.stderr
     return json.loads(result.stdout)
 
 
-def test_search_frozen_assets_finds_frozen_russian_assets(newsmon, config):
-    [hit] = search(newsmon, config, "frozen assets")
+def test_search_frozen_assets_finds_frozen_russian_assets(run_newsmon, config):
+    [hit] = search(run_newsmon, config, "frozen assets")
     assert hit["url"] == url("frozen") and hit["score"] > 0
     assert "frozen Russian assets" in hit["snippet"]
-    assert [h["url"] for h in search(newsmon, config, "frozen asset")] == [url("frozen")]  # word forms match
+    assert [h["url"] for h in search(run_newsmon, config, "frozen asset")] == [url("frozen")]  # word forms match
 
 
-def test_search_needs_every_word_unless_any(newsmon, config):
-    assert url("conflict") not in {h["url"] for h in search(newsmon, config, "frozen assets")}
-    assert {h["url"] for h in search(newsmon, config, "frozen assets", "--any")} == {
+def test_search_needs_every_word_unless_any(run_newsmon, config):
+    assert url("conflict") not in {h["url"] for h in search(run_newsmon, config, "frozen assets")}
+    assert {h["url"] for h in search(run_newsmon, config, "frozen assets", "--any")} == {
         url("frozen"), url("old"), url("conflict"), url("assets")}
 
 
-def test_search_since_and_entity_filter(newsmon, config):
-    ranked = [h["url"] for h in search(newsmon, config, "assets")]
+def test_search_since_and_entity_filter(run_newsmon, config):
+    ranked = [h["url"] for h in search(run_newsmon, config, "assets")]
     assert set(ranked) == {url("frozen"), url("assets"), url("old")}
-    assert [h["url"] for h in search(newsmon, config, "assets", "--since", "2025-01-01")] == [
+    assert [h["url"] for h in search(run_newsmon, config, "assets", "--since", "2025-01-01")] == [
         u for u in ranked if u != url("old")]
-    assert [h["url"] for h in search(newsmon, config, "assets", "--entity", "russia")] == [url("old")]
-    assert [h["url"] for h in search(newsmon, config, "assets", "--limit", "1")] == ranked[:1]
+    assert [h["url"] for h in search(run_newsmon, config, "assets", "--entity", "russia")] == [url("old")]
+    assert [h["url"] for h in search(run_newsmon, config, "assets", "--limit", "1")] == ranked[:1]
 
 
-def test_search_unknown_entity_suggests_names(newsmon, config):
-    result = newsmon("search", "assets", "--entity", "Rusia", "--config", config)
+def test_search_unknown_entity_suggests_names(run_newsmon, config):
+    result = run_newsmon("search", "assets", "--entity", "Rusia", "--config", config)
     assert result.code == 2
     assert "no article mentions 'Rusia'" in result.stderr and "Russia" in result.stderr
 
 
-def test_search_query_without_words_is_a_clear_error(newsmon, config):
-    result = newsmon("search", "  ?! ", "--config", config)
+def test_search_query_without_words_is_a_clear_error(run_newsmon, config):
+    result = run_newsmon("search", "  ?! ", "--config", config)
     assert result.code == 2 and "give one or more words" in result.stderr
 
 
-def test_search_table_output_lists_title_url_and_snippet(newsmon, config):
-    result = newsmon("search", "frozen assets", "--config", config)
+def test_search_table_output_lists_title_url_and_snippet(run_newsmon, config):
+    result = run_newsmon("search", "frozen assets", "--config", config)
     assert result.code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(" 1. 2025-12-18  EU to tap Russian assets")
@@ -94,28 +94,28 @@ def test_search_table_output_lists_title_url_and_snippet(newsmon, config):
     assert "frozen Russian assets" in lines[2]
 
 
-def test_search_macro_in_newsmon_sql(newsmon, config):
-    result = newsmon("sql", "SELECT url, snippet FROM search_articles('frozen assets', since := DATE '2025-01-01')",
+def test_search_macro_in_newsmon_sql(run_newsmon, config):
+    result = run_newsmon("sql", "SELECT url, snippet FROM search_articles('frozen assets', since := DATE '2025-01-01')",
                      "--format", "json", "--config", config)
     assert result.code == 0, result.stderr
     [hit] = json.loads(result.stdout)
     assert hit["url"] == url("frozen") and "frozen Russian assets" in hit["snippet"]
 
 
-def test_search_index_follows_new_articles(newsmon, config, warehouse):
-    assert len(search(newsmon, config, "immobilised reserves")) == 0
+def test_search_index_follows_new_articles(run_newsmon, config, warehouse):
+    assert len(search(run_newsmon, config, "immobilised reserves")) == 0
     store_articles(warehouse, [dict(url=url("new"), published_at=dt.datetime(2025, 12, 19, tzinfo=UTC),
                                     text="Euroclear holds most of Russia's immobilised reserves.")])
-    assert [h["url"] for h in search(newsmon, config, "immobilised reserves")] == [url("new")]
+    assert [h["url"] for h in search(run_newsmon, config, "immobilised reserves")] == [url("new")]
     # a re-extracted text replaces what the index knew of the article
     store_articles(warehouse, [dict(url=url("new"), published_at=dt.datetime(2025, 12, 19, tzinfo=UTC),
                                     text="Euroclear declined to comment.")])
-    assert search(newsmon, config, "immobilised reserves") == []
+    assert search(run_newsmon, config, "immobilised reserves") == []
 
 
-def test_search_index_persists_for_plain_duckdb_with_the_extension(newsmon, config, warehouse):
+def test_search_index_persists_for_plain_duckdb_with_the_extension(run_newsmon, config, warehouse):
     """An analyst's own DuckDB session: LOAD the packaged extension, then use the macro."""
-    search(newsmon, config, "frozen assets")  # builds the index
+    search(run_newsmon, config, "frozen assets")  # builds the index
     con = duckdb.connect(str(warehouse.path), read_only=True)
     try:
         con.execute(f"LOAD '{fts_extension_path()}'")
@@ -130,22 +130,22 @@ def test_search_extension_ships_with_the_pinned_package():
     assert path.is_file() and f"v{duckdb.__version__}" in path.parts
 
 
-def test_search_index_is_built_only_by_reads_that_search(newsmon, config, warehouse):
+def test_search_index_is_built_only_by_reads_that_search(run_newsmon, config, warehouse):
     for args in (["sql", "SELECT count(*) FROM articles"], ["report", "--since", "2025-01-01", "--out",
                                                             config.parent / "r.html"]):
-        assert newsmon(*args, "--config", config).code == 0
+        assert run_newsmon(*args, "--config", config).code == 0
     assert [r["name"] for r in warehouse.read("SELECT name FROM derived_state ORDER BY name")] == ["catalog"]
-    assert newsmon("sql", "SELECT count(*) FROM search_articles('assets')", "--config", config).code == 0
+    assert run_newsmon("sql", "SELECT count(*) FROM search_articles('assets')", "--config", config).code == 0
     assert [r["name"] for r in warehouse.read("SELECT name FROM derived_state ORDER BY name")] == [
         "catalog", "search_index"]
 
 
-def test_search_entity_by_alias(newsmon, config):
+def test_search_entity_by_alias(run_newsmon, config):
     """The entity filter takes the catalog's aliases (config/entities.yaml: EU is the European Union)."""
-    assert [h["url"] for h in search(newsmon, config, "assets", "--entity", "EU")] == [url("frozen")]
+    assert [h["url"] for h in search(run_newsmon, config, "assets", "--entity", "EU")] == [url("frozen")]
 
 
-def test_search_lists_a_syndicated_story_once(newsmon, config, warehouse):
+def test_search_lists_a_syndicated_story_once(run_newsmon, config, warehouse):
     store_articles(warehouse, [dict(url=url("frozen-copy"), published_at=dt.datetime(2025, 12, 19, tzinfo=UTC),
                                     text=FROZEN, story_id=url("frozen"))])
-    assert [h["url"] for h in search(newsmon, config, "frozen assets")] == [url("frozen")]
+    assert [h["url"] for h in search(run_newsmon, config, "frozen assets")] == [url("frozen")]
