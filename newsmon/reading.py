@@ -9,7 +9,7 @@ waiting like any writer for a running ingest to let go of the file. A warehouse 
 cannot be written (a read-only copy) is read as it is.
 
 The index is rebuilt whole (DuckDB's fts has no incremental update; bench/bench_search.py
-measures it at about 6 ms an article on a busy 2-core machine), so it is refreshed only
+measures 6-9 ms an article on a busy 2-core machine), so it is refreshed only
 for a read that searches: `newsmon search`, and `newsmon sql` when the query names a
 search macro. Other reads never pay for it, and neither does the ingest.
 """
