@@ -65,20 +65,31 @@ def sql(query: Annotated[str, typer.Argument(help="one or more read-only stateme
 
     Example: newsmon sql "SELECT actor_group, topic, stance, published_at FROM positions ORDER BY published_at"
     """
-    from warehouse import Warehouse
+    from newsmon.reading import needs_search, open_for_reading
     from warehouse.readonly import run_readonly
 
     settings = load_settings(config)
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
+    wh = open_for_reading(settings, search_index=needs_search(query))
     columns, rows = run_readonly(wh, query)
     if format is Format.json:
         typer.echo(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
     elif format is Format.csv:
-        w = csv.writer(sys.stdout)
-        w.writerow(columns)
-        w.writerows(rows)
+        write_csv(columns, rows)
     else:
         typer.echo(render_table(columns, rows, max_width))
+
+
+def csv_cell(v):
+    """A CSV cell: lists and structs as JSON text (["Norway","Ukraine"]), not Python reprs."""
+    if isinstance(v, (list, tuple, dict)):
+        return json.dumps(v, default=str, ensure_ascii=False)
+    return v
+
+
+def write_csv(columns: list[str], rows: list[tuple]) -> None:
+    w = csv.writer(sys.stdout)
+    w.writerow(columns)
+    w.writerows([csv_cell(v) for v in r] for r in rows)
 
 
 def render_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> str:
@@ -272,6 +283,162 @@ def serve(config: ConfigOption = None) -> None:
 
     serve_deployments(settings, announce)
     typer.echo("newsmon serve: stopped", err=True)
+
+
+# -- the analyst's reads: views, search, export ------------------------------------------
+@app.command()
+def views(view: Annotated[Optional[str], typer.Argument(help="a view to describe column by column",
+                                                         show_default=False)] = None,
+          config: ConfigOption = None,
+          format: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.table,
+          ) -> None:
+    """List the warehouse's public interface: its views and macros, with what they hold.
+
+    Base tables are the pipeline's own and are not listed. Name a view to see its
+    columns with their types and meanings.
+
+    Example: newsmon views current_pledges
+    """
+    from newsmon.reading import open_for_reading
+    from warehouse.readonly import public_columns, public_macros, public_views, readonly_connection
+    from warehouse.search import MACRO_DOCS
+
+    settings = load_settings(config)
+    wh = open_for_reading(settings)
+    with readonly_connection(wh, fts=False) as con:
+        if view:
+            columns, rows = ["column", "type", "meaning"], public_columns(con, view)
+        else:
+            columns = ["name", "kind", "columns", "meaning"]
+            rows = [(name, "view", str(n), comment) for name, comment, n in public_views(con)]
+            macros = {m[0]: m for m in MACRO_DOCS}  # listed before the first search builds them
+            macros.update({m[0]: m for m in public_macros(con)})
+            rows += [(f"{name}({', '.join(params)})", "table macro" if kind == "table_macro" else "macro", "",
+                      comment) for name, kind, params, comment in sorted(macros.values())]
+    if format is Format.json:
+        typer.echo(json.dumps([dict(zip(columns, r)) for r in rows], ensure_ascii=False, indent=1))
+    elif format is Format.csv:
+        write_csv(columns, rows)
+    else:
+        typer.echo(render_table(columns, rows, max_width=0))
+
+
+@app.command()
+def search(query: Annotated[str, typer.Argument(help="words to find (all of them, any word form)")],
+           config: ConfigOption = None,
+           since: Annotated[Optional[str], typer.Option(help="only articles published on or after this day, "
+                                                             "YYYY-MM-DD", show_default=False)] = None,
+           entity: Annotated[Optional[str], typer.Option(help="only articles mentioning this entity (canonical "
+                                                              "name, see `newsmon views entities`)",
+                                                         show_default=False)] = None,
+           limit: Annotated[int, typer.Option(min=1, help="at most this many articles")] = 20,
+           any_word: Annotated[bool, typer.Option("--any", help="rank articles with any of the words, "
+                                                               "not only those with all")] = False,
+           format: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.table,
+           ) -> None:
+    """Full-text search of the articles, best match first (BM25), with a snippet of each.
+
+    Word forms match ("frozen assets" finds "frozen Russian assets", "asset freeze" finds
+    "assets frozen"). The same search is a table macro in `newsmon sql`:
+    SELECT * FROM search_articles('frozen assets', since := DATE '2025-12-01', mentioning := 'Norway')
+
+    Example: newsmon search "frozen assets" --since 2025-12-01 --entity "European Union"
+    """
+    from newsmon.reading import open_for_reading
+    from warehouse.readonly import readonly_connection
+    from warehouse.search import search as search_articles
+
+    day = parse_day("--since", since)
+    settings = load_settings(config)
+    wh = open_for_reading(settings, search_index=True)
+    with readonly_connection(wh) as con:
+        columns, rows = search_articles(con, query, since=day, entity=entity, limit=limit, any_term=any_word)
+    if format is Format.json:
+        typer.echo(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
+    elif format is Format.csv:
+        write_csv(columns, rows)
+    elif not rows:
+        typer.echo(f"no article matches {query!r}" + ("" if any_word else " (all words; try --any)"))
+    else:
+        for i, r in enumerate(rows, 1):
+            hit = dict(zip(columns, r))
+            day_text = hit["published_at"].date().isoformat() if hit["published_at"] else "????-??-??"
+            typer.echo(f"{i:>2}. {day_text}  {hit['title'] or '(no title)'}  [{hit['score']:.2f}]")
+            typer.echo(f"    {hit['url']}")
+            typer.echo(f"    {hit['snippet']}")
+
+
+class ExportFormat(str, Enum):
+    parquet = "parquet"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def export(view: Annotated[str, typer.Argument(help="a public view (see `newsmon views`)")],
+           out: Annotated[Path, typer.Option("--out", "-o", help="the file to write (replaced if it exists)",
+                                             show_default=False)],
+           format: Annotated[ExportFormat, typer.Option("--format", "-f", help="file format")] = ExportFormat.parquet,
+           where: Annotated[Optional[str], typer.Option(help="only rows where this SQL expression holds",
+                                                        show_default=False)] = None,
+           config: ConfigOption = None,
+           ) -> None:
+    """Write a public view to a Parquet, CSV or JSON file with DuckDB's own writers.
+
+    Lists stay lists in Parquet and JSON; in CSV they are JSON arrays. --where is checked
+    like `newsmon sql`: it may only read.
+
+    Example: newsmon export current_pledges --format csv --out pledges.csv --where "recipient = 'Ukraine'"
+    """
+    from newsmon.reading import needs_search, open_for_reading
+    from warehouse.export import export_view
+
+    settings = load_settings(config)
+    wh = open_for_reading(settings, search_index=needs_search(where or ""))
+    n = export_view(wh, view, format.value, out, where)
+    typer.echo(f"exported {n} row{'s' if n != 1 else ''} of {view} to {out}", err=True)
+
+
+@app.command()
+def report(since: Annotated[str, typer.Option(help="first day of the window, YYYY-MM-DD (UTC)", show_default=False)],
+           until: Annotated[Optional[str], typer.Option(
+               help="last day of the window, inclusive, YYYY-MM-DD (default: no end)", show_default=False)] = None,
+           out: Annotated[Path, typer.Option("--out", "-o", help="the HTML file to write")] = Path("report.html"),
+           config: ConfigOption = None,
+           ) -> None:
+    """Write one self-contained HTML page on a window: its changes with evidence, the standing
+    pledges, and a stance timeline per topic and actor.
+
+    Example: newsmon report --since 2025-12-01 --out report.html
+    """
+    from newsmon.reading import open_for_reading
+    from tasks.report_page import render_report
+    import duckdb
+
+    from warehouse.queries import report_rows
+    from warehouse.readonly import readonly_connection, sql_error
+
+    start, end = parse_day("--since", since), parse_day("--until", until)
+    if end is not None and end < start:
+        fail(f"--until {end} is before --since {start}")
+    utc = dt.timezone.utc
+    start_at = dt.datetime.combine(start, dt.time(), utc)
+    end_at = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), utc) if end else None
+    if not out.expanduser().resolve().parent.is_dir():
+        fail(f"--out: no such directory: {out.expanduser().resolve().parent}")
+    settings = load_settings(config)
+    wh = open_for_reading(settings)
+    with readonly_connection(wh) as con:
+        try:
+            rows = report_rows(con, start_at, end_at)
+        except duckdb.Error as exc:
+            raise sql_error(exc) from None
+    page = render_report(rows, start_at, end_at, dt.datetime.now(utc))
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    typer.echo(f"wrote {out}: {len(rows['changes'])} changes, {len(rows['pledges'])} current pledges, "
+               f"{len({(p['topic'], p['actor_group']) for p in rows['positions']})} timelines", err=True)
 
 
 def main() -> None:

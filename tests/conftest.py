@@ -269,3 +269,76 @@ def warehouse(tmp_path: Path):
     wh = Warehouse(tmp_path / "w.duckdb")
     wh.migrate()
     return wh
+
+
+# -- analyst fixtures: stored articles with claims, and the CLI run in-process --
+#
+# `store_articles` writes articles and their claims as the extract and mine stages would
+# (real DuckDB file, the pipeline's own tables); `run_newsmon` runs `newsmon.cli.main` with
+# arguments, as the console script does, and returns its exit code and output.
+
+@dataclasses.dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def store_articles(wh, articles: list[dict], *, pledges: list[dict] = (), positions: list[dict] = (),
+                   mentions: list[dict] = ()) -> None:
+    """Store article rows (url, text, published_at, optional title/story_id/language) and claim rows.
+
+    Claim rows need url, evidence (a substring of the article's text: offsets are computed)
+    and the claim's own fields; ids and versions are filled in.
+    """
+    import datetime as dt
+    import hashlib
+
+    from warehouse.db import insert_rows
+
+    now = dt.datetime.now(dt.timezone.utc)
+    texts = {a["url"]: a["text"] for a in articles}
+    rows = [dict(url=a["url"], title=a.get("title", a["url"].rsplit("/", 1)[-1]), published_at=a["published_at"],
+                 story_id=a.get("story_id"), language=a.get("language", "en"), text=a["text"],
+                 text_sha256=hashlib.sha256(a["text"].encode()).hexdigest(), extractor_version="test",
+                 extracted_at=now) for a in articles]
+
+    def located(table: str, i: int, claim: dict) -> dict:
+        start = texts[claim["url"]].index(claim["evidence"])
+        return dict(claim, claim_id=claim.get("claim_id", f"{table}-{claim['url']}-{i}"),
+                    sentence_index=claim.get("sentence_index", i), start_char=start,
+                    end_char=start + len(claim["evidence"]), extractor_version="test")
+
+    def same_keys(batch: list[dict]) -> list[dict]:  # insert_rows takes its columns from the first row
+        keys = {k: None for r in batch for k in r}
+        return [{k: r.get(k) for k in keys} for r in batch]
+
+    with wh.transaction() as con:
+        insert_rows(con, "article_texts", same_keys(rows), on_conflict="replace")
+        insert_rows(con, "pledge_claims", same_keys([located("pledge", i, dict(dict(kind="unspecified"), **p))
+                                                     for i, p in enumerate(pledges)]))
+        insert_rows(con, "position_claims", same_keys([located("position", i, p) for i, p in enumerate(positions)]))
+        insert_rows(con, "mentions", same_keys([dict(m, sentence_index=0, start_char=0, end_char=1,
+                                                     extractor_version="test", surface=m.get("surface", m["entity"]))
+                                                for m in mentions]))
+
+
+@pytest.fixture
+def run_newsmon(capsys) -> Callable[..., CliResult]:
+    """Run `newsmon ARGS...` in this process (the console script's entry point) and capture it."""
+    from newsmon import cli
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        saved = sys.argv
+        sys.argv = ["newsmon", *map(str, args)]
+        code = 0
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.argv = saved
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+    return run
