@@ -602,3 +602,8 @@ def test_claims_a_loan_repaid_from_russian_assets_supports_using_them(miner):
 def test_claims_a_loan_without_the_assets_states_nothing_on_them(miner):
     found = stances(miner, "Britain will lend Ukraine £2.26 billion, Chancellor Rachel Reeves said on Sunday.")
     assert not any(t == "use_frozen_russian_assets" for _, t, _ in found)
+
+
+def test_nlp_a_capital_speaks_for_its_country(miner):
+    found = stances(miner, "Reykjavik said it backed new sanctions on Russia.")
+    assert ("Iceland", "sanctions_on_russia", "support") in found
