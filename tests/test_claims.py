@@ -607,3 +607,27 @@ def test_claims_a_loan_without_the_assets_states_nothing_on_them(miner):
 def test_nlp_a_capital_speaks_for_its_country(miner):
     found = stances(miner, "Reykjavik said it backed new sanctions on Russia.")
     assert ("Iceland", "sanctions_on_russia", "support") in found
+
+
+# -- requirements set on the proposition; restricted circumstances ---------------------
+@pytest.mark.parametrize("text, expected", [
+    ("Lagarde said any use of the immobilised assets must be consistent with international law.",
+     ("European Central Bank", "use_frozen_russian_assets", "conditional")),
+    ("Any exchange of territory would have to be put to the Ukrainian people in a referendum, Zelenskyy said.",
+     ("Ukraine", "ukraine_cedes_territory", "conditional")),
+    ("Merz said Germany would contribute to a European-led force, but only with a clear legal mandate.",
+     ("Germany", "security_guarantees", "conditional")),
+])
+def test_claims_requirements_and_restrictions_are_conditions(miner, text, expected):
+    assert expected in stances(miner, text)
+
+
+@pytest.mark.parametrize("text, expected", [
+    # an obligation that is the demand itself, not a requirement on it
+    ("Orban said the sanctions on Russia must be lifted.", ("Hungary", "sanctions_on_russia", "oppose")),
+    # a circumstance that no "only" restricts
+    ("Merz said Germany would contribute to a European-led force with other allies.",
+     ("Germany", "security_guarantees", "support")),
+])
+def test_claims_plain_obligations_and_circumstances_are_no_conditions(miner, text, expected):
+    assert expected in stances(miner, text)

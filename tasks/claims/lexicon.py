@@ -58,6 +58,7 @@ class Lexicon:
     speech_predicates: frozenset[str]
     refusal_verbs: frozenset[str]
     deontic_modals: frozenset[str]
+    constraint_predicates: frozenset[str]
     # events
     meeting_words: frozenset[str]
     talks_words: re.Pattern
@@ -130,7 +131,7 @@ def load_lexicon(folder: str | Path) -> Lexicon:
         circumstance_prepositions=wordset("circumstance_prepositions"),
         question_predicates=wordset("question_predicates"),
         event_reports=wordset("event_reports"), speech_predicates=wordset("speech_predicates"),
-        refusal_verbs=wordset("refusal_verbs"), deontic_modals=wordset("deontic_modals"),
+        refusal_verbs=wordset("refusal_verbs"), deontic_modals=wordset("deontic_modals"), constraint_predicates=wordset("constraint_predicates"),
         meeting_words=wordset("meeting_words"), talks_words=phrases("talks_words"), event_verbs=wordset("event_verbs"),
         modal_words=wordset("modal_words"),
     )

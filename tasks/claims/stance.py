@@ -87,7 +87,8 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
                 continue
             if is_condition(c, ctx):
                 extra.append(" ".join(x.text for x in c.children if x.dep_ in ("mark", "advmod")) + " if")
-            elif c.dep_ == "prep" and c.lower_ in lex.condition_prepositions:
+            elif c.dep_ == "prep" and (c.lower_ in lex.condition_prepositions or any(
+                    x.dep_ == "advmod" and x.lower_ == "only" for x in c.children)):   # "but only with a mandate"
                 extra.append(" ".join(x.text for x in list(c.subtree)[:6]))
             elif c.dep_ in ("advmod", "acomp", "attr", "dobj", "xcomp", "ccomp", "amod", "nsubjpass"):
                 # (a passive subject belongs to the clause: "no decision has been taken on ...")
@@ -103,6 +104,9 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
     m = lex.undecided.search(clause_text)
     if m:
         return Stance("undecided", m.group(0))
+    constraint = _constraint(anchor, lex)
+    if constraint:
+        return Stance("conditional", constraint)
     clause_text = lex.idiomatic_ifs.sub(" ", clause_text)
     m = lex.conditional.search(clause_text)
     if m and not (demanded and m.group(0).lower() in lex.condition_marks):
@@ -161,6 +165,24 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
         if _predicate(t) and (t.lemma_.lower() in lex.stance_predicates or lex.oppose.fullmatch(t.text)):
             return None
     return f"event: {first.text}"
+
+
+def _constraint(anchor: Token, lex) -> str | None:
+    """A requirement set on the proposition: the cue is the subject of a predicate of constraint
+    under a modal of obligation ("any use of the assets must respect international law", "any
+    exchange of territory would have to be put to a referendum")."""
+    if anchor.dep_ not in ("nsubj", "nsubjpass"):
+        return None
+    verb = anchor.head
+    obliged = any(c.dep_ == "aux" and c.lower_ in lex.deontic_modals for c in verb.children)
+    if verb.lemma_ == "have":   # "would have to be put to ...": the obligation is the xcomp
+        verb = next((c for c in verb.children if c.dep_ == "xcomp"), None)
+        obliged = verb is not None
+    if not obliged:
+        return None
+    words = [verb, *(c for c in verb.children if c.dep_ in ("acomp", "attr"))]
+    hit = next((w for w in words if w.lemma_.lower() in lex.constraint_predicates), None)
+    return f"{hit.text} (a requirement)" if hit is not None else None
 
 
 def _is_event(t: Token, lex) -> bool:
