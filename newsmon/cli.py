@@ -44,15 +44,62 @@ def fail(message: str, code: int = 2) -> None:
 def ingest(config: ConfigOption = None) -> None:
     """Run the pipeline once: poll feeds, fetch, extract, mine, detect changes, send due alerts.
 
+    Without a Prefect API (PREFECT_API_URL unset) it runs in this process, with no Prefect server;
+    with one, as the Prefect flow `ingest`. Exit 0 when the run completed (bad feeds or pages are
+    listed, not fatal), 1 when a stage failed or no feed could be polled, 2 on a usage, config,
+    warehouse or Prefect API error.
+
     Example: newsmon ingest --config config/newsmon.toml
     """
+    settings = load_settings(config)  # validate before anything starts, so a bad value is one line
+    from flows.ingest import ingest as ingest_flow, run_ingest
+
+    source = str(settings.source)
+    result, failure = execute_run(lambda: run_ingest(source),
+                                  lambda: ingest_flow(config=source, return_state=True))
+    report_run("ingest", result, failure)
+
+
+def execute_run(plain, as_flow) -> tuple[dict, str | None]:
+    """Run a pipeline plainly (no Prefect API configured) or as a flow; (counts, why it failed or None).
+
+    A Prefect API that does not answer is one `newsmon:` line and exit 2, never a traceback.
+    """
+    from flows.runtime import (RunFailed, check_prefect_api, is_orchestrator_error, orchestrator_message,
+                               prefect_api_url)
+
+    url = prefect_api_url()
+    try:
+        if url is None:
+            return plain(), None
+        check_prefect_api(url)
+        state = as_flow()
+        if state.is_completed():
+            return state.result(), None
+        outcome = state.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        raise RunFailed(f"the flow run ended {state.name}: {state.message or 'no message'}")
+    except RunFailed as exc:
+        return exc.result, str(exc)
+    except NewsmonError:
+        raise
+    except Exception as exc:
+        if is_orchestrator_error(exc):
+            fail(orchestrator_message(exc, url))
+        raise
+
+
+def report_run(what: str, result: dict, failure: str | None) -> None:
+    """The run's summary and partial failures on stdout; a failed run also one `newsmon:` line and exit 1."""
     from flows.report import summary_line
+    from flows.runtime import run_problems
 
-    settings = load_settings(config)  # validate before Prefect starts, so a bad value is one line
-    from flows.ingest import ingest as ingest_flow
-
-    result = ingest_flow(config=str(settings.source))
-    typer.echo(f"ingest done: {summary_line(result)}")
+    typer.echo(f"{what} {'failed' if failure else 'done'}: {summary_line(result)}")
+    for problem in run_problems(result):
+        typer.echo(f"  problem: {problem}")
+    if failure:
+        fail(f"{what} failed: {failure}", code=1)
 
 
 @app.command()
@@ -218,6 +265,9 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
              ) -> None:
     """Catch a window of days up and re-mine it; re-running it changes nothing.
 
+    Without a Prefect API (PREFECT_API_URL unset) it runs in this process; with one, as the flow
+    `backfill`. Exit codes as for `newsmon ingest`.
+
     Polls the feeds (backoff ignored) and fetches their entries of the window not stored yet.
 
     Then re-extracts and re-mines every stored page of the window (the new claims replace the
@@ -227,8 +277,6 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
 
     Example: newsmon backfill --since 2025-12-01 --until 2025-12-07 --remine
     """
-    from flows.report import summary_line
-
     start, end = parse_day("--since", since), parse_day("--until", until)
     settings = load_settings(config)  # validate before Prefect starts, so a bad value is one line
     if urls_file is not None and not urls_file.is_file():
@@ -236,7 +284,8 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
     # The progress bar stands in for Prefect's per-task log lines on the console;
     # warnings still show, and the API still receives every log line.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    from flows.backfill import backfill as backfill_flow, backfill_window, progress_listener, read_urls_file
+    from flows.backfill import (backfill as backfill_flow, backfill_window, progress_listener, read_urls_file,
+                                run_backfill)
 
     backfill_window(start, end)  # ConfigError (one line) before the run starts
     if urls_file is not None:
@@ -244,11 +293,13 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
     for u in url or []:
         if not u.startswith(("http://", "https://")):
             fail(f"--url: not an http(s) URL: {u!r}")
+    options = dict(since=start, until=end, feeds=feed or None, urls=url or None,
+                   urls_file=str(urls_file.resolve()) if urls_file else None, remine=remine,
+                   config=str(settings.source))
     with StageProgress() as bar, progress_listener(bar):
-        result = backfill_flow(since=start, until=end, feeds=feed or None, urls=url or None,
-                               urls_file=str(urls_file.resolve()) if urls_file else None, remine=remine,
-                               config=str(settings.source))
-    typer.echo(f"backfill done: {summary_line(result)}")
+        result, failure = execute_run(lambda: run_backfill(**options),
+                                      lambda: backfill_flow(**options, return_state=True))
+    report_run("backfill", result, failure)
 
 
 @app.command()
