@@ -107,17 +107,31 @@ def sql(query: Annotated[str, typer.Argument(help="one or more read-only stateme
         config: ConfigOption = None,
         format: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.table,
         max_width: Annotated[int, typer.Option(help="cut table cells to this many characters (0: never)")] = 60,
+        timeout: Annotated[Optional[float], typer.Option(
+            help="interrupt the query after this many seconds (default: sql.timeout_seconds of the config)",
+            min=0.001, show_default=False)] = None,
         ) -> None:
     """Query the warehouse read-only and print the result.
+
+    A query runs at most sql.timeout_seconds (or --timeout) and within sql.memory_limit; Ctrl-C
+    interrupts it; at most sql.max_rows rows are printed.
 
     Example: newsmon sql "SELECT actor_group, topic, stance, published_at FROM positions ORDER BY published_at"
     """
     from warehouse import Warehouse
-    from warehouse.readonly import run_readonly
+    from warehouse.readonly import run_bounded
 
     settings = load_settings(config)
     wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
-    columns, rows = run_readonly(wh, query)
+    try:
+        bounded = run_bounded(wh, query, timeout=timeout or settings.sql.timeout_seconds,
+                              memory_limit=settings.sql.memory_limit, max_rows=settings.sql.max_rows)
+    except KeyboardInterrupt:
+        fail("interrupted: the query was stopped (Ctrl-C)", code=130)
+    columns, rows = bounded.columns, bounded.rows
+    if bounded.truncated:
+        typer.echo(f"newsmon: only the first {len(rows)} rows (sql.max_rows); add a LIMIT or narrow the query",
+                   err=True)
     if format is Format.json:
         typer.echo(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
     elif format is Format.csv:
