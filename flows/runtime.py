@@ -220,20 +220,24 @@ def check_prefect_api(url: str, timeout: float = 20.0) -> None:
     The check runs in a daemon thread with a hard deadline: Prefect's client retries
     connection errors with backoff, which against a hung server takes minutes.
     """
+    import contextvars
     import threading
 
     from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     answer: list[BaseException | None] = []
 
     def ask() -> None:
         try:
-            with get_client(httpx_settings={"timeout": timeout}, sync_client=True) as client:
-                answer.append(client.api_healthcheck())
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                with get_client(httpx_settings={"timeout": timeout}, sync_client=True) as client:
+                    answer.append(client.api_healthcheck())
         except Exception as exc:  # noqa: BLE001 - any failure to reach it is the same answer
             answer.append(exc)
 
-    thread = threading.Thread(target=ask, name="prefect-health", daemon=True)
+    context = contextvars.copy_context()  # the caller's Prefect settings, in the thread too
+    thread = threading.Thread(target=context.run, args=(ask,), name="prefect-health", daemon=True)
     thread.start()
     thread.join(timeout)
     if not answer:
