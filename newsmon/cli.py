@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-# Quiet Prefect's ephemeral server before Prefect is imported: no analytics calls,
-# no error spam when the temporary server shuts down at exit.
+# Quiet Prefect before it is imported: no analytics calls, no error spam from a server
+# shutting down at exit. (Runs without PREFECT_API_URL start no Prefect server at all.)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
