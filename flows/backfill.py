@@ -36,13 +36,14 @@ from prefect.states import Failed
 from pydantic import Field
 
 from flows import notify, stages
-from flows.runtime import RunFailed, run_pipeline, stage
-from newsmon.errors import ConfigError
+from flows.runtime import run_pipeline, stage
+from newsmon.errors import ConfigError, NewsmonError
 from newsmon.settings import Settings, load_settings
 from warehouse import Warehouse
 from warehouse import queries as q
 
-__all__ = ["backfill", "run_backfill", "backfill_window", "read_urls_file", "progress_listener", "StageEvent", "ADHOC_FEED"]
+__all__ = ["backfill", "run_backfill", "backfill_window", "check_feeds", "read_urls_file", "progress_listener",
+           "StageEvent", "ADHOC_FEED"]
 
 #: The pseudo-feed that explicit URLs are listed under.
 ADHOC_FEED = "adhoc"
@@ -83,7 +84,8 @@ def read_urls_file(path: str | Path) -> list[str]:
     return urls
 
 
-def _check_feeds(settings: Settings, feeds: list[str] | None) -> None:
+def check_feeds(settings: Settings, feeds: list[str] | None) -> None:
+    """ConfigError unless every name is a configured feed (or the pseudo-feed) and no feed takes the reserved name."""
     if any(f.name == ADHOC_FEED for f in settings.feeds):
         raise ConfigError(f"config {settings.source}: feeds: the name {ADHOC_FEED!r} is reserved for "
                           "URLs given to `newsmon backfill --url`; rename that feed")
@@ -159,7 +161,7 @@ def run_backfill(
     """
     start, end = backfill_window(since, until)
     settings = load_settings(config)
-    _check_feeds(settings, feeds)
+    check_feeds(settings, feeds)
     explicit = list(dict.fromkeys([*(urls or []), *(read_urls_file(urls_file) if urls_file else [])]))
     wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
 
@@ -229,5 +231,5 @@ def backfill(
     try:
         return run_backfill(since, until, feeds=feeds, urls=urls, urls_file=urls_file, remine=remine,
                             config=config)
-    except RunFailed as exc:  # the run is recorded; the flow run ends Failed, without a traceback
+    except NewsmonError as exc:  # RunFailed (recorded), a config or warehouse error: Failed, without a traceback
         return Failed(message=str(exc), data=exc)

@@ -16,7 +16,8 @@ from prefect import flow
 from prefect.states import Failed
 
 from flows import notify, stages
-from flows.runtime import RunFailed, current_run_id, run_pipeline, stage
+from flows.runtime import current_run_id, run_pipeline, stage
+from newsmon.errors import NewsmonError
 from newsmon.settings import load_settings
 from warehouse import Warehouse
 
@@ -50,5 +51,5 @@ def ingest(config: str | None = None) -> dict:
     """
     try:
         return run_ingest(config)
-    except RunFailed as exc:  # the run is recorded; the flow run ends Failed, without a traceback
+    except NewsmonError as exc:  # RunFailed (recorded), a config or warehouse error: Failed, without a traceback
         return Failed(message=str(exc), data=exc)

@@ -298,10 +298,11 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
     # The progress bar stands in for Prefect's per-task log lines on the console;
     # warnings still show, and the API still receives every log line.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    from flows.backfill import (backfill as backfill_flow, backfill_window, progress_listener, read_urls_file,
-                                run_backfill)
+    from flows.backfill import (backfill as backfill_flow, backfill_window, check_feeds, progress_listener,
+                                read_urls_file, run_backfill)
 
     backfill_window(start, end)  # ConfigError (one line) before the run starts
+    check_feeds(settings, feed or None)
     if urls_file is not None:
         read_urls_file(urls_file)
     for u in url or []:
