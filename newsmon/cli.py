@@ -71,6 +71,7 @@ def execute_run(plain, as_flow) -> tuple[dict, str | None]:
     url = prefect_api_url()
     try:
         if url is None:
+            _terminate_cleanly()
             return plain(), None
         check_prefect_api(url)
         state = as_flow()
@@ -88,6 +89,17 @@ def execute_run(plain, as_flow) -> tuple[dict, str | None]:
         if is_orchestrator_error(exc):
             fail(orchestrator_message(exc, url))
         raise
+
+
+def _terminate_cleanly() -> None:
+    """SIGTERM ends a plain run like Ctrl-C: the run is recorded as interrupted, the exit code is 143."""
+    import signal
+
+    def stop(signum, frame):
+        typer.echo("newsmon: terminated (SIGTERM); the next run finishes this one's work", err=True)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def report_run(what: str, result: dict, failure: str | None) -> None:

@@ -272,3 +272,30 @@ def test_runs_cli_through_a_prefect_server_tells_the_truth(prefect_api, site, tm
     assert states[0][:2] == ("completed", "COMPLETED")
     assert states[1][:2] == ("failed", "FAILED") and "no feed could be polled" in states[1][2]
     assert proc.stderr.strip().splitlines()[-1].startswith("newsmon: ingest failed: no feed could be polled")
+
+
+@pytest.mark.slow
+def test_runs_cli_sigterm_records_an_interrupted_run(site, tmp_path):
+    import threading
+
+    from conftest import NEWSMON
+
+    gate = threading.Event()  # page 2 hangs until the test lets it go
+    routes = {"kommunen-winterhilfe.html": Answer(b"<html></html>", gate=gate)}
+    config = write_config(tmp_path, {"courier": serve_site(site, page_routes=routes)}, retries=0)
+    proc = subprocess.Popen([str(NEWSMON), "ingest", "--config", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path), cwd=tmp_path,
+                            start_new_session=True)
+    try:
+        site.wait_for("/kommunen-winterhilfe.html", timeout=120)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        gate.set()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143, out + err
+    assert "newsmon: terminated (SIGTERM)" in err and "Traceback" not in err
+    [run] = runs(Warehouse(tmp_path / "newsmon.duckdb"))
+    assert run["status"] == "interrupted" and run["finished_at"] is not None
