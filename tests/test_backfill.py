@@ -2,10 +2,10 @@
 re-mined offline without a single request, explicit URLs as pseudo-feed entries, two
 overlapping runs that store everything once, and bad windows rejected in one line.
 
-The flow runs in this process against a real Prefect server (`prefect server start` on
-127.0.0.1, the conftest's module fixture `prefect_api`); the CLI runs as a subprocess
-without a Prefect API (plain Python, no server). Both are slow. The articles are invented
-for these tests.
+The backfill runs in this process as plain Python (what the CLI runs without a Prefect
+API), and, in the slow tests, as the Prefect flow against a real Prefect server
+(`prefect server start` on 127.0.0.1, the conftest's module fixture `prefect_api`); the
+CLI runs as a subprocess (slow). The articles are invented for these tests.
 """
 from __future__ import annotations
 
@@ -149,12 +149,22 @@ def cli(*args: str, tmp_path: Path, timeout: float = 300) -> subprocess.Complete
     return newsmon_cli(*args, cwd=tmp_path, timeout=timeout)
 
 
-# -- (a) remine: no request, same claims, old versions replaced --------------------------------
-@pytest.mark.slow
-def test_backfill_remine_downloads_nothing_and_yields_the_same_claims(prefect_api, site, http_server: LocalServer,
-                                                                        tmp_path):
-    from flows.backfill import backfill
+@pytest.fixture(params=["plain", pytest.param("flow", marks=pytest.mark.slow)])
+def run_backfill(request):
+    """The backfill as plain Python (what the CLI runs without a Prefect API), and as the Prefect flow
+    against a real server (slow): the same results either way."""
+    from flows import backfill
 
+    if request.param == "flow":
+        request.getfixturevalue("prefect_api")
+        return backfill.backfill
+    return backfill.run_backfill
+
+
+# -- (a) remine: no request, same claims, old versions replaced --------------------------------
+def test_backfill_remine_downloads_nothing_and_yields_the_same_claims(run_backfill, site, http_server: LocalServer,
+                                                                        tmp_path):
+    backfill = run_backfill
     config = write_config(tmp_path, serve_gazette(site))
     wh = warehouse(config)
     first = backfill(since=SINCE, config=str(config))
@@ -189,9 +199,8 @@ def test_backfill_remine_downloads_nothing_and_yields_the_same_claims(prefect_ap
     assert len(wh.read("SELECT run_id FROM runs WHERE flow = 'backfill' AND finished_at IS NOT NULL")) == 3
 
 
-@pytest.mark.slow
-def test_backfill_remine_window_limits_what_is_remined(prefect_api, site, tmp_path):
-    from flows.backfill import backfill
+def test_backfill_remine_window_limits_what_is_remined(site, tmp_path):
+    from flows.backfill import run_backfill as backfill
 
     config = write_config(tmp_path, serve_gazette(site))
     backfill(since=dt.date(2025, 11, 1), config=str(config))
@@ -199,9 +208,8 @@ def test_backfill_remine_window_limits_what_is_remined(prefect_api, site, tmp_pa
     assert only_dec_3["articles"]["extracted"] == 1 and only_dec_3["claims"]["articles"] == 1
 
 
-@pytest.mark.slow
-def test_backfill_second_run_changes_nothing(prefect_api, site, tmp_path):
-    from flows.backfill import backfill
+def test_backfill_second_run_changes_nothing(site, tmp_path):
+    from flows.backfill import run_backfill as backfill
 
     config = write_config(tmp_path, serve_gazette(site))
     wh = warehouse(config)
@@ -219,9 +227,8 @@ def test_backfill_second_run_changes_nothing(prefect_api, site, tmp_path):
 
 
 # -- explicit URLs ----------------------------------------------------------------------------
-@pytest.mark.slow
-def test_backfill_urls_are_fetched_once_as_adhoc_entries(prefect_api, site, tmp_path):
-    from flows.backfill import backfill
+def test_backfill_urls_are_fetched_once_as_adhoc_entries(site, tmp_path):
+    from flows.backfill import run_backfill as backfill
 
     extra = site.add("/extra/germany-doubles-aid.html", Answer(page_html("germany-doubles-aid"), headers=HTML))
     config = write_config(tmp_path, serve_gazette(site))
@@ -240,9 +247,8 @@ def test_backfill_urls_are_fetched_once_as_adhoc_entries(prefect_api, site, tmp_
     assert_stored_once(wh)
 
 
-@pytest.mark.slow
-def test_backfill_urls_respect_the_ssrf_guard(prefect_api, site, tmp_path):
-    from flows.backfill import backfill
+def test_backfill_urls_respect_the_ssrf_guard(site, tmp_path):
+    from flows.backfill import run_backfill as backfill
 
     private = site.add("/private-net.html", Answer(page_html("orban-backs-talks"), headers=HTML))
     config = write_config(tmp_path, "http://feeds.invalid/feed.xml", allow_private=False)
