@@ -245,9 +245,16 @@ def test_runs_flow_with_every_feed_failing_ends_failed(prefect_api, site, tmp_pa
     assert state.is_failed() and "no feed could be polled" in state.message
     failed = state.result(raise_on_failure=False)
     assert isinstance(failed, RunFailed) and failed.result["feeds"]["failed"] == 1
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(state.state_details.flow_run_id)
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id])))
     assert flow_run.state.is_failed()
+    [summary] = [a for a in artifacts if a.key == "ingest-summary"]
+    assert "## Problems" in summary.data and "- no feed could be polled (failed: http_500=1)" in summary.data
+    assert "- feeds: 1 feed(s) failed: http_500=1" in summary.data
     [run] = runs(Warehouse(tmp_path / "newsmon.duckdb"))
     assert run["run_id"] == str(flow_run.id) and run["status"] == "failed"
 
