@@ -1,11 +1,14 @@
 """Killed runs lose nothing and duplicate nothing: `newsmon ingest` SIGKILLed at random moments, then re-run.
 
-    python bench/bench_kill.py [--trials 20] [--seed 1] [--config config/newsmon.toml] [--keep DIR]
+    python bench/bench_kill.py [--trials 20] [--seed 1] [--during run|process] [--config FILE] [--keep DIR]
 
 The config (default: the bundled offline sample) is copied with its warehouse moved into
-a scratch folder. One clean run gives the reference, and its duration T. Then, per trial,
-in a fresh warehouse: `newsmon ingest` starts in a session of its own and is SIGKILLed
-(with everything it started) at a moment drawn uniformly from [0.1 s, T]; the warehouse
+a scratch folder. One clean run gives the reference, its duration T, and (from its row in
+`runs`) the span [S, F] in which the run itself works, after the process has started up
+(imports, model) and before it exits. Then, per trial, in a fresh warehouse: `newsmon
+ingest` starts in a session of its own and is SIGKILLed (with everything it started) at a
+moment drawn uniformly from [S, F] (`--during run`, the default: every kill lands while the
+pipeline works) or from [0.1 s, T] (`--during process`); the warehouse
 state it left is noted (rows in the stage tables); then `newsmon ingest` runs again to
 completion (exit 0 required). Every public view (every non-internal view of the
 warehouse, so views added later are compared too) must then hold exactly the rows of
@@ -39,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 NEWSMON = Path(sys.executable).with_name("newsmon")
+LAST_LAUNCH = 0.0  # wall-clock time the last `newsmon ingest` was started
 STAGE_TABLES = ("feed_entries", "pages", "article_texts", "mined_articles", "change_log", "alert_outbox")
 
 
@@ -75,6 +79,8 @@ def env() -> dict[str, str]:
 
 def ingest(config: Path, kill_after: float | None = None) -> tuple[int | str, float]:
     """Run `newsmon ingest`; with kill_after, SIGKILL its whole session then. (returncode or 'killed', seconds)."""
+    global LAST_LAUNCH
+    LAST_LAUNCH = time.time()
     started = time.monotonic()
     log = config.parent / f"run-{time.time_ns()}.log"
     with open(log, "wb") as out:
@@ -144,6 +150,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--during", choices=["run", "process"], default="run",
+                    help="kill while the pipeline works (run) or anywhere in the process's life (process)")
     ap.add_argument("--config", type=Path, default=ROOT / "config" / "newsmon.toml")
     ap.add_argument("--keep", type=Path, help="keep the scratch folders here (default: a temporary folder, removed)")
     args = ap.parse_args()
@@ -158,7 +166,12 @@ def main() -> int:
         print(f"the clean run exited {rc}", file=sys.stderr)
         return 1
     clean = contents(clean_dir / "news.duckdb")
-    print(f"clean run: {clean_seconds:.1f}s; views: "
+    con = duckdb.connect(str(clean_dir / "news.duckdb"), read_only=True)
+    begun, ended = con.execute("SELECT epoch(started_at), epoch(finished_at) FROM runs").fetchone()
+    con.close()
+    span = (begun - LAST_LAUNCH, ended - LAST_LAUNCH) if args.during == "run" else (0.1, clean_seconds)
+    print(f"clean run: {clean_seconds:.1f}s, the pipeline from {begun - LAST_LAUNCH:.1f}s to "
+          f"{ended - LAST_LAUNCH:.1f}s; kills drawn from [{span[0]:.1f}s, {span[1]:.1f}s]; views: "
           + ", ".join(f"{v}={sum(c.values())}" for v, c in clean.items()), flush=True)
 
     failures = 0
@@ -167,7 +180,7 @@ def main() -> int:
         folder = base / f"trial-{trial:02d}"
         folder.mkdir()
         config = scratch_config(args.config, folder)
-        at = rng.uniform(0.1, clean_seconds)
+        at = rng.uniform(*span)
         outcome, _ = ingest(config, kill_after=at)
         left = stage_rows(folder / "news.duckdb")
         rc, seconds = ingest(config)
