@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-# Quiet Prefect's ephemeral server before Prefect is imported: no analytics calls,
-# no error spam when the temporary server shuts down at exit.
+# Quiet Prefect before it is imported: no analytics calls, no error spam from a server
+# shutting down at exit. (Runs without PREFECT_API_URL start no Prefect server at all.)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
@@ -44,15 +44,74 @@ def fail(message: str, code: int = 2) -> None:
 def ingest(config: ConfigOption = None) -> None:
     """Run the pipeline once: poll feeds, fetch, extract, mine, detect changes, send due alerts.
 
+    Without a Prefect API (PREFECT_API_URL unset) it runs in this process, with no Prefect server;
+    with one, as the Prefect flow `ingest`. Exit 0 when the run completed (bad feeds or pages are
+    listed, not fatal), 1 when a stage failed or no feed could be polled, 2 on a usage, config,
+    warehouse or Prefect API error.
+
     Example: newsmon ingest --config config/newsmon.toml
     """
+    settings = load_settings(config)  # validate before anything starts, so a bad value is one line
+    from flows.ingest import ingest as ingest_flow, run_ingest
+
+    source = str(settings.source)
+    result, failure = execute_run(lambda: run_ingest(source),
+                                  lambda: ingest_flow(config=source, return_state=True))
+    report_run("ingest", result, failure)
+
+
+def execute_run(plain, as_flow) -> tuple[dict, str | None]:
+    """Run a pipeline plainly (no Prefect API configured) or as a flow; (counts, why it failed or None).
+
+    A Prefect API that does not answer is one `newsmon:` line and exit 2, never a traceback.
+    """
+    from flows.runtime import (RunFailed, check_prefect_api, is_orchestrator_error, orchestrator_message,
+                               prefect_api_url)
+
+    url = prefect_api_url()
+    try:
+        if url is None:
+            _terminate_cleanly()
+            return plain(), None
+        check_prefect_api(url)
+        state = as_flow()
+        if state.is_completed():
+            return state.result(), None
+        outcome = state.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        raise RunFailed(f"the flow run ended {state.name}: {state.message or 'no message'}")
+    except RunFailed as exc:
+        return exc.result, str(exc)
+    except NewsmonError:
+        raise
+    except Exception as exc:
+        if is_orchestrator_error(exc):
+            fail(orchestrator_message(exc, url))
+        raise
+
+
+def _terminate_cleanly() -> None:
+    """SIGTERM ends a plain run like Ctrl-C: the run is recorded as interrupted, the exit code is 143."""
+    import signal
+
+    def stop(signum, frame):
+        typer.echo("newsmon: terminated (SIGTERM); the next run finishes this one's work", err=True)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def report_run(what: str, result: dict, failure: str | None) -> None:
+    """The run's summary and partial failures on stdout; a failed run also one `newsmon:` line and exit 1."""
     from flows.report import summary_line
+    from flows.runtime import run_problems
 
-    settings = load_settings(config)  # validate before Prefect starts, so a bad value is one line
-    from flows.ingest import ingest as ingest_flow
-
-    result = ingest_flow(config=str(settings.source))
-    typer.echo(f"ingest done: {summary_line(result)}")
+    typer.echo(f"{what} {'failed' if failure else 'done'}: {summary_line(result)}")
+    for problem in run_problems(result):
+        typer.echo(f"  problem: {problem}")
+    if failure:
+        fail(f"{what} failed: {failure}", code=1)
 
 
 @app.command()
@@ -60,17 +119,31 @@ def sql(query: Annotated[str, typer.Argument(help="one or more read-only stateme
         config: ConfigOption = None,
         format: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.table,
         max_width: Annotated[int, typer.Option(help="cut table cells to this many characters (0: never)")] = 60,
+        timeout: Annotated[Optional[float], typer.Option(
+            help="interrupt the query after this many seconds (default: sql.timeout_seconds of the config)",
+            min=0.001, show_default=False)] = None,
         ) -> None:
     """Query the warehouse read-only and print the result.
+
+    A query runs at most sql.timeout_seconds (or --timeout) and within sql.memory_limit; Ctrl-C
+    interrupts it; at most sql.max_rows rows are printed.
 
     Example: newsmon sql "SELECT actor_group, topic, stance, published_at FROM positions ORDER BY published_at"
     """
     from newsmon.reading import needs_search, open_for_reading
-    from warehouse.readonly import run_readonly
+    from warehouse.readonly import run_bounded
 
     settings = load_settings(config)
     wh = open_for_reading(settings, search_index=needs_search(query))
-    columns, rows = run_readonly(wh, query)
+    try:
+        bounded = run_bounded(wh, query, timeout=timeout or settings.sql.timeout_seconds,
+                              memory_limit=settings.sql.memory_limit, max_rows=settings.sql.max_rows)
+    except KeyboardInterrupt:
+        fail("interrupted: the query was stopped (Ctrl-C)", code=130)
+    columns, rows = bounded.columns, bounded.rows
+    if bounded.truncated:
+        typer.echo(f"newsmon: only the first {len(rows)} rows (sql.max_rows); add a LIMIT or narrow the query",
+                   err=True)
     if format is Format.json:
         typer.echo(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
     elif format is Format.csv:
@@ -229,6 +302,9 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
              ) -> None:
     """Catch a window of days up and re-mine it; re-running it changes nothing.
 
+    Without a Prefect API (PREFECT_API_URL unset) it runs in this process; with one, as the flow
+    `backfill`. Exit codes as for `newsmon ingest`.
+
     Polls the feeds (backoff ignored) and fetches their entries of the window not stored yet.
 
     Then re-extracts and re-mines every stored page of the window (the new claims replace the
@@ -238,8 +314,6 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
 
     Example: newsmon backfill --since 2025-12-01 --until 2025-12-07 --remine
     """
-    from flows.report import summary_line
-
     start, end = parse_day("--since", since), parse_day("--until", until)
     settings = load_settings(config)  # validate before Prefect starts, so a bad value is one line
     if urls_file is not None and not urls_file.is_file():
@@ -247,19 +321,23 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
     # The progress bar stands in for Prefect's per-task log lines on the console;
     # warnings still show, and the API still receives every log line.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    from flows.backfill import backfill as backfill_flow, backfill_window, progress_listener, read_urls_file
+    from flows.backfill import (backfill as backfill_flow, backfill_window, check_feeds, progress_listener,
+                                read_urls_file, run_backfill)
 
     backfill_window(start, end)  # ConfigError (one line) before the run starts
+    check_feeds(settings, feed or None)
     if urls_file is not None:
         read_urls_file(urls_file)
     for u in url or []:
         if not u.startswith(("http://", "https://")):
             fail(f"--url: not an http(s) URL: {u!r}")
+    options = dict(since=start, until=end, feeds=feed or None, urls=url or None,
+                   urls_file=str(urls_file.resolve()) if urls_file else None, remine=remine,
+                   config=str(settings.source))
     with StageProgress() as bar, progress_listener(bar):
-        result = backfill_flow(since=start, until=end, feeds=feed or None, urls=url or None,
-                               urls_file=str(urls_file.resolve()) if urls_file else None, remine=remine,
-                               config=str(settings.source))
-    typer.echo(f"backfill done: {summary_line(result)}")
+        result, failure = execute_run(lambda: run_backfill(**options),
+                                      lambda: backfill_flow(**options, return_state=True))
+    report_run("backfill", result, failure)
 
 
 @app.command()

@@ -148,6 +148,13 @@ class ScheduleSettings(_Section):
         return v
 
 
+class SqlSettings(_Section):
+    """Bounds of a `newsmon sql` session."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 60.0   # then the query is interrupted
+    memory_limit: Annotated[str, Field(pattern=r"(?i)^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")] = "2GB"
+    max_rows: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000      # rows printed at most
+
+
 class Settings(_Section):
     warehouse: WarehouseSettings = WarehouseSettings()
     fetch: FetchSettings = FetchSettings()
@@ -156,6 +163,7 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     nlp: NlpSettings = NlpSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    sql: SqlSettings = SqlSettings()
     source: Path | None = None  # the file these settings came from (set by load_settings)
 
     @field_validator("feeds")

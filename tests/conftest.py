@@ -342,3 +342,168 @@ def run_newsmon(capsys) -> Callable[..., CliResult]:
         out = capsys.readouterr()
         return CliResult(code, out.out, out.err)
     return run
+
+
+# -- the corpus, the CLI, domain files ---------------------------------------------------
+#
+# Tests that read ../shared skip in a bare clone (`needs_corpus`). `newsmon_cli` runs the
+# installed `newsmon` as a subprocess (mark such tests slow) without a Prefect API unless a
+# test passes one, with a PREFECT_HOME of its own.
+
+#: Skip a test when the shared corpus (../shared/corpus beside the repository) is absent.
+needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(),
+                                  reason=f"needs the shared corpus at {CORPUS} (absent in a bare clone)")
+
+BIN = Path(sys.executable).parent
+NEWSMON = BIN / "newsmon"
+DOMAIN_FILES = ("entities", "topics", "money", "fx", "aid")
+#: The [nlp] table of a config whose domain files are `copy_domain(config_dir)`'s copies.
+NLP_TOML = ('[nlp]\nentities = "nlp/entities.yaml"\ntopics = "nlp/topics.yaml"\nmoney = "nlp/money.yaml"\n'
+            'fx = "nlp/fx.yaml"\naid = "nlp/aid.yaml"\nlang = "nlp/lang"\n')
+
+
+def copy_domain(directory: Path) -> Path:
+    """Copies of every domain file the miner reads in directory/nlp (a test may edit them, and the
+    miner's version, a digest of them, does not move when the repository's files do)."""
+    import shutil
+
+    nlp = directory / "nlp"
+    nlp.mkdir(exist_ok=True)
+    for name in DOMAIN_FILES:
+        shutil.copy(ROOT / "config" / f"{name}.yaml", nlp / f"{name}.yaml")
+    shutil.copytree(ROOT / "config" / "lang" / "en", nlp / "lang", dirs_exist_ok=True)
+    return nlp
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `newsmon` subprocess: no Prefect API (unless `extra` names one), its own PREFECT_HOME."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "NEWSMON_CONFIG"}
+    env.update(PREFECT_HOME=str(home / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               NO_COLOR="1", **extra)
+    return env
+
+
+def newsmon_cli(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None,
+                input: str | None = None):
+    """Run `newsmon ARGS...` in `cwd` and wait; a subprocess.CompletedProcess with text output."""
+    import subprocess
+
+    return subprocess.run([str(NEWSMON), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          env=env if env is not None else cli_env(cwd), input=input)
+
+
+# -- a real Prefect server -----------------------------------------------------------------
+#
+# `prefect server start` on 127.0.0.1 with a PREFECT_HOME of its own. Tests using it are slow.
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrefectServer:
+    """`prefect server start` on 127.0.0.1 with a PREFECT_HOME of its own."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.log = home / "server.log"
+        self.proc = None
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of a client process of this server (a PREFECT_HOME of its own)."""
+        import os
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(PREFECT_API_URL=self.api_url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                   PREFECT_LOGGING_LEVEL="WARNING", NO_COLOR="1", **extra)
+        return env
+
+    def start(self, timeout: float = 90.0) -> None:
+        import contextlib
+        import os
+        import subprocess
+        import urllib.request
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(PREFECT_HOME=str(self.home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                   PREFECT_LOGGING_LEVEL="WARNING", PREFECT_SERVER_LOGGING_LEVEL="WARNING",
+                   PREFECT_UI_ENABLED="false", NO_COLOR="1")
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                          "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT,
+                                         env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(self.api_url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"prefect server not healthy within {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import subprocess
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def _prefect_server(home: Path) -> Iterator[PrefectServer]:
+    server = PrefectServer(home)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def prefect_server(home: Path):
+    """Context manager: a PrefectServer running for the block."""
+    import contextlib
+
+    return contextlib.contextmanager(_prefect_server)(home)
+
+
+def drain_api_workers() -> None:
+    """Send the last logs and events of this process while the server still listens."""
+    import contextlib
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        for result in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
+            if inspect.isawaitable(result):
+                await result
+
+    with contextlib.suppress(RuntimeError):  # a worker that never started
+        run_coro_as_sync(drain())
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory) -> Iterator[PrefectServer]:
+    """Flows called in this process run against a real Prefect server (a module's own). Mark users slow."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server
+            drain_api_workers()

@@ -17,7 +17,7 @@ import urllib.parse
 import feedparser
 import pytest
 
-from conftest import CORPUS, Answer
+from conftest import CORPUS, Answer, needs_corpus
 from newsmon.settings import FeedSettings
 from tasks.feeds import FeedState, parse_feed, poll_feed, strip_doctype
 from tasks.fetch import Fetcher
@@ -63,6 +63,7 @@ def _title_found(expected: str, titles: set[str]) -> bool:
     return any(pattern.fullmatch(t) for t in titles)
 
 
+@needs_corpus
 @pytest.mark.parametrize("directory", ["feedparser-tests", "real-feeds"])
 def test_feeds_corpus_every_entry_kept_or_rejected(site, fetch_settings, directory):
     rows = _manifest(directory)

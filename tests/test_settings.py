@@ -2,17 +2,11 @@
 relative to the TOML file; the shipped defaults keep the SSRF guard on."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
+from conftest import newsmon_cli
 from newsmon.errors import ConfigError
 from newsmon.settings import DEFAULT_CONFIG, FetchSettings, load_settings
-
-NEWSMON = Path(sys.executable).with_name("newsmon")
 
 BAD_CONFIGS = [
     # (id, TOML text, what the one line must name)
@@ -104,12 +98,11 @@ def test_settings_allow_hosts_normalised():
     assert FetchSettings(allow_hosts=["LocalHost:8080", "[::1]:80"]).allow_hosts == ["localhost:8080", "[::1]:80"]
 
 
+@pytest.mark.slow
 def test_settings_cli_bad_config_is_one_clean_line(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[fetch]\nread_timeout = -1\n")
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
-    proc = subprocess.run([str(NEWSMON), "ingest", "--config", str(path)], capture_output=True, text=True,
-                          timeout=120, env=env)
+    proc = newsmon_cli("ingest", "--config", str(path), cwd=tmp_path, timeout=120)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

@@ -12,10 +12,20 @@ warehouse/search.py), when the query names a search macro: `search_articles(...)
 
 The public interface is every view and macro of the main schema (the files of
 warehouse/views and the search macros); base tables are the pipeline's own business.
+
+`run_bounded` also bounds a session: a statement timeout (`[sql] timeout_seconds`) and
+Ctrl-C both interrupt DuckDB itself (`con.interrupt()`; the query runs in a worker thread
+so that the main thread stays free to notice either), DuckDB's memory is capped
+(`[sql] memory_limit`), and at most `[sql] max_rows` rows are fetched. DuckDB's own error
+text, hints included ("Did you mean ...?", "Candidate bindings: ..."), reaches the user.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import re
+import threading
+import time
 from collections.abc import Iterator
 
 import duckdb
@@ -23,31 +33,29 @@ import duckdb
 from newsmon.errors import WarehouseError
 from warehouse.db import Warehouse
 
-__all__ = ["run_readonly", "readonly_connection", "check_query", "sql_error", "public_views", "public_columns",
-           "public_macros"]
+__all__ = ["run_readonly", "run_bounded", "QueryResult", "readonly_connection", "check_query", "sql_error",
+           "public_views", "public_columns", "public_macros"]
+
+#: How long an interrupted query may take to stop before the session gives up on it.
+INTERRUPT_GRACE_SECONDS = 10.0
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.I)
 
 ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
+_EXTENSIONS = ("`newsmon sql` neither installs nor loads DuckDB extensions (an extension is code that can read "
+               "and write files and reach the network, and this session may only read the warehouse); "
+               "full-text search is already loaded: SELECT * FROM search_articles('words')")
 _WHY = {
-    "INSTALL": "`newsmon sql` installs no extensions (there is no network, and an extension runs code); "
-               "full-text search is already loaded: SELECT * FROM search_articles('words')",
-    "LOAD": "`newsmon sql` loads no extensions itself (an extension runs code); "
-            "full-text search is already loaded: SELECT * FROM search_articles('words')",
     "COPY": "`newsmon sql` only reads; write a view to a file with `newsmon export VIEW --format csv --out FILE`",
     "EXPORT": "`newsmon sql` only reads; write a view to a file with `newsmon export VIEW --format parquet --out FILE`",
 }
 
 
-def sql_error(exc: duckdb.Error) -> WarehouseError:
-    """DuckDB's message on one line, its hints kept ("Did you mean ...", candidate bindings),
-    the LINE/caret excerpt of the query left out."""
-    lines = [ln.strip() for ln in str(exc).splitlines()]
-    kept = []
-    for ln in lines:
-        if ln.startswith("LINE ") or not ln or set(ln) <= {"^", " "}:
-            continue
-        kept.append(ln)
-    return WarehouseError("SQL error: " + " ".join(kept))
+def sql_error(exc: BaseException) -> WarehouseError:
+    """DuckDB's message on one line, its hints ("Did you mean ...", candidate bindings) and the
+    LINE excerpt kept, the caret line left out."""
+    kept = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not set(ln.strip()) <= {"^"}]
+    return WarehouseError("SQL error: " + " ".join(kept or [type(exc).__name__]))
 
 
 def check_query(con: duckdb.DuckDBPyConnection, sql: str) -> list:
@@ -59,10 +67,11 @@ def check_query(con: duckdb.DuckDBPyConnection, sql: str) -> list:
     if not statements:
         raise WarehouseError("no SQL statement given")
     for st in statements:
+        if st.type == duckdb.StatementType.LOAD:   # DuckDB parses INSTALL and LOAD as one statement type
+            words = " ".join(st.query.split()[:2]) or "INSTALL/LOAD"
+            raise WarehouseError(f"refused: {words}: {_EXTENSIONS}")
         if st.type not in ALLOWED:
             name = st.type.name
-            if name == "LOAD":  # DuckDB parses INSTALL and LOAD as one statement type
-                name = "INSTALL" if st.query.lstrip().upper().startswith(("INSTALL", "FORCE")) else "LOAD"
             why = _WHY.get(name, "`newsmon sql` only reads (SELECT, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)")
             raise WarehouseError(f"refused: {name} statements are not allowed; {why}")
     return statements
@@ -70,16 +79,22 @@ def check_query(con: duckdb.DuckDBPyConnection, sql: str) -> list:
 
 @contextlib.contextmanager
 def readonly_connection(wh: Warehouse, *, allowed_paths: list[str] | None = None, fts: bool = True,
-                        ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection, fts loaded (unless not `fts`), external access off (but for `allowed_paths`)."""
+                        memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection, fts loaded (unless not `fts`), external access off (but for
+    `allowed_paths`), DuckDB's memory capped at `memory_limit`, the configuration then locked."""
     from warehouse.search import load_fts
 
+    if memory_limit is not None and not _MEMORY.match(memory_limit):
+        raise WarehouseError(f"memory limit {memory_limit!r} is not a size such as \"2GB\" or \"512MiB\"")
     with wh.connect(read_only=True) as con:
         if fts:
             try:
                 load_fts(con)
             except (WarehouseError, duckdb.Error):
                 pass  # search_articles then fails with its own message; every other query works
+        if memory_limit is not None:
+            con.execute(f"SET memory_limit = '{memory_limit.strip()}'")
+        con.execute("SET enable_progress_bar = false")
         if allowed_paths:
             con.execute("SET allowed_paths = ?", [allowed_paths])
         con.execute("SET enable_external_access = false")  # cannot be turned back on by the query
@@ -87,20 +102,81 @@ def readonly_connection(wh: Warehouse, *, allowed_paths: list[str] | None = None
         yield con
 
 
+@dataclasses.dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple]
+    truncated: bool = False   # more rows than max_rows: only the first max_rows are here
+
+
 def run_readonly(wh: Warehouse, sql: str) -> tuple[list[str], list[tuple]]:
     """Columns and rows of the last statement of `sql`; raises WarehouseError for anything that writes."""
+    result = run_bounded(wh, sql)
+    return result.columns, result.rows
+
+
+def run_bounded(wh: Warehouse, sql: str, *, timeout: float | None = None, memory_limit: str | None = None,
+                max_rows: int | None = None) -> QueryResult:
+    """`run_readonly` with bounds: stop after `timeout` seconds, cap DuckDB's memory, fetch at most `max_rows`.
+
+    WarehouseError for a refused statement, an SQL error (DuckDB's message and hints) or
+    the timeout; Ctrl-C interrupts the query and raises KeyboardInterrupt.
+    """
     from warehouse.search import needs_search
 
-    with readonly_connection(wh, fts=needs_search(sql)) as con:  # loading fts costs ~0.2 s: only for searches
+    # loading fts costs ~0.2 s: only for searches
+    with readonly_connection(wh, fts=needs_search(sql), memory_limit=memory_limit) as con:
         statements = check_query(con, sql)
+        return _execute(con, statements, timeout, max_rows)
+
+
+def _execute(con: duckdb.DuckDBPyConnection, statements: list, timeout: float | None,
+             max_rows: int | None) -> QueryResult:
+    box: dict[str, object] = {}
+
+    def work() -> None:
         try:
             for st in statements[:-1]:
                 con.execute(st)
             cur = con.execute(statements[-1])
             columns = [d[0] for d in cur.description] if cur.description else []
-            return columns, cur.fetchall() if columns else []
-        except duckdb.Error as exc:
+            if not columns:
+                box["result"] = QueryResult([], [])
+            elif max_rows is None:
+                box["result"] = QueryResult(columns, cur.fetchall())
+            else:
+                rows = cur.fetchmany(max_rows + 1)
+                box["result"] = QueryResult(columns, rows[:max_rows], truncated=len(rows) > max_rows)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="newsmon-sql", daemon=True)
+    started = time.monotonic()
+    worker.start()
+    stopped_by: str | None = None
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+            if timeout is not None and worker.is_alive() and time.monotonic() - started >= timeout:
+                stopped_by = "timeout"
+                con.interrupt()
+                break
+    except KeyboardInterrupt:
+        stopped_by = "interrupt"
+        con.interrupt()
+    if stopped_by:
+        worker.join(INTERRUPT_GRACE_SECONDS)
+        if stopped_by == "interrupt":
+            raise KeyboardInterrupt
+        raise WarehouseError(
+            f"query stopped after {timeout:g}s (the limit: sql.timeout_seconds, or --timeout): narrow it (WHERE, "
+            "LIMIT) or give it more time with --timeout SECONDS")
+    if "error" in box:
+        exc = box["error"]
+        if isinstance(exc, duckdb.Error):
             raise sql_error(exc) from None
+        raise exc  # type: ignore[misc]
+    return box["result"]  # type: ignore[return-value]
 
 
 # -- the public interface ------------------------------------------------------------------
