@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import itertools
 from typing import Any
 
 from prefect import task
 
 from flows.stages import _logger
-from newsmon.errors import AlertError
 from newsmon.settings import Settings
-from tasks.alerts import DeliveryUnknownError, SmtpUnavailableError, compose_digest, due_pairs, send_message
+from tasks.alerts import (DeliveryUnknownError, PermanentAlertError, SmtpUnavailableError, compose_correction,
+                          compose_digest, due_pairs, send_message)
 from tasks.changes import Change, compute_changes, diff_changes
 from tasks.money import load_fx_table
 from warehouse import Warehouse
@@ -69,7 +68,15 @@ def _changes(rows: list[dict[str, Any]]) -> list[Change]:
 @task(name="send_alerts")
 def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
                 stale_after: float | None = None) -> dict[str, Any]:
-    """Send one digest per recipient of every due alert; what cannot go now stays due.
+    """Send every due correction and one digest per recipient of the due alerts; what cannot
+    go now stays due.
+
+    Each message is recorded before the next one starts: its rows are claimed ('sending',
+    with the Message-ID) in one transaction before the send and marked 'sent' in another
+    right after. A run killed in between leaves only that one message in 'sending', and a
+    later run sends it again with the same Message-ID: at-least-once for the single
+    message in flight, exactly once for every other. One recipient's failure (a refused or
+    malformed address, a server without SMTPUTF8) never stops the others.
 
     `stale_after` (seconds; default `stale_after_seconds`) is how old a 'sending' row
     must be to be re-sent as left behind by a crash.
@@ -78,84 +85,151 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
     counts: collections.Counter[str] = collections.Counter()
     if settings.smtp is None:
         with wh.transaction() as con:
-            due = ob.outbox_counts(con).get("due", 0)
+            due = ob.outbox_counts(con).get("due", 0) + ob.correction_counts(con).get("due", 0)
         if due:
             log.warning("%d alert(s) due but no [smtp] section is configured; they stay due", due)
         return {"due": due, "smtp_not_configured": 1} if due else {}
-    smtp = settings.smtp
-    max_attempts = settings.alerts.max_attempts
-    stale_after = stale_after_seconds(settings) if stale_after is None else stale_after
-    unavailable: str | None = None
+    sender = _Sender(settings, wh, counts, log)
 
-    # 1. messages left in 'sending' by a crash: the same Message-ID, the same changes
-    cutoff = _now() - dt.timedelta(seconds=stale_after)
+    # 1. messages left in 'sending' by a crash: the same Message-ID, the same rows
+    cutoff = _now() - dt.timedelta(seconds=stale_after_seconds(settings) if stale_after is None else stale_after)
     with wh.transaction() as con:
-        stale = ob.stale_alerts(con, cutoff)
-    for (recipient, message_id), group in itertools.groupby(stale, key=lambda r: (r["recipient"], r["message_id"])):
-        rows = list(group)
-        if unavailable:
+        stale = {(r["recipient"], r["message_id"]) for r in [*ob.stale_alerts(con, cutoff),
+                                                             *ob.stale_corrections(con, cutoff)]}
+    for recipient, message_id in sorted(stale):
+        if sender.unavailable:
             break
+        with wh.transaction() as con:
+            if not ob.claim_stale(con, recipient, message_id, cutoff, _now()):
+                continue  # another run took it
+            alerts = ob.outbox_rows_of_message(con, recipient, message_id)
+            corrections = ob.corrections_of_message(con, recipient, message_id)
+        sender.send(recipient, message_id, alerts, corrections, stale=True)
+
+    # 2. due corrections: one message per recipient and announcing message, threaded to it,
+    #    carrying the due alerts that now stand on the same subjects
+    with wh.transaction() as con:
+        groups = sorted({(r["recipient"], r["announced_message_id"]) for r in ob.due_corrections(con)})
+    for recipient, announced in groups:
         now = _now()
         with wh.transaction() as con:
-            if not ob.claim_stale(con, recipient, message_id, cutoff, now):
-                continue  # another run took it
-        msg = compose_digest(recipient, _changes(rows), smtp.sender, message_id=message_id)
-        try:
-            send_message(smtp, msg)
-        except AlertError as exc:
-            with wh.transaction() as con:
-                ob.mark_unknown(con, recipient, message_id, str(exc), _now(), max_attempts)
-            counts["failed"] += len(rows)
-            log.warning("re-sending alert %s to %s failed: %s", message_id, recipient, exc)
-            if isinstance(exc, SmtpUnavailableError):
-                unavailable = str(exc)
-            continue
-        with wh.transaction() as con:
-            ob.mark_sent(con, recipient, message_id, _now())
-        counts["resent_messages"] += 1
-        counts["sent_alerts"] += len(rows)
+            rows = [r for r in ob.due_corrections(con, recipient) if r["announced_message_id"] == announced]
+            if not rows:
+                continue
+            if sender.unavailable:
+                ob.mark_corrections_failed(con, recipient, announced, sender.unavailable, now,
+                                           settings.alerts.max_attempts)
+                counts["failed"] += len(rows)
+                continue
+            series = {(r["kind"], r["actor_group"], r["subject"]) for r in rows}
+            standing = [r for r in ob.due_alerts(con, recipient) if (r["kind"], r["actor_group"], r["subject"])
+                        in series and not r["resends"]]
+            try:
+                msg = compose_correction(recipient, _changes(rows), _changes(standing), settings.smtp.sender,
+                                         announced_message_id=announced, announced_at=rows[0]["announced_at"],
+                                         date=now)
+            except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
+                log.warning("correction to %s not composed: %s", recipient, exc)
+                counts["failed"] += len(rows)
+                continue
+            message_id = msg["Message-ID"]
+            ob.claim_corrections(con, recipient, announced, [r["change_id"] for r in rows], message_id, now)
+            if standing:
+                ob.claim_due(con, recipient, [r["change_id"] for r in standing], message_id, now)
+        sender.deliver(recipient, message_id, msg, len(rows) + len(standing), kind="corrections")
 
-    # 2. due alerts: one digest per recipient
+    # 3. due alerts: one digest per recipient (deliberate resends in a message of their own)
     with wh.transaction() as con:
         recipients = sorted({r["recipient"] for r in ob.due_alerts(con)})
     for recipient in recipients:
-        now = _now()
-        with wh.transaction() as con:
-            rows = ob.due_alerts(con, recipient)  # again, inside the claim: a concurrent run may have sent some
-            if not rows:
-                continue
-            ids = [r["change_id"] for r in rows]
-            if unavailable:  # the server is down: record it, do not knock again for every recipient
-                ob.mark_failed(con, recipient, ids, unavailable, now, max_attempts)
-                counts["failed"] += len(rows)
-                continue
-            msg = compose_digest(recipient, _changes(rows), smtp.sender, date=now,
-                                 resends=max(r["resends"] for r in rows))
-            message_id = msg["Message-ID"]
-            ob.claim_due(con, recipient, ids, message_id, now)
-        try:
-            send_message(smtp, msg)
-        except DeliveryUnknownError as exc:
+        for resent in (False, True):
+            now = _now()
             with wh.transaction() as con:
-                ob.mark_unknown(con, recipient, message_id, str(exc), _now(), max_attempts)
-            counts["unknown"] += len(rows)
-            log.warning("alert to %s may not have arrived: %s", recipient, exc)
-            continue
-        except AlertError as exc:
-            with wh.transaction() as con:
-                ob.mark_failed(con, recipient, ids, str(exc), _now(), max_attempts)
-            counts["failed"] += len(rows)
-            log.warning("alert to %s not sent: %s", recipient, exc)
-            if isinstance(exc, SmtpUnavailableError):
-                unavailable = str(exc)
-            continue
-        with wh.transaction() as con:
-            ob.mark_sent(con, recipient, message_id, _now())
-        counts["messages"] += 1
-        counts["sent_alerts"] += len(rows)
+                # again, inside the claim: a concurrent run may have sent some
+                rows = [r for r in ob.due_alerts(con, recipient) if bool(r["resends"]) == resent]
+                if not rows:
+                    continue
+                ids = [r["change_id"] for r in rows]
+                if sender.unavailable:  # the server is down: record it, do not knock again for every recipient
+                    ob.mark_failed(con, recipient, ids, sender.unavailable, now, settings.alerts.max_attempts)
+                    counts["failed"] += len(rows)
+                    continue
+                try:
+                    msg = compose_digest(recipient, _changes(rows), settings.smtp.sender, date=now,
+                                         resends=max(r["resends"] for r in rows))
+                except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
+                    log.warning("alert to %s not composed: %s", recipient, exc)
+                    counts["failed"] += len(rows)
+                    continue
+                message_id = msg["Message-ID"]
+                ob.claim_due(con, recipient, ids, message_id, now)
+            sender.deliver(recipient, message_id, msg, len(rows), kind="messages")
     with wh.transaction() as con:
         left = ob.outbox_counts(con)
-    counts["due"] = left.get("due", 0)
-    if left.get("failed"):
-        counts["failed_for_good"] = left["failed"]
+        left_corrections = ob.correction_counts(con)
+    counts["due"] = left.get("due", 0) + left_corrections.get("due", 0)
+    if left.get("failed") or left_corrections.get("failed"):
+        counts["failed_for_good"] = left.get("failed", 0) + left_corrections.get("failed", 0)
     return {k: v for k, v in counts.items() if v}
+
+
+class _Sender:
+    """Sends one message and records the outcome of every row it carries (alerts and corrections)."""
+
+    def __init__(self, settings: Settings, wh: Warehouse, counts: collections.Counter, log) -> None:
+        self.smtp = settings.smtp
+        self.max_attempts = settings.alerts.max_attempts
+        self.wh, self.counts, self.log = wh, counts, log
+        self.unavailable: str | None = None
+
+    def send(self, recipient: str, message_id: str, alerts: list[dict[str, Any]],
+             corrections: list[dict[str, Any]], *, stale: bool) -> None:
+        """Compose a claimed message again from its stored rows, then deliver it."""
+        try:
+            if corrections:
+                first = corrections[0]
+                msg = compose_correction(recipient, _changes(corrections), _changes(alerts), self.smtp.sender,
+                                         announced_message_id=first["announced_message_id"],
+                                         announced_at=first["announced_at"], message_id=message_id)
+            else:
+                msg = compose_digest(recipient, _changes(alerts), self.smtp.sender, message_id=message_id,
+                                     resends=max((r["resends"] for r in alerts), default=0))
+        except Exception as exc:  # noqa: BLE001
+            with self.wh.transaction() as con:
+                ob.mark_unknown(con, recipient, message_id, f"cannot compose: {exc}", _now(), self.max_attempts)
+            self.counts["failed"] += len(alerts) + len(corrections)
+            return
+        self.deliver(recipient, message_id, msg, len(alerts) + len(corrections),
+                     kind="resent_messages", stale=stale)
+
+    def deliver(self, recipient: str, message_id: str, msg, rows: int, *, kind: str, stale: bool = False) -> None:
+        try:
+            send_message(self.smtp, msg, recipient)
+        except PermanentAlertError as exc:
+            with self.wh.transaction() as con:
+                ob.mark_message_failed(con, recipient, message_id, str(exc), _now(), self.max_attempts,
+                                       permanent=True)
+            self.counts["failed"] += rows
+            self.log.warning("alert to %s failed for good: %s", recipient, exc)
+            return
+        except DeliveryUnknownError as exc:
+            with self.wh.transaction() as con:
+                ob.mark_unknown(con, recipient, message_id, str(exc), _now(), self.max_attempts)
+            self.counts["unknown"] += rows
+            self.log.warning("alert to %s may not have arrived: %s", recipient, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - AlertError, or a bug: this recipient only
+            with self.wh.transaction() as con:
+                if stale:  # it may have arrived before: keep its Message-ID
+                    ob.mark_unknown(con, recipient, message_id, str(exc), _now(), self.max_attempts)
+                else:
+                    ob.mark_message_failed(con, recipient, message_id, str(exc), _now(), self.max_attempts)
+            self.counts["failed"] += rows
+            self.log.warning("alert to %s not sent: %s", recipient, exc)
+            if isinstance(exc, SmtpUnavailableError):
+                self.unavailable = str(exc)
+            return
+        with self.wh.transaction() as con:
+            ob.mark_sent(con, recipient, message_id, _now())
+        self.counts[kind] += 1
+        self.counts["sent_alerts"] += rows

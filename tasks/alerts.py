@@ -17,9 +17,20 @@ counter), so the same digest composed again is the same message.
 
 Errors (all `AlertError`):
 
-    AlertError                the server refused this message (e.g. 5xx to RCPT/DATA)
+    AlertError                the server refused this message for now (4xx): it stays due
      ├── SmtpUnavailableError  no connection, greeting, STARTTLS or login: no message can go now
-     └── DeliveryUnknownError  the connection broke after the message was handed over
+     ├── DeliveryUnknownError  the connection broke after the message was handed over
+     └── PermanentAlertError   this recipient or message can never go this way (5xx to RCPT/DATA,
+                               an address that is not one, a non-ASCII address and a server
+                               without SMTPUTF8): recorded as failed at once, never retried
+
+Corrections: `compose_correction` writes the message that withdraws changes an earlier
+message announced (a late article reordered the evidence). It names that message (its
+date and Message-ID) and threads to it (`In-Reply-To`, `References`), and announces the
+changes that now stand in their place on the same subject, if any.
+
+Resends (`newsmon alerts resend`): the subject starts with "[Resent]" and the header
+`X-Newsmon-Resend` gives the resend count.
 """
 from __future__ import annotations
 
@@ -34,17 +45,22 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from newsmon.errors import AlertError
+from newsmon.mailaddr import needs_smtputf8, plain_address
 from newsmon.settings import Recipient, SmtpSettings
 from tasks.changes import Change
 
 __all__ = [
-    "SmtpUnavailableError", "DeliveryUnknownError", "wants", "due_pairs", "digest_message_id",
+    "SmtpUnavailableError", "DeliveryUnknownError", "PermanentAlertError", "compose_correction",
+    "correction_message_id", "RESEND_PREFIX", "wants", "due_pairs", "digest_message_id",
     "digest_subject", "announcement", "compose_digest", "send_message",
 ]
 
 SUBJECT_MAX = 140          # characters of the Subject header before it is cut with "…"
 QUOTE_WIDTH = 72           # quoted evidence is wrapped like any plain-text mail
 MESSAGE_ID_DOMAIN = "newsmon"
+RESEND_PREFIX = "[Resent] "
+RESEND_HEADER = "X-Newsmon-Resend"
+CORRECTION_HEADER = "X-Newsmon-Correction"
 
 
 class SmtpUnavailableError(AlertError):
@@ -53,6 +69,10 @@ class SmtpUnavailableError(AlertError):
 
 class DeliveryUnknownError(AlertError):
     """The connection broke after the message was handed over: it may have arrived."""
+
+
+class PermanentAlertError(AlertError):
+    """This message can never go to this recipient this way: do not try again."""
 
 
 # -- who wants what ----------------------------------------------------------------
@@ -227,25 +247,129 @@ def compose_digest(recipient: str, changes: Sequence[Change], sender: str, *, me
         raise ValueError("a digest needs at least one change")
     ordered = _ordered(changes)
     msg = EmailMessage()
-    msg["Subject"] = _clean(digest_subject(ordered))
+    subject = _clean(digest_subject(ordered, SUBJECT_MAX - (len(RESEND_PREFIX) if resends else 0)))
+    msg["Subject"] = (RESEND_PREFIX + subject) if resends else subject
     msg["From"] = _clean(sender)
     msg["To"] = _clean(recipient)
     msg["Date"] = format_datetime(date or dt.datetime.now(dt.timezone.utc))
     msg["Message-ID"] = _clean(message_id or digest_message_id(recipient, [c.change_id for c in ordered], resends))
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a robot
+    if resends:
+        msg[RESEND_HEADER] = str(int(resends))
     msg.set_content(_plain(recipient, ordered), cte="quoted-printable")
     msg.add_alternative(_html(recipient, ordered), subtype="html", cte="quoted-printable")
     return msg
 
 
+# -- corrections -----------------------------------------------------------------------
+def correction_message_id(recipient: str, announced_message_id: str, retracted_ids: Iterable[str],
+                          replacement_ids: Iterable[str] = ()) -> str:
+    """`<hash@newsmon>` of what the correction withdraws and announces: the same correction, the same id."""
+    key = "\n".join(["correction", recipient.casefold(), announced_message_id, *sorted(retracted_ids), "now",
+                     *sorted(replacement_ids)])
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:40]}@{MESSAGE_ID_DOMAIN}>"
+
+
+def _correction_subject(announced_at: dt.datetime | None, retracted: Sequence[Change],
+                        limit: int = SUBJECT_MAX) -> str:
+    first = retracted[0]
+    old, new = _values(first)
+    more = f" and {len(retracted) - 1} more" if len(retracted) > 1 else ""
+    text = (f"Correction to the alert of {_day(announced_at)}: {_clean(first.actor_group)} "
+            f"{_subject_text(first)} {old} → {new} withdrawn{more}")
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _withdrawn_plain(c: Change) -> list[str]:
+    """A withdrawn change, written so that no line reads as announcing it: the group and
+    subject on one line, the values withdrawn on the next."""
+    old, new = _values(c)
+    return [f"- {_clean(c.actor_group)} | {_subject_text(c)} ({c.kind})",
+            f"    withdrawn: {old} → {new}{_trend(c)}, dated {_day(c.new_published_at)}",
+            f"    announced on the evidence of: {_clean(c.new_url)}"]
+
+
+def compose_correction(recipient: str, retracted: Sequence[Change], replacements: Sequence[Change],
+                       sender: str, *, announced_message_id: str, announced_at: dt.datetime | None,
+                       message_id: str | None = None, date: dt.datetime | None = None) -> EmailMessage:
+    """The correction of the message `announced_message_id` (sent `announced_at`): the changes in
+    `retracted` no longer stand; `replacements` (possibly none) are the changes on the same
+    subjects that stand now, announced here (one line each, like a digest).
+
+    Threaded under the announcement (`In-Reply-To`, `References`).
+    """
+    if not retracted:
+        raise ValueError("a correction needs at least one withdrawn change")
+    gone, now_ = _ordered(retracted), _ordered(replacements)
+    announced_message_id = _clean(announced_message_id)
+    msg = EmailMessage()
+    msg["Subject"] = _clean(_correction_subject(announced_at, gone))
+    msg["From"] = _clean(sender)
+    msg["To"] = _clean(recipient)
+    msg["Date"] = format_datetime(date or dt.datetime.now(dt.timezone.utc))
+    msg["Message-ID"] = _clean(message_id or correction_message_id(
+        recipient, announced_message_id, [c.change_id for c in gone], [c.change_id for c in now_]))
+    msg["In-Reply-To"] = announced_message_id
+    msg["References"] = announced_message_id
+    msg["Auto-Submitted"] = "auto-generated"
+    msg[CORRECTION_HEADER] = announced_message_id
+    when = _day(announced_at)
+    n = len(gone)
+    intro = (f"Correction: newsmon's alert of {when} (Message-ID {announced_message_id}) announced "
+             f"{'a change' if n == 1 else f'{n} changes'} that no longer stand{'s' if n == 1 else ''}: "
+             "articles that arrived later, published earlier, reorder what was said.")
+    plain = [*textwrap.wrap(intro, width=QUOTE_WIDTH), "", "Withdrawn:"]
+    for c in gone:
+        plain += _withdrawn_plain(c)
+    plain.append("")
+    if now_:
+        plain += ["What the evidence shows now, on the same subjects:", ""]
+        for c in now_:
+            plain.append(announcement(c))
+            for label, sentence, when_, _url in _evidence(c):
+                plain.append(f"    {label} ({_day(when_)}):")
+                quoted = textwrap.wrap(f"\u201c{_clean(sentence)}\u201d", width=QUOTE_WIDTH - 6) or ["\u201c\u201d"]
+                plain.extend(f"    > {line}" for line in quoted)
+            plain.append("")
+    else:
+        plain += ["No change on these subjects stands in their place.", ""]
+    plain += ["-- ", f"Sent by newsmon to {recipient}: one correction per withdrawn announcement."]
+    msg.set_content("\n".join(plain) + "\n", cte="quoted-printable")
+    e = lambda t: html.escape(_clean(t), quote=True)  # noqa: E731
+    items = "".join(
+        f'<li style="margin:0 0 6px 0">{e(c.actor_group)} &middot; {e(_subject_text(c))} ({e(c.kind)})<br>'
+        f'<span style="color:#8a1c1c">withdrawn: <s>{e(_values(c)[0])} &rarr; {e(_values(c)[1])}</s></span>, '
+        f"dated {e(_day(c.new_published_at))} &middot; {_link(c.new_url, 'article')}</li>" for c in gone)
+    standing = "".join(
+        f"<tr><td>{e(announcement(c).removeprefix('- '))}</td></tr>" for c in now_) or \
+        "<tr><td>No change on these subjects stands in their place.</td></tr>"
+    body = (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>newsmon correction</title></head>'
+        '<body style="font-family:Arial,Helvetica,sans-serif;color:#222;max-width:720px">\n'
+        f'<p style="background:#fff4e5;border-left:4px solid #d97706;padding:8px 12px">{e(intro)}</p>\n'
+        f'<p><strong>Withdrawn</strong></p>\n<ul>{items}</ul>\n'
+        f'<p><strong>What the evidence shows now</strong></p>\n<table cellpadding="4">{standing}</table>\n'
+        f'<p style="color:#666;font-size:12px">Sent by newsmon to {html.escape(recipient)}.</p>\n</body></html>\n')
+    msg.add_alternative(body, subtype="html", cte="quoted-printable")
+    return msg
+
+
 # -- sending -------------------------------------------------------------------------
-def send_message(smtp: SmtpSettings, msg: EmailMessage) -> None:
-    """Deliver `msg` through the configured server (SSL or STARTTLS, login when a username is set).
+def send_message(smtp: SmtpSettings, msg: EmailMessage, recipient: str | None = None) -> None:
+    """Deliver `msg` to `recipient` (default: its To header) through the configured server
+    (SSL or STARTTLS, login when a username is set). The envelope is `smtp.sender` and the
+    one recipient, never parsed from headers.
 
     Raises `SmtpUnavailableError` (nothing can go now), `DeliveryUnknownError` (the link
-    broke after the hand-over) or `AlertError` (this message was refused).
+    broke after the hand-over), `PermanentAlertError` (never to this recipient this way)
+    or `AlertError` (this message was refused for now).
     """
     where = f"{smtp.host}:{smtp.port}"
+    raw_to = recipient if recipient is not None else str(msg["To"] or "")
+    try:
+        to_addr = plain_address(raw_to)
+    except ValueError as exc:
+        raise PermanentAlertError(f"alert to {_clean(raw_to)!r} not sent: {exc}") from None
     phase = "connect"
     try:
         context = ssl.create_default_context() if (smtp.ssl or smtp.starttls) else None
@@ -268,16 +392,27 @@ def send_message(smtp: SmtpSettings, msg: EmailMessage) -> None:
                 phase = "login"
                 client.login(smtp.username, password)
             phase = "send"
-            client.send_message(msg)
+            if needs_smtputf8(to_addr) and not client.has_extn("smtputf8"):
+                raise PermanentAlertError(
+                    f"the address {to_addr!r} is not ASCII and SMTP server {where} does not offer SMTPUTF8; "
+                    "it cannot be delivered through this server (give an ASCII address)")
+            client.send_message(msg, from_addr=smtp.sender, to_addrs=[to_addr])
             phase = "sent"
     except AlertError:
         raise
+    except smtplib.SMTPNotSupportedError as exc:
+        raise PermanentAlertError(f"SMTP server {where} cannot take the message to {to_addr!r}: "
+                                  f"{_reason(exc)}") from None
     except smtplib.SMTPAuthenticationError as exc:
         raise SmtpUnavailableError(
             f"SMTP server {where} refused the login of {smtp.username!r} ({exc.smtp_code}); "
             "check smtp.username and the password; alerts stay due") from None
-    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-        raise AlertError(f"SMTP server {where} refused the message to {msg['To']}: {_reason(exc)}") from None
+    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
+        cls = PermanentAlertError if _permanent(exc) else AlertError
+        raise cls(f"SMTP server {where} refused the message to {to_addr}: {_reason(exc)}") from None
+    except smtplib.SMTPSenderRefused as exc:  # the sender is config: fix it, the alerts wait
+        raise AlertError(f"SMTP server {where} refused the sender {smtp.sender!r}: {_reason(exc)}; "
+                         "check smtp.sender") from None
     except (OSError, smtplib.SMTPException) as exc:
         if phase == "sent":
             return  # delivered; only the goodbye failed
@@ -288,6 +423,14 @@ def send_message(smtp: SmtpSettings, msg: EmailMessage) -> None:
         raise SmtpUnavailableError(
             f"cannot use SMTP server {where} ({phase}): {_reason(exc)}; "
             "alerts stay due and go out on a later run") from None
+
+
+def _permanent(exc: smtplib.SMTPException) -> bool:
+    """A 5xx answer: the server will not take this recipient or message, however often asked."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(500 <= code < 600 for code in codes)
+    return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
 
 
 def _reason(exc: BaseException) -> str:

@@ -420,7 +420,8 @@ def test_alerts_cli_list_send_resend(cli, settings, warehouse, smtp):
     assert "queued 1 alert" in requeued.output
     assert "messages=1" in cli("send").output
     first, again = smtp.parsed()
-    assert again["Subject"] == "1 change: Germany Ukraine €4bn → €8bn"
+    assert again["Subject"] == "[Resent] 1 change: Germany Ukraine €4bn → €8bn"  # marked as a resend
+    assert again["X-Newsmon-Resend"] == "1" and first["X-Newsmon-Resend"] is None
     assert again["Message-ID"] != first["Message-ID"]  # a deliberate resend is a message of its own
     assert "nothing was due" in cli("send").output
 
