@@ -317,8 +317,10 @@ def compose_correction(recipient: str, retracted: Sequence[Change], replacements
     n = len(gone)
     intro = (f"Correction: newsmon's alert of {when} (Message-ID {announced_message_id}) announced "
              f"{'a change' if n == 1 else f'{n} changes'} that no longer stand{'s' if n == 1 else ''}: "
-             "articles that arrived later, published earlier, reorder what was said.")
-    plain = [*textwrap.wrap(intro, width=QUOTE_WIDTH), "", "Withdrawn:"]
+             "evidence found later (an article published earlier but listed late, or the articles "
+             "read again) changed the sequence of what was said.")
+    plain = [*textwrap.wrap(intro, width=QUOTE_WIDTH, break_long_words=False, break_on_hyphens=False), "",
+             "Withdrawn:"]
     for c in gone:
         plain += _withdrawn_plain(c)
     plain.append("")

@@ -6,7 +6,9 @@ tested as it is judged.
 """
 from __future__ import annotations
 
+import datetime as dt
 import email
+import email.utils
 import email.policy
 import importlib.util
 import re
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from conftest import Answer
 
 from flows.notify import detect_changes, send_alerts
 from newsmon.errors import AlertError
@@ -429,3 +433,113 @@ def test_alerts_cli_list_send_resend(cli, settings, warehouse, smtp):
     assert other.exit_code == 0 and "queued 1 alert" in other.output
     missing = cli("resend", "ffffffffff")
     assert missing.exit_code != 0 and "no change with id" in str(missing.exception)
+
+
+# -- corrections of alerts for changes retracted after they were sent ------------------------
+ANALYSTS = [RECIPIENT, "desk@example.org"]
+
+
+def _site_article(title: str, published: str, sentence: str) -> bytes:
+    filler = ("<p>The statement came during a week of intense diplomatic activity in several European capitals, "
+              "where officials met to discuss the coming winter and the state of the economy.</p>"
+              "<p>Observers noted that the wording had been prepared carefully and circulated to embassies "
+              "before it was made public on the ministry's website on the same day.</p>")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f'<meta property="article:published_time" content="{published}"></head><body><main><article>'
+            f"<h1>{title}</h1><p>{sentence}</p>{filler}</article></main></body></html>").encode()
+
+
+def _site_feed(site, listed: list[tuple[str, str, str]]) -> bytes:
+    items = "".join(
+        f"<item><title>{title}</title><link>{site.url('/' + slug + '.html')}</link><guid>{slug}</guid>"
+        f"<pubDate>{published}</pubDate></item>" for slug, title, published in listed)
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Wire</title>'
+            f"<link>{site.url('/')}</link><description>test</description>{items}</channel></rss>").encode()
+
+
+def _run_pipeline(settings: Settings, wh: Warehouse, run_id: str) -> dict:
+    from flows import stages
+
+    return {"feeds": stages.poll_feeds.fn(settings, wh, run_id), "pages": stages.fetch_pages.fn(settings, wh, run_id),
+            "articles": stages.extract_articles.fn(settings, wh, run_id),
+            "claims": stages.mine_articles.fn(settings, wh, run_id),
+            "changes": detect_changes.fn(settings, wh, run_id), "alerts": send_alerts.fn(settings, wh, run_id)}
+
+
+def by_recipient(smtp: SmtpServer) -> dict[str, list[email.message.EmailMessage]]:
+    out: dict[str, list] = {}
+    for (_, rcpts), msg in zip(smtp.envelopes, smtp.parsed()):
+        for r in rcpts:
+            out.setdefault(r, []).append(msg)
+    return out
+
+
+def test_alerts_change_emailed_then_retracted_by_late_evidence_gets_one_threaded_correction(
+        site, warehouse, smtp):
+    """Harness-style: a feed on the local server, the real stages (fetch, extract, spaCy mining),
+    a real SMTP server. January's article opposes direct talks, March's supports them: that change
+    is emailed. February's article (conditional) arrives late: the emailed change is retracted and
+    each recipient gets exactly one correction, threaded to the announcement; re-runs send nothing."""
+    from newsmon.settings import FeedSettings, FetchSettings
+
+    pages = {
+        "jan": ("A statement from Paris", "2025-01-10T09:00:00Z", "Mon, 10 Jan 2025 09:00:00 +0000",
+                "France rules out any direct talks with Vladimir Putin while the war goes on."),
+        "feb": ("A second note from Paris", "2025-02-10T09:00:00Z", "Mon, 10 Feb 2025 09:00:00 +0000",
+                "France has indicated openness to direct talks with Russian leadership under conditions."),
+        "mar": ("A third word from Paris", "2025-03-10T09:00:00Z", "Mon, 10 Mar 2025 09:00:00 +0000",
+                "France now supports direct talks with Vladimir Putin, the foreign minister said."),
+    }
+    listed = ["jan", "mar"]
+    for slug, (title, iso, _, sentence) in pages.items():
+        site.add(f"/{slug}.html", Answer(_site_article(title, iso, sentence),
+                                         headers={"Content-Type": "text/html; charset=utf-8"}))
+    site.add("/feed.xml", lambda req: Answer(_site_feed(site, [(s, pages[s][0], pages[s][2]) for s in listed]),
+                                             headers={"Content-Type": "application/rss+xml"}))
+    settings = Settings(warehouse=WarehouseSettings(path=warehouse.path),
+                        fetch=FetchSettings(allow_private_networks=True, per_host_delay=0, retries=0),
+                        feeds=[FeedSettings(name="wire", url=site.url("/feed.xml"))],
+                        smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, sender="newsmon@localhost", timeout=5),
+                        alerts=AlertSettings(recipients=ANALYSTS))
+
+    first = _run_pipeline(settings, warehouse, "run-1")
+    assert first["alerts"]["messages"] == 2, first
+    [announced] = stored_changes(warehouse)
+    assert (announced["old_value"], announced["new_value"]) == ("oppose", "support")
+    originals = {r: msgs[0] for r, msgs in by_recipient(smtp).items()}
+    assert sorted(originals) == sorted(ANALYSTS)
+
+    listed.insert(1, "feb")  # the late article: published in February, listed only now
+    second = _run_pipeline(settings, warehouse, "run-2")
+    assert second["changes"]["retracted"] == 1 and second["changes"]["corrections_queued"] == 2, second
+    now_standing = stored_changes(warehouse)
+    assert [(c["old_value"], c["new_value"]) for c in now_standing] == [("oppose", "conditional"),
+                                                                         ("conditional", "support")]
+    mail = by_recipient(smtp)
+    for recipient in ANALYSTS:
+        original, *later = mail[recipient]
+        assert len(later) == 1, [m["Subject"] for m in later]  # exactly one correction, nothing else
+        [correction] = later
+        assert correction["In-Reply-To"] == original["Message-ID"]
+        assert original["Message-ID"] in correction["References"].split()
+        assert correction["X-Newsmon-Correction"] == original["Message-ID"]
+        assert correction["Subject"].startswith("Correction to the alert of ")
+        plain, html = bodies(correction)
+        sent_on = email.utils.parsedate_to_datetime(original["Date"]).astimezone(dt.timezone.utc).date()
+        flat = " ".join(plain.split())
+        assert original["Message-ID"] in flat and sent_on.isoformat() in flat  # names the announcement
+        assert "withdrawn: oppose → support" in plain
+        # the changes that stand now are announced in the correction, each on one line
+        for c in now_standing:
+            assert sum(f"{c['old_value']} → {c['new_value']}" in line and "France |" in line
+                       for line in plain.splitlines()) == 1, c
+        assert original["Message-ID"].strip("<>") in html and "withdrawn" in html
+    rows = warehouse.read("SELECT recipient, status, announced_message_id FROM alert_corrections ORDER BY 1")
+    assert [(r["recipient"], r["status"]) for r in rows] == sorted((r, "sent") for r in ANALYSTS)
+    assert {r["status"] for r in warehouse.read("SELECT status FROM alerts WHERE retracted_at IS NULL")} == {"sent"}
+
+    before = len(smtp.messages)
+    third = _run_pipeline(settings, warehouse, "run-3")
+    assert third["alerts"] == {} and len(smtp.messages) == before
+    assert send_alerts.fn(settings, warehouse, "run-4", stale_after=0) == {}
+    assert len(smtp.messages) == before
