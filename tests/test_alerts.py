@@ -543,3 +543,81 @@ def test_alerts_change_emailed_then_retracted_by_late_evidence_gets_one_threaded
     assert third["alerts"] == {} and len(smtp.messages) == before
     assert send_alerts.fn(settings, warehouse, "run-4", stale_after=0) == {}
     assert len(smtp.messages) == before
+
+
+def _announce_then_retract(settings, warehouse) -> None:
+    """January supports, March opposes: emailed; then March's claim is re-mined away."""
+    add_articles(warehouse, [pos("jan", 0, "support"), pos("mar", 60, "oppose")])
+    detect_changes.fn(settings, warehouse, "run-1")
+    assert send_alerts.fn(settings, warehouse, "run-1")["messages"] == 1
+    with warehouse.transaction() as con:  # re-mined: March's article says nothing after all
+        con.execute("DELETE FROM position_claims WHERE url = ?", [url("mar")])
+    assert detect_changes.fn(settings, warehouse, "run-2")["corrections_queued"] == 1
+
+
+def test_alerts_correction_without_a_replacement_says_nothing_stands(settings, warehouse, smtp, run_eval):
+    _announce_then_retract(settings, warehouse)
+    counts = send_alerts.fn(settings, warehouse, "run-2")
+    assert counts["corrections"] == 1 and counts["sent_alerts"] == 1
+    original, correction = smtp.parsed()
+    assert correction["In-Reply-To"] == original["Message-ID"] == correction["References"]
+    plain, _ = bodies(correction)
+    assert "withdrawn: support → oppose" in plain and "No change on these subjects stands" in plain
+    # the correction announces nothing: read as the harness reads mail, no line announces the
+    # withdrawn change, and the one announcement stays the only one
+    [withdrawn] = warehouse.read("SELECT * FROM change_log")
+    assert announcing_lines(run_eval, harness_lines(run_eval, smtp.messages[1:]), withdrawn) == []
+    assert len(announcing_lines(run_eval, harness_lines(run_eval, smtp.messages), withdrawn)) == 1
+    assert send_alerts.fn(settings, warehouse, "run-3", stale_after=0) == {}
+    assert len(smtp.messages) == 2
+
+
+def test_alerts_correction_waits_for_the_server_and_goes_once(settings, warehouse, smtp):
+    _announce_then_retract(settings, warehouse)
+    smtp.down()
+    counts = send_alerts.fn(settings, warehouse, "run-2")
+    assert counts["failed"] == 1 and counts["due"] == 1
+    smtp.up()
+    assert send_alerts.fn(settings, warehouse, "run-3")["corrections"] == 1
+    assert send_alerts.fn(settings, warehouse, "run-4") == {}
+    assert [m["Subject"].startswith("Correction") for m in smtp.parsed()] == [False, True]
+
+
+def test_alerts_correction_crash_after_send_resends_the_same_correction(settings, warehouse, smtp, monkeypatch):
+    _announce_then_retract(settings, warehouse)
+
+    def crash(*args, **kwargs):
+        raise SystemExit("killed after the send")
+
+    with monkeypatch.context() as m:
+        m.setattr(ob, "mark_sent", crash)
+        with pytest.raises(SystemExit):
+            send_alerts.fn(settings, warehouse, "run-2")
+    assert send_alerts.fn(settings, warehouse, "run-3") == {}  # a concurrent run may be sending it
+    assert send_alerts.fn(settings, warehouse, "run-4", stale_after=0)["resent_messages"] == 1
+    _, first, again = smtp.parsed()
+    assert again["Message-ID"] == first["Message-ID"] and again["In-Reply-To"] == first["In-Reply-To"]
+    assert bodies(again) == bodies(first)
+    assert send_alerts.fn(settings, warehouse, "run-5", stale_after=0) == {}
+    assert warehouse.read("SELECT status FROM alert_corrections") == [dict(status="sent")]
+
+
+def test_alerts_change_restored_before_its_correction_went_out_gets_none(settings, warehouse, smtp):
+    _announce_then_retract(settings, warehouse)
+    smtp.down()
+    send_alerts.fn(settings, warehouse, "run-2")  # the correction could not go
+    smtp.up()
+    add_articles(warehouse, [pos("mar", 60, "oppose")])  # re-mined again: March says it after all
+    assert detect_changes.fn(settings, warehouse, "run-3")["restored"] == 1
+    assert send_alerts.fn(settings, warehouse, "run-3") == {}
+    assert len(smtp.messages) == 1
+    assert warehouse.read("SELECT status FROM alert_corrections") == [dict(status="cancelled")]
+
+
+def test_alerts_change_retracted_while_unannounced_owes_no_correction(settings, warehouse, smtp):
+    add_articles(warehouse, [pos("jan", 0, "support"), pos("mar", 60, "oppose")])
+    detect_changes.fn(settings, warehouse, "run-1")
+    with warehouse.transaction() as con:
+        con.execute("DELETE FROM position_claims WHERE url = ?", [url("mar")])
+    assert detect_changes.fn(settings, warehouse, "run-2")["corrections_queued"] == 0
+    assert send_alerts.fn(settings, warehouse, "run-2") == {} and smtp.messages == []
