@@ -18,6 +18,7 @@ from typing import Any
 from prefect import task
 
 from flows.stages import _logger
+from newsmon.mailaddr import plain_address
 from newsmon.settings import Settings
 from tasks.alerts import (DeliveryUnknownError, PermanentAlertError, SmtpUnavailableError, compose_correction,
                           compose_digest, due_pairs, send_message)
@@ -125,11 +126,15 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
             standing = [r for r in ob.due_alerts(con, recipient) if (r["kind"], r["actor_group"], r["subject"])
                         in series and not r["resends"]]
             try:
+                plain_address(recipient)
                 msg = compose_correction(recipient, _changes(rows), _changes(standing), settings.smtp.sender,
                                          announced_message_id=announced, announced_at=rows[0]["announced_at"],
                                          date=now)
             except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
-                log.warning("correction to %s not composed: %s", recipient, exc)
+                error = f"correction to {recipient!r} not composed: {exc}"
+                ob.mark_corrections_failed(con, recipient, announced, error, now,
+                                           1 if isinstance(exc, ValueError) else settings.alerts.max_attempts)
+                log.warning("%s", error)
                 counts["failed"] += len(rows)
                 continue
             message_id = msg["Message-ID"]
@@ -155,10 +160,15 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
                     counts["failed"] += len(rows)
                     continue
                 try:
+                    plain_address(recipient)  # an outbox row from an older config or a hand edit
                     msg = compose_digest(recipient, _changes(rows), settings.smtp.sender, date=now,
                                          resends=max(r["resends"] for r in rows))
                 except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
-                    log.warning("alert to %s not composed: %s", recipient, exc)
+                    error = f"alert to {recipient!r} not composed: {exc}"
+                    # a malformed address fails for good; anything else is tried again up to max_attempts
+                    ob.mark_failed(con, recipient, ids, error, now,
+                                   1 if isinstance(exc, ValueError) else settings.alerts.max_attempts)
+                    log.warning("%s", error)
                     counts["failed"] += len(rows)
                     continue
                 message_id = msg["Message-ID"]

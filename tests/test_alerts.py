@@ -42,8 +42,18 @@ RUN_EVAL = ROOT.parent / "shared" / "eval" / "run_eval.py"
 # back on the same port (`smtp.down()` / `smtp.up()`). `mailbox` empties it for each test.
 
 class _Collect:
+    """Keeps every message. RCPT TO nobody@… is refused for good (550), busy@… for now (450)."""
+
     def __init__(self, box: "SmtpServer") -> None:
         self.box = box
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such mailbox"
+        if address.startswith("busy@"):
+            return "450 4.2.1 mailbox busy, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
         with self.box.lock:
@@ -53,7 +63,8 @@ class _Collect:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    def __init__(self, **smtp_options) -> None:
+        self.smtp_options = smtp_options  # aiosmtpd's SMTP options, e.g. enable_SMTPUTF8=True
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -64,7 +75,7 @@ class SmtpServer:
 
     def up(self) -> None:
         if self.controller is None:
-            self.controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port)
+            self.controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port, **self.smtp_options)
             self.controller.start()
 
     def down(self) -> None:
@@ -621,3 +632,105 @@ def test_alerts_change_retracted_while_unannounced_owes_no_correction(settings, 
         con.execute("DELETE FROM position_claims WHERE url = ?", [url("mar")])
     assert detect_changes.fn(settings, warehouse, "run-2")["corrections_queued"] == 0
     assert send_alerts.fn(settings, warehouse, "run-2") == {} and smtp.messages == []
+
+
+# -- hostile addresses ----------------------------------------------------------------------
+@pytest.mark.parametrize("address, why", [
+    ("grp:x@y;@example.org", "is a group"),
+    ("a@b@example.org", "has 2 '@' signs"),
+    ("Analyst <analyst@example.org>", "without display name"),
+    ("analyst@example.org, boss@example.org", "or a list"),
+    ("analyst@", "not a host name"),
+    ("@example.org", "before '@' is empty"),
+    ("ana..lyst@example.org", "malformed"),
+    ("analyst@exa_mple.org", "not a host name"),
+])
+def test_alerts_hostile_recipient_refused_at_config_validation(tmp_path, address, why):
+    from newsmon.errors import ConfigError
+    from newsmon.settings import load_settings
+
+    config = tmp_path / "newsmon.toml"
+    config.write_text('[alerts]\nrecipients = ["ok@example.org", ' + json_str(address) + ']\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    line = str(err.value)
+    assert "\n" not in line and "alerts.recipients" in line and why in line, line
+    sender = tmp_path / "sender.toml"
+    sender.write_text('[smtp]\nsender = ' + json_str(address) + '\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="smtp.sender"):
+        load_settings(sender)
+
+
+def json_str(text: str) -> str:
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+def test_alerts_international_addresses_validate():
+    from newsmon.settings import Recipient
+
+    assert Recipient(address="analyst@bücher.example").address == "analyst@xn--bcher-kva.example"
+    assert Recipient(address="jürgen@example.org").address == "jürgen@example.org"  # needs SMTPUTF8 to travel
+
+
+def _outbox_recipient(warehouse: Warehouse, address: str) -> None:
+    """An outbox row for `address` as an older newsmon (or a hand edit) may have left it."""
+    with warehouse.transaction() as con:
+        for (cid,) in con.execute("SELECT change_id FROM change_log").fetchall():
+            con.execute("INSERT INTO alert_outbox (change_id, recipient, status, attempts, created_at) "
+                        "VALUES (?, ?, 'due', 0, now())", [cid, address])
+
+
+def test_alerts_bad_recipients_fail_alone_and_for_good(settings, warehouse, smtp):
+    many = settings.model_copy(update={"alerts": AlertSettings(recipients=[
+        "nobody@example.org", "busy@example.org", RECIPIENT])})
+    seed(warehouse)
+    detect_changes.fn(many, warehouse, "run-1")
+    for hostile in ("grp:x@y;@example.org", "a@b@example.org"):
+        _outbox_recipient(warehouse, hostile)
+    counts = send_alerts.fn(many, warehouse, "run-1")
+    assert counts["messages"] == 1 and counts["failed"] == 8
+    assert smtp.envelopes == [("newsmon@localhost", [RECIPIENT])]  # the good one got through
+    rows = {r["recipient"]: r for r in warehouse.read(
+        "SELECT recipient, any_value(status) AS status, max(attempts) AS attempts, any_value(last_error) AS error "
+        "FROM alerts GROUP BY recipient")}
+    for permanent in ("nobody@example.org", "grp:x@y;@example.org", "a@b@example.org"):
+        assert (rows[permanent]["status"], rows[permanent]["attempts"]) == ("failed", 1), rows[permanent]
+    assert "550" in rows["nobody@example.org"]["error"]
+    assert "is a group" in rows["grp:x@y;@example.org"]["error"]
+    assert "'@' signs" in rows["a@b@example.org"]["error"]
+    assert rows["busy@example.org"]["status"] == "due" and "450" in rows["busy@example.org"]["error"]
+    # a later run tries only the temporary failure again
+    smtp.clear()
+    assert send_alerts.fn(many, warehouse, "run-2")["failed"] == 2
+    assert smtp.envelopes == []
+
+
+def test_alerts_non_ascii_address_needs_smtputf8(warehouse, smtp):
+    """Through a server without SMTPUTF8, a non-ASCII address fails for good at the first try (the
+    others still get their mail); through one with it (the session server), it is delivered."""
+    plain_server = SmtpServer(enable_SMTPUTF8=False)
+    plain_server.up()
+    try:
+        ascii_only = Settings(warehouse=WarehouseSettings(path=warehouse.path),
+                              smtp=SmtpSettings(host="127.0.0.1", port=plain_server.port, timeout=5),
+                              alerts=AlertSettings(recipients=["jürgen@bücher.example", RECIPIENT]))
+        seed(warehouse)
+        detect_changes.fn(ascii_only, warehouse, "run-1")
+        counts = send_alerts.fn(ascii_only, warehouse, "run-1")
+        assert (counts["messages"], counts["failed"], counts["failed_for_good"]) == (1, 2, 2)
+        assert plain_server.envelopes == [("newsmon@localhost", [RECIPIENT])]
+        rows = warehouse.read("SELECT DISTINCT status, attempts, last_error FROM alerts WHERE recipient <> ?",
+                              [RECIPIENT])
+        assert len(rows) == 1 and (rows[0]["status"], rows[0]["attempts"]) == ("failed", 1)
+        assert "does not offer SMTPUTF8" in rows[0]["last_error"]
+        assert send_alerts.fn(ascii_only, warehouse, "run-2") == {"failed_for_good": 2}  # not tried again
+    finally:
+        plain_server.down()
+    first_change = stored_changes(warehouse)[0]["change_id"]
+    with warehouse.transaction() as con:
+        assert ob.requeue(con, first_change, "jürgen@xn--bcher-kva.example", dt.datetime.now(dt.timezone.utc)) == 1
+    utf8 = ascii_only.model_copy(update={"smtp": SmtpSettings(host="127.0.0.1", port=smtp.port, timeout=5)})
+    assert send_alerts.fn(utf8, warehouse, "run-3")["messages"] == 1
+    assert smtp.envelopes == [("newsmon@localhost", ["jürgen@xn--bcher-kva.example"])]
