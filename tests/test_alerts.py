@@ -440,8 +440,12 @@ def test_alerts_cli_list_send_resend(cli, settings, warehouse, smtp):
     assert again["Message-ID"] != first["Message-ID"]  # a deliberate resend is a message of its own
     assert "nothing was due" in cli("send").output
 
-    other = cli("resend", change["change_id"], "--recipient", "desk@example.org")
-    assert other.exit_code == 0 and "queued 1 alert" in other.output
+    other = cli("resend", change["change_id"], "--recipient", "desk@example.org")  # not a configured recipient
+    assert other.exit_code != 0 and "not in alerts.recipients" in str(other.exception)
+    forced = cli("resend", change["change_id"], "--recipient", "desk@example.org", "--force")
+    assert forced.exit_code == 0 and "queued 1 alert" in forced.output
+    hostile = cli("resend", change["change_id"], "--recipient", "grp:x@y;@example.org", "--force")
+    assert hostile.exit_code != 0 and "is a group" in str(hostile.exception)
     missing = cli("resend", "ffffffffff")
     assert missing.exit_code != 0 and "no change with id" in str(missing.exception)
 
@@ -734,3 +738,55 @@ def test_alerts_non_ascii_address_needs_smtputf8(warehouse, smtp):
     utf8 = ascii_only.model_copy(update={"smtp": SmtpSettings(host="127.0.0.1", port=smtp.port, timeout=5)})
     assert send_alerts.fn(utf8, warehouse, "run-3")["messages"] == 1
     assert smtp.envelopes == [("newsmon@localhost", ["jürgen@xn--bcher-kva.example"])]
+
+
+def test_alerts_cli_resend_respects_the_recipients_filters_unless_forced(tmp_path, warehouse, smtp):
+    import typer
+    from typer.testing import CliRunner
+
+    from newsmon.alerts_cli import alerts_app
+
+    app = typer.Typer()
+    app.add_typer(alerts_app, name="alerts")
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'[warehouse]\npath = "{warehouse.path}"\n\n[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\n'
+                      'timeout = 5\n\n[[alerts.recipients]]\naddress = "aid-desk@example.org"\nkinds = ["aid"]\n\n'
+                      '[[alerts.recipients]]\naddress = "analyst@example.org"\n')
+    run = lambda *a: CliRunner().invoke(app, ["alerts", *a, "--config", str(config)])  # noqa: E731
+    seed(warehouse)
+    settings = load_settings_for(config)
+    detect_changes.fn(settings, warehouse, "run-1")
+    assert run("send").exit_code == 0 and len(smtp.messages) == 2
+    [talks] = warehouse.read("SELECT change_id FROM changes WHERE kind = 'position'")
+    refused = run("resend", talks["change_id"], "--recipient", "aid-desk@example.org")
+    assert refused.exit_code != 0
+    assert "aid-desk@example.org's filters (kinds=aid) exclude this change" in str(refused.exception)
+    # without --recipient: only those whose filters want it
+    everyone = run("resend", talks["change_id"])
+    assert everyone.exit_code == 0 and "queued 1 alert" in everyone.output
+    forced = run("resend", talks["change_id"], "--recipient", "aid-desk@example.org", "--force")
+    assert forced.exit_code == 0 and "queued 1 alert" in forced.output
+    assert run("send").exit_code == 0
+    resent = {rcpts[0]: msg for (_, rcpts), msg in zip(smtp.envelopes[2:], smtp.parsed()[2:])}
+    assert sorted(resent) == ["aid-desk@example.org", "analyst@example.org"]
+    for msg in resent.values():
+        assert msg["Subject"].startswith("[Resent] 1 change: France direct talks with putin")
+        assert msg["X-Newsmon-Resend"] in ("1", "2")
+
+
+def load_settings_for(config: Path) -> Settings:
+    from newsmon.settings import load_settings
+
+    return load_settings(config)
+
+
+def test_alerts_cli_send_exits_non_zero_when_a_send_failed(cli, settings, warehouse, smtp):
+    seed(warehouse)
+    detect_changes.fn(settings, warehouse, "run-1")
+    smtp.down()
+    down = cli("send")
+    assert down.exit_code == 1, down.output
+    assert "failed=2" in down.output
+    smtp.up()
+    up = cli("send")
+    assert up.exit_code == 0 and "messages=1" in up.output

@@ -45,7 +45,7 @@ __all__ = [
     "requeue", "find_change_ids", "STATUSES",
     "due_corrections", "claim_corrections", "stale_corrections", "mark_message_failed",
     "mark_corrections_failed", "corrections_of_message", "outbox_rows_of_message", "correction_counts",
-    "series_history", "article_outlets",
+    "change_row", "alert_recipients",
 ]
 
 Con = duckdb.DuckDBPyConnection
@@ -346,6 +346,19 @@ def find_change_ids(con: Con, prefix: str) -> list[dict[str, Any]]:
     """Changes whose id starts with `prefix` (ids are long; a unique prefix will do)."""
     return fetch_dicts(con, "SELECT change_id, retracted_at FROM change_log WHERE starts_with(change_id, ?) "
                             "ORDER BY change_id LIMIT 10", [prefix])
+
+
+def change_row(con: Con, change_id: str) -> dict[str, Any] | None:
+    """One change_log row with the columns a digest is composed from (and retracted_at)."""
+    rows = fetch_dicts(con, f"SELECT {_CHANGE_COLUMNS}, c.retracted_at FROM change_log c WHERE c.change_id = ?",
+                       [change_id])
+    return rows[0] if rows else None
+
+
+def alert_recipients(con: Con, change_id: str) -> list[str]:
+    """Everyone with an outbox row for the change."""
+    return [r for (r,) in con.execute("SELECT recipient FROM alert_outbox WHERE change_id = ? ORDER BY recipient",
+                                      [change_id]).fetchall()]
 
 
 def requeue(con: Con, change_id: str, recipient: str | None, now: dt.datetime) -> int:
