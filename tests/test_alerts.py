@@ -6,6 +6,7 @@ tested as it is judged.
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import email
 import email.utils
@@ -56,10 +57,37 @@ class _Collect:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        hold = self.box.hold.get(tuple(envelope.rcpt_tos))
+        if hold is not None and not hold.keep_first:
+            await hold.wait()
+            if server.transport is None or server.transport.is_closing():
+                return "421 4.3.0 the client went away"  # never accepted, so not kept
         with self.box.lock:
             self.box.messages.append(envelope.content)
             self.box.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        if hold is not None and hold.keep_first:
+            await hold.wait()
         return "250 2.0.0 queued"
+
+
+class Hold:
+    """Stops the server inside DATA for one recipient's message until `release()`: before it keeps
+    the message (`keep_first=False`: the sender dies before the message arrived) or after it, before
+    its "250" (`keep_first=True`: the message arrived but the sender never heard so)."""
+
+    def __init__(self, keep_first: bool) -> None:
+        self.keep_first = keep_first
+        self.reached = threading.Event()
+        self.released = threading.Event()
+
+    async def wait(self) -> None:
+        import asyncio
+
+        self.reached.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.released.wait, 60)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 class SmtpServer:
@@ -72,6 +100,7 @@ class SmtpServer:
         self.messages: list[bytes] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.controller: Controller | None = None
+        self.hold: dict[tuple[str, ...], Hold] = {}  # rcpt_tos -> where to stop in DATA
 
     def up(self) -> None:
         if self.controller is None:
@@ -87,6 +116,9 @@ class SmtpServer:
         with self.lock:
             self.messages.clear()
             self.envelopes.clear()
+        for hold in self.hold.values():
+            hold.release()
+        self.hold.clear()
 
     def parsed(self) -> list[email.message.EmailMessage]:
         with self.lock:
@@ -790,3 +822,59 @@ def test_alerts_cli_send_exits_non_zero_when_a_send_failed(cli, settings, wareho
     smtp.up()
     up = cli("send")
     assert up.exit_code == 0 and "messages=1" in up.output
+
+
+# -- SIGKILL during a batch --------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("arrived", [False, True], ids=["killed-before-it-arrived", "killed-after-it-arrived"])
+def test_alerts_send_killed_mid_batch_resends_at_most_the_message_in_flight(tmp_path, warehouse, smtp, arrived):
+    """`newsmon alerts send` (a real process) is SIGKILLed while the server holds the second of
+    three recipients' messages in DATA. Each message's send is recorded before the next starts, so
+    the first recipient is never mailed again; the message in flight is sent again by the next run
+    with the same Message-ID: exactly once if the kill came before it arrived, twice (at-least-once,
+    the only duplicate possible) if it arrived but its "250" was never read."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    addresses = ["a@example.org", "b@example.org", "c@example.org"]
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'[warehouse]\npath = "{warehouse.path}"\n\n[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\n'
+                      f'timeout = 5\n\n[alerts]\nrecipients = {addresses!r}\n'.replace("'", '"'))
+    settings = load_settings_for(config)
+    seed(warehouse)
+    detect_changes.fn(settings, warehouse, "run-1")
+    hold = smtp.hold[("b@example.org",)] = Hold(keep_first=arrived)
+    log = tmp_path / "send.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("newsmon")), "alerts", "send", "--config",
+                                 str(config)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "NO_COLOR": "1"})
+    try:
+        assert hold.reached.wait(120), log.read_text(errors="replace")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        time.sleep(0.5)  # the server sees the connection close before the hold ends
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        hold.release()
+    assert proc.returncode == -signal.SIGKILL
+    status = {r["recipient"]: r["status"] for r in warehouse.read("SELECT DISTINCT recipient, status FROM alerts")}
+    assert status == {"a@example.org": "sent", "b@example.org": "sending", "c@example.org": "due"}
+    [in_flight] = {r["message_id"] for r in warehouse.read(
+        "SELECT message_id FROM alerts WHERE recipient = 'b@example.org'")}
+
+    # five minutes later (the attempt is stale), the next run
+    with warehouse.transaction() as con:
+        con.execute("UPDATE alert_outbox SET last_attempt_at = last_attempt_at - INTERVAL 5 MINUTE "
+                    "WHERE status = 'sending'")
+    counts = send_alerts.fn(settings, warehouse, "run-2")
+    assert (counts["resent_messages"], counts["messages"]) == (1, 1)
+    assert send_alerts.fn(settings, warehouse, "run-3", stale_after=0) == {}
+    got = collections.Counter(rcpts[0] for _, rcpts in smtp.envelopes)
+    assert got == {"a@example.org": 1, "b@example.org": 2 if arrived else 1, "c@example.org": 1}
+    assert {m["Message-ID"] for m in smtp.parsed() if m["To"] == "b@example.org"} == {in_flight}
+    assert {r["status"] for r in warehouse.read("SELECT status FROM alerts")} == {"sent"}
