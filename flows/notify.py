@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 from typing import Any
 
 from prefect import task
@@ -20,10 +21,10 @@ from prefect import task
 from flows.stages import _logger
 from newsmon.mailaddr import plain_address
 from newsmon.settings import Settings
-from tasks.alerts import (DeliveryUnknownError, PermanentAlertError, SmtpUnavailableError, compose_correction,
-                          compose_digest, due_pairs, send_message)
-from tasks.changes import Change, compute_changes, diff_changes
-from tasks.money import load_fx_table
+from tasks.alerts import (Briefing, DeliveryUnknownError, PermanentAlertError, SmtpUnavailableError,
+                          compose_correction, compose_digest, due_pairs, send_message)
+from tasks.changes import Change, compute_changes, diff_changes, format_amount
+from tasks.money import load_fx_table, to_eur
 from warehouse import Warehouse
 from warehouse import outbox as ob
 
@@ -66,6 +67,90 @@ def _changes(rows: list[dict[str, Any]]) -> list[Change]:
     return [Change.from_row(r) for r in rows]
 
 
+#: Charts per message at most (each is a PNG of ~20 KB); later changes go without one.
+MAX_CHARTS = 12
+
+
+@functools.lru_cache(maxsize=8)
+def _topic_descriptions(path: str) -> dict[str, str]:
+    from tasks.topics import load_topics
+
+    return {tid: t.description for tid, t in load_topics(path).topics.items()}
+
+
+def _to_eur(amount: float | None, currency: str | None, when: dt.datetime | None, fx) -> float | None:
+    if amount is None or not currency:
+        return None
+    if currency.upper() == "EUR":
+        return float(amount)
+    if fx is None or when is None:
+        return None
+    return to_eur(float(amount), currency, when.date() if isinstance(when, dt.datetime) else when, fx)
+
+
+def briefings_for(settings: Settings, con, changes: list[Change]) -> dict[str, Briefing]:
+    """What the briefing adds to each change (topic description, actors, outlets, EUR, history,
+    chart). Never fails a send: without them the message still names every change."""
+    if not changes:
+        return {}
+    try:
+        facts = ob.briefing_facts(con, changes)
+        topics = _topic_descriptions(str(settings.nlp.topics))
+        fx = load_fx_table(settings.nlp.fx)
+    except Exception as exc:  # noqa: BLE001
+        _logger().warning("alert email without its briefing details: %s", exc)
+        return {}
+    out = {}
+    for i, c in enumerate(changes):
+        try:
+            out[c.change_id] = _briefing(c, facts.get(c.change_id, {}), topics, fx, chart=i < MAX_CHARTS)
+        except Exception as exc:  # noqa: BLE001
+            _logger().warning("no briefing details for change %s: %s", c.change_id, exc)
+    return out
+
+
+def _briefing(c: Change, f: dict[str, Any], topics: dict[str, str], fx, *, chart: bool) -> Briefing:
+    from tasks import charts
+
+    old_claim, new_claim = f.get("old_claim") or {}, f.get("new_claim") or {}
+    history = f.get("history") or []
+    common = dict(old_outlet=_outlet(f.get("old_outlet")), new_outlet=_outlet(f.get("new_outlet")))
+    if c.kind == "position":
+        png = charts.stance_timeline_png(
+            [(h["published_at"], h["value"]) for h in history], old=(c.old_published_at, c.old_value),
+            new=(c.new_published_at, c.new_value),
+            title=f"{c.actor_group}: stated stances on {c.subject.replace('_', ' ')}") if chart else None
+        return Briefing(topic=topics.get(c.subject), old_actor=old_claim.get("actor"), new_actor=new_claim.get("actor"),
+                        old_keys=tuple(k for k in [old_claim.get("cue")] if k),
+                        new_keys=tuple(k for k in [new_claim.get("cue")] if k),
+                        history=tuple((h["published_at"], h["value"]) for h in history), chart=png, **common)
+    old_eur = _to_eur(c.old_amount, c.old_currency or c.currency, c.old_published_at, fx)
+    new_eur = _to_eur(c.new_amount, c.currency, c.new_published_at, fx)
+    in_eur = [(h["published_at"], h["amount_eur"] if h.get("amount_eur") is not None
+               else _to_eur(h["value"], h["currency"], h["published_at"], fx)) for h in history]
+    if all(v is not None for _, v in in_eur) and old_eur is not None and new_eur is not None:
+        points, unit, old_pt, new_pt = in_eur, "EUR", old_eur, new_eur
+    else:  # no rate known: the amounts as stated, in the change's currency
+        points = [(h["published_at"], h["value"]) for h in history if (h["currency"] or "") == c.currency]
+        unit, old_pt, new_pt = c.currency or "", c.old_amount, c.new_amount
+    png = charts.pledge_history_png(
+        points, old=(c.old_published_at, old_pt), new=(c.new_published_at, new_pt), unit=unit,
+        title=f"{c.actor_group} to {c.subject}: stated amounts ({unit})") if chart else None
+    return Briefing(old_actor=old_claim.get("donor"), new_actor=new_claim.get("donor"),
+                    old_keys=tuple(k for k in [old_claim.get("money_text")] if k),
+                    new_keys=tuple(k for k in [new_claim.get("money_text")] if k),
+                    aid_kind=new_claim.get("kind"), old_eur=old_eur, new_eur=new_eur,
+                    history=tuple((h["published_at"], format_amount(h["value"], h["currency"])) for h in history),
+                    chart=png, **common)
+
+
+def _outlet(feed: str | None) -> str | None:
+    """A feed's configured name as an outlet: 'kyiv-ledger' -> 'Kyiv Ledger'."""
+    if not feed:
+        return None
+    return " ".join(w[:1].upper() + w[1:] for w in feed.replace("_", " ").replace("-", " ").split())
+
+
 @task(name="send_alerts")
 def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
                 stale_after: float | None = None) -> dict[str, Any]:
@@ -105,7 +190,8 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
                 continue  # another run took it
             alerts = ob.outbox_rows_of_message(con, recipient, message_id)
             corrections = ob.corrections_of_message(con, recipient, message_id)
-        sender.send(recipient, message_id, alerts, corrections, stale=True)
+            briefings = briefings_for(settings, con, _changes(alerts))
+        sender.send(recipient, message_id, alerts, corrections, stale=True, briefings=briefings)
 
     # 2. due corrections: one message per recipient and announcing message, threaded to it,
     #    carrying the due alerts that now stand on the same subjects
@@ -129,7 +215,7 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
                 plain_address(recipient)
                 msg = compose_correction(recipient, _changes(rows), _changes(standing), settings.smtp.sender,
                                          announced_message_id=announced, announced_at=rows[0]["announced_at"],
-                                         date=now)
+                                         date=now, briefings=briefings_for(settings, con, _changes(standing)))
             except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
                 error = f"correction to {recipient!r} not composed: {exc}"
                 ob.mark_corrections_failed(con, recipient, announced, error, now,
@@ -162,7 +248,8 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
                 try:
                     plain_address(recipient)  # an outbox row from an older config or a hand edit
                     msg = compose_digest(recipient, _changes(rows), settings.smtp.sender, date=now,
-                                         resends=max(r["resends"] for r in rows))
+                                         resends=max(r["resends"] for r in rows),
+                                         briefings=briefings_for(settings, con, _changes(rows)))
                 except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
                     error = f"alert to {recipient!r} not composed: {exc}"
                     # a malformed address fails for good; anything else is tried again up to max_attempts
@@ -193,17 +280,18 @@ class _Sender:
         self.unavailable: str | None = None
 
     def send(self, recipient: str, message_id: str, alerts: list[dict[str, Any]],
-             corrections: list[dict[str, Any]], *, stale: bool) -> None:
+             corrections: list[dict[str, Any]], *, stale: bool, briefings: dict[str, Briefing]) -> None:
         """Compose a claimed message again from its stored rows, then deliver it."""
         try:
             if corrections:
                 first = corrections[0]
                 msg = compose_correction(recipient, _changes(corrections), _changes(alerts), self.smtp.sender,
                                          announced_message_id=first["announced_message_id"],
-                                         announced_at=first["announced_at"], message_id=message_id)
+                                         announced_at=first["announced_at"], message_id=message_id,
+                                         briefings=briefings)
             else:
                 msg = compose_digest(recipient, _changes(alerts), self.smtp.sender, message_id=message_id,
-                                     resends=max((r["resends"] for r in alerts), default=0))
+                                     resends=max((r["resends"] for r in alerts), default=0), briefings=briefings)
         except Exception as exc:  # noqa: BLE001
             with self.wh.transaction() as con:
                 ob.mark_unknown(con, recipient, message_id, f"cannot compose: {exc}", _now(), self.max_attempts)

@@ -241,16 +241,18 @@ def test_alerts_digest_content_and_headers():
     assert compose_digest(RECIPIENT, [a_change(), aid], "x@y")["Message-ID"] == msg["Message-ID"]
     assert compose_digest(RECIPIENT, [a_change()], "x@y")["Message-ID"] != msg["Message-ID"]
     assert compose_digest(RECIPIENT, [aid, a_change()], "x@y", resends=1)["Message-ID"] != msg["Message-ID"]
-    assert msg["Subject"] == ("2 changes: France direct talks with putin oppose → conditional, "
-                              "Germany Ukraine €4bn → €8bn")
+    # the subject names the biggest change (the doubled aid outweighs a move to conditional)
+    assert msg["Subject"] == "Germany aid to Ukraine: €4bn → €8bn (+100%) (and 1 more change)"
     plain, html = bodies(msg)
     for text in (plain, html):
         for link in (url("old"), url("new"), url("aid-1"), url("aid-2")):
             assert link in text
-    unwrapped = " ".join(line.strip().removeprefix("> ") for line in plain.splitlines())
+    unwrapped = " ".join(line.strip().removeprefix("> ") for line in plain.splitlines()).replace("*", "")
+    html_text = re.sub(r"</?strong>", "", html)
     for sentence in (TALKS_OLD, TALKS_NEW, AID_NEW):
         assert f"\u201c{sentence}\u201d" in unwrapped
-        assert sentence.replace("€", "&euro;") in html or sentence in html
+        assert sentence in html_text
+    assert "*France* rules out" in plain and "<strong>France</strong> rules out" in html  # key words stand out
     # publication order: France (day 40) before Germany (day 50)
     assert plain.index("France |") < plain.index("Germany |")
     assert "2024-01-01 → 2024-02-10" in plain
@@ -259,8 +261,11 @@ def test_alerts_digest_content_and_headers():
 def test_alerts_subject_is_cut_sensibly():
     many = [a_change(change_id=f"c{i}", actor_group=f"Country number {i}") for i in range(12)]
     subject = compose_digest(RECIPIENT, many, "x@y")["Subject"]
-    assert subject.startswith("12 changes: Country number 0 direct talks with putin oppose → conditional, ")
-    assert subject.endswith(", …") and len(subject) <= 140
+    # equal weight and date: the last in publication order (url, then id) is named
+    assert subject == "Country number 9 on direct talks with putin: oppose → conditional (and 11 more changes)"
+    long = [a_change(change_id="x", actor_group="A" * 300)] + many
+    subject = compose_digest(RECIPIENT, long, "x@y")["Subject"]
+    assert len(subject) <= 140 and subject.endswith("… (and 12 more changes)")
 
 
 def test_alerts_article_text_is_escaped_and_kept_out_of_headers():
@@ -271,7 +276,7 @@ def test_alerts_article_text_is_escaped_and_kept_out_of_headers():
     raw = msg.as_bytes()
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Bcc"] is None and "\n" not in parsed["Subject"] and "\r" not in parsed["From"]
-    assert parsed["Subject"].startswith("1 change: France Bcc: victim@example.org direct talks")
+    assert parsed["Subject"].startswith("France Bcc: victim@example.org on direct talks")
     header_block = raw.split(b"\r\n\r\n" if b"\r\n\r\n" in raw else b"\n\n", 1)[0]
     assert b"Subject: injected" not in header_block
     plain, html = bodies(parsed)
@@ -307,7 +312,7 @@ def test_alerts_nothing_is_sent_twice_across_runs(settings, warehouse, smtp):
     send_alerts.fn(settings, warehouse, "run-5")
     msgs = smtp.parsed()
     assert len(msgs) == 2
-    assert msgs[1]["Subject"] == "1 change: France direct talks with putin conditional → support"
+    assert msgs[1]["Subject"] == "France on direct talks with putin: conditional → support"
 
 
 def test_alerts_smtp_down_then_up(settings, warehouse, smtp):
@@ -363,7 +368,7 @@ def test_alerts_crash_between_send_and_mark_resends_same_message(settings, wareh
     first_again, newer = smtp.parsed()[1:]
     assert first_again["Message-ID"] == first["Message-ID"]
     assert bodies(first_again) == bodies(first) and first_again["Subject"] == first["Subject"]
-    assert newer["Message-ID"] != first["Message-ID"] and newer["Subject"].startswith("1 change:")
+    assert newer["Message-ID"] != first["Message-ID"] and "(and" not in newer["Subject"]
     assert {r["status"] for r in warehouse.read("SELECT status FROM alerts")} == {"sent"}
 
 
@@ -401,8 +406,8 @@ def test_alerts_one_digest_per_recipient(settings, warehouse, smtp):
     detect_changes.fn(two, warehouse, "run-1")
     assert send_alerts.fn(two, warehouse, "run-1")["messages"] == 2
     by_rcpt = {rcpts[0]: msg for (_, rcpts), msg in zip(smtp.envelopes, smtp.parsed())}
-    assert by_rcpt[RECIPIENT]["Subject"].startswith("2 changes:")
-    assert by_rcpt["aid-desk@example.org"]["Subject"] == "1 change: Germany Ukraine €4bn → €8bn"
+    assert by_rcpt[RECIPIENT]["Subject"].endswith("(and 1 more change)")
+    assert by_rcpt["aid-desk@example.org"]["Subject"] == "Germany aid to Ukraine: €4bn → €8bn (+100%)"
 
 
 def test_alerts_send_message_errors_are_clean(smtp):
@@ -467,7 +472,7 @@ def test_alerts_cli_list_send_resend(cli, settings, warehouse, smtp):
     assert "queued 1 alert" in requeued.output
     assert "messages=1" in cli("send").output
     first, again = smtp.parsed()
-    assert again["Subject"] == "[Resent] 1 change: Germany Ukraine €4bn → €8bn"  # marked as a resend
+    assert again["Subject"] == "[Resent] Germany aid to Ukraine: €4bn → €8bn (+100%)"  # marked as a resend
     assert again["X-Newsmon-Resend"] == "1" and first["X-Newsmon-Resend"] is None
     assert again["Message-ID"] != first["Message-ID"]  # a deliberate resend is a message of its own
     assert "nothing was due" in cli("send").output
@@ -802,7 +807,7 @@ def test_alerts_cli_resend_respects_the_recipients_filters_unless_forced(tmp_pat
     resent = {rcpts[0]: msg for (_, rcpts), msg in zip(smtp.envelopes[2:], smtp.parsed()[2:])}
     assert sorted(resent) == ["aid-desk@example.org", "analyst@example.org"]
     for msg in resent.values():
-        assert msg["Subject"].startswith("[Resent] 1 change: France direct talks with putin")
+        assert msg["Subject"].startswith("[Resent] France on direct talks with putin")
         assert msg["X-Newsmon-Resend"] in ("1", "2")
 
 

@@ -45,7 +45,7 @@ __all__ = [
     "requeue", "find_change_ids", "STATUSES",
     "due_corrections", "claim_corrections", "stale_corrections", "mark_message_failed",
     "mark_corrections_failed", "corrections_of_message", "outbox_rows_of_message", "correction_counts",
-    "change_row", "alert_recipients",
+    "change_row", "alert_recipients", "briefing_facts",
 ]
 
 Con = duckdb.DuckDBPyConnection
@@ -379,3 +379,50 @@ def requeue(con: Con, change_id: str, recipient: str | None, now: dt.datetime) -
                                                     attempts=0, resends=1, created_at=now)],
                         on_conflict="ignore")
     return n
+
+
+# -- what the briefing adds to a change ----------------------------------------------------
+#: At most this many earlier claims per chart.
+HISTORY_POINTS = 40
+
+
+def briefing_facts(con: Con, changes: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """Per change id: the claims' actor / cue / kind / EUR amount / money text, each article's
+    outlet (the feed that listed it), and the history of the series up to the change (every
+    stance of the actor group on the topic, or every amount of the donor to the recipient).
+
+    `changes` are `tasks.changes.Change`s. Read-only; what is missing (a claim re-mined away)
+    is simply absent.
+    """
+    if not changes:
+        return {}
+    claim_ids = sorted({cid for c in changes for cid in (c.old_claim_id, c.new_claim_id) if cid})
+    urls = sorted({u for c in changes for u in (c.old_url, c.new_url) if u})
+    positions = {r["claim_id"]: r for r in fetch_dicts(con, """
+        SELECT claim_id, actor, cue FROM position_claims WHERE list_contains(?::VARCHAR[], claim_id)""",
+                                                       [claim_ids])}
+    pledges = {r["claim_id"]: r for r in fetch_dicts(con, """
+        SELECT claim_id, kind, amount_eur, money_text FROM pledge_claims
+        WHERE list_contains(?::VARCHAR[], claim_id)""", [claim_ids])}
+    outlets = dict(con.execute("""
+        SELECT url, min(feed) FROM feed_entries WHERE list_contains(?::VARCHAR[], url) GROUP BY url""",
+                               [urls]).fetchall())
+    out: dict[str, dict[str, Any]] = {}
+    for c in changes:
+        claims = positions if c.kind == "position" else pledges
+        if c.kind == "position":
+            history = fetch_dicts(con, """
+                SELECT published_at, stance AS value FROM positions
+                WHERE actor_group = ? AND topic = ? AND published_at <= ?
+                ORDER BY published_at DESC, url, sentence_index LIMIT ?""",
+                                  [c.actor_group, c.subject, c.new_published_at, HISTORY_POINTS])
+        else:
+            history = fetch_dicts(con, """
+                SELECT published_at, amount AS value, currency, amount_eur FROM aid_pledges
+                WHERE donor = ? AND recipient = ? AND published_at <= ? AND amount IS NOT NULL
+                ORDER BY published_at DESC, url, sentence_index LIMIT ?""",
+                                  [c.actor_group, c.subject, c.new_published_at, HISTORY_POINTS])
+        out[c.change_id] = dict(old_claim=claims.get(c.old_claim_id), new_claim=claims.get(c.new_claim_id),
+                                old_outlet=outlets.get(c.old_url), new_outlet=outlets.get(c.new_url),
+                                history=history[::-1])
+    return out

@@ -1,0 +1,93 @@
+"""Small PNG charts for the alert email: the stance timeline or pledge history behind a change.
+
+Plain functions over plain data (no warehouse): `stance_timeline_png` and
+`pledge_history_png` take dated points and return PNG bytes, drawn with
+matplotlib's Agg backend (no display, no GUI toolkit), the same bytes for the same
+points (no timestamps in the file). The change's own two points are drawn larger
+and labelled, so the chart shows where the change sits in its history.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Sequence
+
+__all__ = ["stance_timeline_png", "pledge_history_png", "STANCE_ORDER", "WIDTH_PX", "HEIGHT_PX"]
+
+#: Bottom to top on the stance chart.
+STANCE_ORDER = ("oppose", "undecided", "conditional", "support")
+WIDTH_PX, HEIGHT_PX, DPI = 560, 200, 100
+_INK, _MUTED, _ACCENT, _OLD = "#1f2937", "#9ca3af", "#b45309", "#6b7280"
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure  # a Figure of its own: no pyplot state shared between threads
+
+    fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
+    ax = fig.add_subplot(1, 1, 1)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_color(_MUTED)
+    ax.tick_params(colors=_INK, labelsize=8)
+    return fig, ax
+
+
+def _png(fig) -> bytes:
+    import matplotlib.dates as mdates
+
+    for ax in fig.axes:
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=5))
+    fig.tight_layout(pad=0.6)
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
+    return out.getvalue()
+
+
+def _naive(when: dt.datetime) -> dt.datetime:
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return when
+
+
+def stance_timeline_png(points: Sequence[tuple[dt.datetime, str]], *, old: tuple[dt.datetime, str] | None,
+                        new: tuple[dt.datetime, str], title: str) -> bytes:
+    """Every stated stance of one actor group on one topic (date, stance), as a step line."""
+    fig, ax = _figure()
+    level = {s: i for i, s in enumerate(STANCE_ORDER)}
+    pts = sorted((_naive(d), s) for d, s in points if d is not None and s in level)
+    if pts:
+        ax.step([d for d, _ in pts], [level[s] for _, s in pts], where="post", color=_MUTED, linewidth=1.2)
+        ax.scatter([d for d, _ in pts], [level[s] for _, s in pts], s=14, color=_MUTED, zorder=2)
+    for point, colour in ((old, _OLD), (new, _ACCENT)):
+        if point is not None and point[0] is not None and point[1] in level:
+            ax.scatter([_naive(point[0])], [level[point[1]]], s=60, color=colour, zorder=3)
+    ax.set_yticks(range(len(STANCE_ORDER)), list(STANCE_ORDER))
+    ax.set_ylim(-0.5, len(STANCE_ORDER) - 0.5)
+    ax.set_title(title, fontsize=9, color=_INK, loc="left")
+    return _png(fig)
+
+
+def pledge_history_png(points: Sequence[tuple[dt.datetime, float]], *, old: tuple[dt.datetime, float] | None,
+                       new: tuple[dt.datetime, float], title: str, unit: str) -> bytes:
+    """Every stated amount of one donor to one recipient (date, amount in `unit`), as a step line."""
+    from tasks.changes import format_amount
+
+    fig, ax = _figure()
+    pts = sorted((_naive(d), float(a)) for d, a in points if d is not None and a is not None)
+    if pts:
+        ax.step([d for d, _ in pts], [a for _, a in pts], where="post", color=_MUTED, linewidth=1.2)
+        ax.scatter([d for d, _ in pts], [a for _, a in pts], s=14, color=_MUTED, zorder=2)
+    for point, colour in ((old, _OLD), (new, _ACCENT)):
+        if point is not None and point[0] is not None and point[1] is not None:
+            ax.scatter([_naive(point[0])], [point[1]], s=60, color=colour, zorder=3)
+            ax.annotate(format_amount(point[1], unit), (_naive(point[0]), point[1]), textcoords="offset points",
+                        xytext=(6, 4), fontsize=8, color=colour)
+    ax.yaxis.set_major_formatter(lambda value, _pos: format_amount(value, unit))
+    ax.set_ylim(bottom=0)
+    ax.set_title(title, fontsize=9, color=_INK, loc="left")
+    return _png(fig)
