@@ -124,8 +124,9 @@ def _briefing(c: Change, f: dict[str, Any], topics: dict[str, str], fx, *, chart
                         old_keys=tuple(k for k in [old_claim.get("cue")] if k),
                         new_keys=tuple(k for k in [new_claim.get("cue")] if k),
                         history=tuple((h["published_at"], h["value"]) for h in history), chart=png, **common)
-    old_eur = _to_eur(c.old_amount, c.old_currency or c.currency, c.old_published_at, fx)
-    new_eur = _to_eur(c.new_amount, c.currency, c.new_published_at, fx)
+    old_eur = _claim_eur(old_claim, c.old_amount) or _to_eur(c.old_amount, c.old_currency or c.currency,
+                                                              c.old_published_at, fx)
+    new_eur = _claim_eur(new_claim, c.new_amount) or _to_eur(c.new_amount, c.currency, c.new_published_at, fx)
     in_eur = [(h["published_at"], h["amount_eur"] if h.get("amount_eur") is not None
                else _to_eur(h["value"], h["currency"], h["published_at"], fx)) for h in history]
     if all(v is not None for _, v in in_eur) and old_eur is not None and new_eur is not None:
@@ -142,6 +143,13 @@ def _briefing(c: Change, f: dict[str, Any], topics: dict[str, str], fx, *, chart
                     aid_kind=new_claim.get("kind"), old_eur=old_eur, new_eur=new_eur,
                     history=tuple((h["published_at"], format_amount(h["value"], h["currency"])) for h in history),
                     chart=png, **common)
+
+
+def _claim_eur(claim: dict[str, Any], amount: float | None) -> float | None:
+    """The claim's own EUR amount (as the aid_pledges view gives it), if the claim states `amount`."""
+    if claim.get("amount_eur") is None or amount is None or claim.get("amount") is None:
+        return None
+    return float(claim["amount_eur"]) if abs(float(claim["amount"]) - amount) <= 1e-9 * max(amount, 1) else None
 
 
 def _outlet(feed: str | None) -> str | None:

@@ -883,3 +883,104 @@ def test_alerts_send_killed_mid_batch_resends_at_most_the_message_in_flight(tmp_
     assert got == {"a@example.org": 1, "b@example.org": 2 if arrived else 1, "c@example.org": 1}
     assert {m["Message-ID"] for m in smtp.parsed() if m["To"] == "b@example.org"} == {in_flight}
     assert {r["status"] for r in warehouse.read("SELECT status FROM alerts")} == {"sent"}
+
+
+# -- the briefing -------------------------------------------------------------------------------
+NORWAY_OLD = "Norway will give Ukraine NOK 2 billion in military support this year, the government said."
+NORWAY_NEW = "Norway raised its military support for Ukraine to NOK 3 billion on Friday."
+
+
+def seed_briefing(wh: Warehouse) -> None:
+    """France's stance (two speakers, two outlets) and Norway's military aid in NOK (two outlets)."""
+    talks_old = dict(pos("talks-1", 0, "oppose"), evidence=TALKS_OLD + "\n", actor="Emmanuel Macron")
+    talks_new = dict(pos("talks-2", 40, "conditional"), evidence=TALKS_NEW, actor="Jean-Noël Barrot")
+    aid_old = dict(pledge("nok-1", 10, 2 * B, "NOK", eur=0.17 * B, donor="Norway"), evidence=NORWAY_OLD)
+    aid_new = dict(pledge("nok-2", 50, 3 * B, "NOK", eur=0.255 * B, donor="Norway"), evidence=NORWAY_NEW)
+    add_articles(wh, [talks_old, talks_new], [aid_old, aid_new])
+    now = dt.datetime.now(dt.timezone.utc)
+    with wh.transaction() as con:
+        con.execute("UPDATE position_claims SET cue = 'direct talks'")
+        con.execute("UPDATE pledge_claims SET kind = 'military', "
+                    "money_text = CASE WHEN amount = 2e9 THEN 'NOK 2 billion' ELSE 'NOK 3 billion' END")
+        for feed, name in (("le-monde-wire", "talks-1"), ("le-monde-wire", "talks-2"), ("nrk-news", "nok-1"),
+                           ("nrk-news", "nok-2")):
+            con.execute("INSERT INTO feed_entries (feed, url, first_seen_at) VALUES (?, ?, ?)", [feed, url(name), now])
+
+
+def maybe_run_eval():
+    if not RUN_EVAL.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("run_eval_for_briefing", RUN_EVAL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_alerts_digest_is_a_briefing_with_every_fact_and_a_chart_per_change(settings, warehouse, smtp):
+    import io
+
+    from PIL import Image
+
+    from tasks.topics import load_topics
+
+    seed_briefing(warehouse)
+    detect_changes.fn(settings, warehouse, "run-1")
+    assert send_alerts.fn(settings, warehouse, "run-1")["messages"] == 1
+    [msg] = smtp.parsed()
+    # the subject names the biggest change: +50 % of military aid outweighs a move to 'conditional'
+    assert msg["Subject"] == "Norway aid to Ukraine: NOK 2bn → NOK 3bn (+50%) (and 1 more change)"
+    plain, html = bodies(msg)
+    flat = " ".join(line.strip().removeprefix("> ") for line in plain.splitlines()).replace("*", "")
+    description = load_topics(ROOT / "config" / "topics.yaml").topics["direct_talks_with_putin"].description
+    facts = [
+        # positions: the topic's description, who said what, when and where
+        description, "Emmanuel Macron", "Jean-Noël Barrot", "Before: oppose, 2024-01-01, Le Monde Wire",
+        "Now: conditional, 2024-02-10, Le Monde Wire", TALKS_OLD, TALKS_NEW, url("talks-1"), url("talks-2"),
+        # aid: kind, EUR equivalents, change in percent, both sentences, dates, outlets
+        "kind: military", "in EUR: €170m → €255m", "change: +50%", "Before: NOK 2bn, 2024-01-11, Nrk News",
+        "Now: NOK 3bn, 2024-02-20, Nrk News", NORWAY_OLD, NORWAY_NEW, url("nok-1"), url("nok-2"),
+        # the history behind each chart, in words
+        "History: oppose (2024-01-01), conditional (2024-02-10)", "History: NOK 2bn (2024-01-11), NOK 3bn (2024-02-20)",
+    ]
+    for fact in facts:
+        assert fact in flat, fact
+    marked = " ".join(line.strip().removeprefix("> ") for line in plain.splitlines())
+    assert "*direct talks*" in marked and "*NOK 3 billion*" in marked  # the key words, emphasised
+    assert "<strong>direct talks</strong>" in html and "<strong>NOK 3 billion</strong>" in html
+    assert "newsmon alerts" not in plain + html and "newsmon sql" not in plain + html  # no CLI homework
+    assert 'style="' in html and "<style" not in html  # inline CSS only (mail clients drop <style>)
+
+    # one chart per change, embedded: every cid: the HTML names is a PNG part that decodes
+    html_part = msg.get_body(preferencelist=("html",))
+    related = next(p for p in msg.walk() if p.get_content_type() == "multipart/related")
+    images = {p["Content-ID"].strip("<>"): p.get_content() for p in related.iter_parts()
+              if p.get_content_type() == "image/png"}
+    cids = re.findall(r'src="cid:([^"]+)"', html_part.get_content())
+    assert len(cids) == 2 and sorted(cids) == sorted(images)
+    for png in images.values():
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        with Image.open(io.BytesIO(png)) as img:
+            img.verify()
+        with Image.open(io.BytesIO(png)) as img:
+            assert img.format == "PNG" and img.size == (560, 200)
+            assert len(img.convert("L").getcolors(maxcolors=1 << 16) or []) > 10  # something is drawn
+
+    module = maybe_run_eval()
+    if module is not None:  # read as the acceptance harness reads mail: each change on exactly one line
+        for change in stored_changes(warehouse):
+            assert len(announcing_lines(module, harness_lines(module, smtp.messages), change)) == 1, change
+
+
+def test_alerts_chart_failure_never_stops_the_alert(settings, warehouse, smtp, monkeypatch):
+    from tasks import charts
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no backend")
+
+    monkeypatch.setattr(charts, "stance_timeline_png", broken)
+    seed_briefing(warehouse)
+    detect_changes.fn(settings, warehouse, "run-1")
+    assert send_alerts.fn(settings, warehouse, "run-1")["messages"] == 1
+    [msg] = smtp.parsed()
+    plain, _ = bodies(msg)
+    assert "France | direct talks with putin | position: oppose → conditional" in plain

@@ -402,7 +402,7 @@ def briefing_facts(con: Con, changes: Sequence[Any]) -> dict[str, dict[str, Any]
         SELECT claim_id, actor, cue FROM position_claims WHERE list_contains(?::VARCHAR[], claim_id)""",
                                                        [claim_ids])}
     pledges = {r["claim_id"]: r for r in fetch_dicts(con, """
-        SELECT claim_id, kind, amount_eur, money_text FROM pledge_claims
+        SELECT claim_id, kind, amount, currency, amount_eur, money_text FROM pledge_claims
         WHERE list_contains(?::VARCHAR[], claim_id)""", [claim_ids])}
     outlets = dict(con.execute("""
         SELECT url, min(feed) FROM feed_entries WHERE list_contains(?::VARCHAR[], url) GROUP BY url""",
