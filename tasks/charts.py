@@ -67,6 +67,7 @@ def stance_timeline_png(points: Sequence[tuple[dt.datetime, str]], *, old: tuple
         if point is not None and point[0] is not None and point[1] in level:
             ax.scatter([_naive(point[0])], [level[point[1]]], s=60, color=colour, zorder=3)
     ax.set_yticks(range(len(STANCE_ORDER)), list(STANCE_ORDER))
+    ax.margins(x=0.08)
     ax.set_ylim(-0.5, len(STANCE_ORDER) - 0.5)
     ax.set_title(title, fontsize=9, color=_INK, loc="left")
     return _png(fig)
@@ -88,6 +89,8 @@ def pledge_history_png(points: Sequence[tuple[dt.datetime, float]], *, old: tupl
             ax.annotate(format_amount(point[1], unit), (_naive(point[0]), point[1]), textcoords="offset points",
                         xytext=(6, 4), fontsize=8, color=colour)
     ax.yaxis.set_major_formatter(lambda value, _pos: format_amount(value, unit))
-    ax.set_ylim(bottom=0)
+    top = max([a for _, a in pts] + [p[1] for p in (old, new) if p is not None and p[1] is not None] + [0.0])
+    ax.set_ylim(0, top * 1.25 if top > 0 else 1)
+    ax.margins(x=0.08)
     ax.set_title(title, fontsize=9, color=_INK, loc="left")
     return _png(fig)

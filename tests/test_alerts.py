@@ -984,3 +984,59 @@ def test_alerts_chart_failure_never_stops_the_alert(settings, warehouse, smtp, m
     [msg] = smtp.parsed()
     plain, _ = bodies(msg)
     assert "France | direct talks with putin | position: oppose → conditional" in plain
+
+
+# -- the briefing as a mail client shows it (headless Chromium) -----------------------------------
+def _chromium() -> str | None:
+    import shutil
+
+    return next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+@pytest.mark.slow
+def test_alerts_briefing_renders_in_headless_chromium_with_its_charts(settings, warehouse, smtp, tmp_path):
+    """The HTML part, with each `cid:` replaced by its image part saved beside it (what a mail
+    client does), rendered by headless Chromium: the page loads, every chart decodes at its size,
+    and a screenshot is taken (NEWSMON_WRITE_DOCS=1 keeps it as docs/email.png)."""
+    import io
+    import os
+    import shutil
+    import subprocess
+
+    from PIL import Image
+
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("headless Chromium not installed (Debian: apt-get install chromium)")
+    seed_briefing(warehouse)
+    detect_changes.fn(settings, warehouse, "run-1")
+    send_alerts.fn(settings, warehouse, "run-1")
+    [msg] = smtp.parsed()
+    page = msg.get_body(preferencelist=("html",)).get_content()
+    for part in msg.walk():
+        if part.get_content_type() == "image/png":
+            cid = part["Content-ID"].strip("<>")
+            name = re.sub(r"[^A-Za-z0-9.-]", "_", cid) + ".png"
+            (tmp_path / name).write_bytes(part.get_content())
+            page = page.replace(f"cid:{cid}", name)
+    probe = ("<script>window.addEventListener('load', () => document.body.setAttribute('data-images', "
+             "Array.from(document.images).map(i => i.complete ? i.naturalWidth + 'x' + i.naturalHeight : 'no')"
+             ".join(',')));</script>")
+    (tmp_path / "email.html").write_text(page.replace("</body>", probe + "</body>"), encoding="utf-8")
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'profile'}"]
+    target = (tmp_path / "email.html").as_uri()
+    dom = subprocess.run([*flags, "--virtual-time-budget=5000", "--dump-dom", target], capture_output=True,
+                         text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'data-images="560x200,560x200"' in dom.stdout, dom.stdout[-2000:]
+    assert "Norway aid to Ukraine" in dom.stdout and "Jean-Noël Barrot" in dom.stdout
+    shot = tmp_path / "email.png"
+    run = subprocess.run([*flags, "--window-size=720,1500", f"--screenshot={shot}", target], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
+    with Image.open(io.BytesIO(shot.read_bytes())) as img:
+        assert img.size == (720, 1500)
+        assert len(img.convert("L").getcolors(maxcolors=1 << 16) or []) > 20  # not a blank page
+    if os.environ.get("NEWSMON_WRITE_DOCS") == "1":
+        shutil.copyfile(shot, ROOT / "docs" / "email.png")
