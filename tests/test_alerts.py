@@ -1040,3 +1040,33 @@ def test_alerts_briefing_renders_in_headless_chromium_with_its_charts(settings, 
         assert len(img.convert("L").getcolors(maxcolors=1 << 16) or []) > 20  # not a blank page
     if os.environ.get("NEWSMON_WRITE_DOCS") == "1":
         shutil.copyfile(shot, ROOT / "docs" / "email.png")
+
+
+def test_alerts_retract_restore_retract_owes_one_correction(settings, warehouse, smtp):
+    """Retracted (the correction cannot go: server down), restored (the correction is cancelled),
+    retracted again (owed again): one correction in the end, never two."""
+    _announce_then_retract(settings, warehouse)
+    smtp.down()
+    send_alerts.fn(settings, warehouse, "run-2")
+    add_articles(warehouse, [pos("mar", 60, "oppose")])
+    detect_changes.fn(settings, warehouse, "run-3")
+    assert warehouse.read("SELECT status FROM alert_corrections") == [dict(status="cancelled")]
+    with warehouse.transaction() as con:
+        con.execute("DELETE FROM position_claims WHERE url = ?", [url("mar")])
+    assert detect_changes.fn(settings, warehouse, "run-4")["retracted"] == 1
+    assert warehouse.read("SELECT status FROM alert_corrections") == [dict(status="due")]
+    smtp.up()
+    assert send_alerts.fn(settings, warehouse, "run-5")["corrections"] == 1
+    assert send_alerts.fn(settings, warehouse, "run-6", stale_after=0) == {}
+    assert [m["Subject"].startswith("Correction") for m in smtp.parsed()] == [False, True]
+
+
+def test_alerts_restored_after_its_correction_is_announced_again(settings, warehouse, smtp):
+    _announce_then_retract(settings, warehouse)
+    assert send_alerts.fn(settings, warehouse, "run-2")["corrections"] == 1
+    add_articles(warehouse, [pos("mar", 60, "oppose")])  # March says it after all
+    detect_changes.fn(settings, warehouse, "run-3")
+    assert send_alerts.fn(settings, warehouse, "run-3")["messages"] == 1
+    original, correction, again = smtp.parsed()
+    assert again["Subject"] == "[Resent] France on direct talks with putin: support → oppose"
+    assert again["Message-ID"] not in (original["Message-ID"], correction["Message-ID"])
