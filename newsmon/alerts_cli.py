@@ -29,6 +29,7 @@ class Status(str, Enum):
     sent = "sent"
     failed = "failed"
     retracted = "retracted"
+    cancelled = "cancelled"  # corrections only: the change was restored before its correction went out
 
 
 def _warehouse(config: str | None):
@@ -46,8 +47,11 @@ def list_alerts(config: ConfigOption = None,
                     "--status", "-s", help="only alerts in this state")] = None,
                 limit: Annotated[int, typer.Option(help="at most this many rows (0: all)")] = 100,
                 max_width: Annotated[int, typer.Option(help="cut table cells to this many characters (0: never)")] = 40,
+                corrections: Annotated[bool, typer.Option(
+                    "--corrections", help="list the corrections of retracted changes instead")] = False,
                 ) -> None:
-    """List alerts (one row per change and recipient): due, sending, sent, failed or retracted.
+    """List alerts (one row per change and recipient): due, sending, sent, failed or retracted;
+    with --corrections, the corrections owed for retracted changes that were already emailed.
 
     Example: newsmon alerts list --status due
     """
@@ -56,9 +60,15 @@ def list_alerts(config: ConfigOption = None,
 
     _, wh = _warehouse(config)
     with wh.connect(read_only=True) as con:
-        rows = ob.list_alerts(con, status.value if status else None, limit or None)
+        if corrections:
+            rows = ob.list_corrections(con, status.value if status else None, limit or None)
+        else:
+            rows = ob.list_alerts(con, status.value if status else None, limit or None)
     columns = ["change_id", "recipient", "status", "attempts", "kind", "actor_group", "subject", "old_value",
                "new_value", "published", "sent_at", "last_error"]
+    if corrections:
+        columns = ["change_id", "recipient", "status", "attempts", "actor_group", "subject", "old_value",
+                   "new_value", "announced_message_id", "announced_at", "sent_at", "last_error"]
     typer.echo(render_table(columns, [tuple(r[c] for c in columns) for r in rows], max_width))
 
 

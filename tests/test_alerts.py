@@ -624,6 +624,15 @@ def test_alerts_correction_without_a_replacement_says_nothing_stands(settings, w
     assert len(smtp.messages) == 2
 
 
+def test_alerts_cli_lists_corrections(cli, settings, warehouse, smtp):
+    _announce_then_retract(settings, warehouse)
+    listed = cli("list", "--corrections", "--status", "due", "--max-width", "0")
+    assert listed.exit_code == 0, listed.output
+    assert "(1 row" in listed.output and "direct_talks_with_putin" in listed.output and RECIPIENT in listed.output
+    assert cli("send").exit_code == 0
+    assert "(0 rows)" in cli("list", "--corrections", "--status", "due").output
+
+
 def test_alerts_correction_waits_for_the_server_and_goes_once(settings, warehouse, smtp):
     _announce_then_retract(settings, warehouse)
     smtp.down()

@@ -45,7 +45,7 @@ __all__ = [
     "requeue", "find_change_ids", "STATUSES",
     "due_corrections", "claim_corrections", "stale_corrections", "mark_message_failed",
     "mark_corrections_failed", "corrections_of_message", "outbox_rows_of_message", "correction_counts",
-    "change_row", "alert_recipients", "briefing_facts",
+    "change_row", "alert_recipients", "briefing_facts", "list_corrections",
 ]
 
 Con = duckdb.DuckDBPyConnection
@@ -316,6 +316,17 @@ def outbox_rows_of_message(con: Con, recipient: str, message_id: str) -> list[di
         FROM alert_outbox o JOIN change_log c USING (change_id)
         WHERE o.recipient = ? AND o.message_id = ?
         ORDER BY c.new_published_at, c.new_url, c.change_id""", [recipient, message_id])
+
+
+def list_corrections(con: Con, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Corrections as `alerts list --corrections` shows them, newest first."""
+    return fetch_dicts(con, """
+        SELECT k.change_id, k.recipient, k.status, k.attempts, c.kind, c.actor_group, c.subject, c.old_value,
+               c.new_value, k.announced_message_id, k.announced_at, k.message_id, k.sent_at, k.last_error
+        FROM alert_corrections k JOIN change_log c USING (change_id)
+        WHERE (?::VARCHAR IS NULL OR k.status = ?)
+        ORDER BY k.created_at DESC, k.change_id, k.recipient
+        LIMIT ?""", [status, status, limit])
 
 
 def correction_counts(con: Con) -> dict[str, int]:
