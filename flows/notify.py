@@ -23,8 +23,9 @@ from newsmon.mailaddr import plain_address
 from newsmon.settings import Settings
 from tasks.alerts import (Briefing, DeliveryUnknownError, PermanentAlertError, SmtpUnavailableError,
                           compose_correction, compose_digest, due_pairs, send_message)
-from tasks.changes import Change, compute_changes, diff_changes, format_amount
-from tasks.money import load_fx_table, to_eur
+from tasks.briefing import briefing_for
+from tasks.changes import Change, compute_changes, diff_changes
+from tasks.money import load_fx_table
 from warehouse import Warehouse
 from warehouse import outbox as ob
 
@@ -78,19 +79,9 @@ def _topic_descriptions(path: str) -> dict[str, str]:
     return {tid: t.description for tid, t in load_topics(path).topics.items()}
 
 
-def _to_eur(amount: float | None, currency: str | None, when: dt.datetime | None, fx) -> float | None:
-    if amount is None or not currency:
-        return None
-    if currency.upper() == "EUR":
-        return float(amount)
-    if fx is None or when is None:
-        return None
-    return to_eur(float(amount), currency, when.date() if isinstance(when, dt.datetime) else when, fx)
-
-
 def briefings_for(settings: Settings, con, changes: list[Change]) -> dict[str, Briefing]:
     """What the briefing adds to each change (topic description, actors, outlets, EUR, history,
-    chart). Never fails a send: without them the message still names every change."""
+    chart: `tasks.briefing`). Never fails a send: without them the message still names every change."""
     if not changes:
         return {}
     try:
@@ -103,60 +94,10 @@ def briefings_for(settings: Settings, con, changes: list[Change]) -> dict[str, B
     out = {}
     for i, c in enumerate(changes):
         try:
-            out[c.change_id] = _briefing(c, facts.get(c.change_id, {}), topics, fx, chart=i < MAX_CHARTS)
+            out[c.change_id] = briefing_for(c, facts.get(c.change_id, {}), topics, fx, chart=i < MAX_CHARTS)
         except Exception as exc:  # noqa: BLE001
             _logger().warning("no briefing details for change %s: %s", c.change_id, exc)
     return out
-
-
-def _briefing(c: Change, f: dict[str, Any], topics: dict[str, str], fx, *, chart: bool) -> Briefing:
-    from tasks import charts
-
-    old_claim, new_claim = f.get("old_claim") or {}, f.get("new_claim") or {}
-    history = f.get("history") or []
-    common = dict(old_outlet=_outlet(f.get("old_outlet")), new_outlet=_outlet(f.get("new_outlet")))
-    if c.kind == "position":
-        png = charts.stance_timeline_png(
-            [(h["published_at"], h["value"]) for h in history], old=(c.old_published_at, c.old_value),
-            new=(c.new_published_at, c.new_value),
-            title=f"{c.actor_group}: stated stances on {c.subject.replace('_', ' ')}") if chart else None
-        return Briefing(topic=topics.get(c.subject), old_actor=old_claim.get("actor"), new_actor=new_claim.get("actor"),
-                        old_keys=tuple(k for k in [old_claim.get("cue")] if k),
-                        new_keys=tuple(k for k in [new_claim.get("cue")] if k),
-                        history=tuple((h["published_at"], h["value"]) for h in history), chart=png, **common)
-    old_eur = _claim_eur(old_claim, c.old_amount) or _to_eur(c.old_amount, c.old_currency or c.currency,
-                                                              c.old_published_at, fx)
-    new_eur = _claim_eur(new_claim, c.new_amount) or _to_eur(c.new_amount, c.currency, c.new_published_at, fx)
-    in_eur = [(h["published_at"], h["amount_eur"] if h.get("amount_eur") is not None
-               else _to_eur(h["value"], h["currency"], h["published_at"], fx)) for h in history]
-    if all(v is not None for _, v in in_eur) and old_eur is not None and new_eur is not None:
-        points, unit, old_pt, new_pt = in_eur, "EUR", old_eur, new_eur
-    else:  # no rate known: the amounts as stated, in the change's currency
-        points = [(h["published_at"], h["value"]) for h in history if (h["currency"] or "") == c.currency]
-        unit, old_pt, new_pt = c.currency or "", c.old_amount, c.new_amount
-    png = charts.pledge_history_png(
-        points, old=(c.old_published_at, old_pt), new=(c.new_published_at, new_pt), unit=unit,
-        title=f"{c.actor_group} to {c.subject}: stated amounts ({unit})") if chart else None
-    return Briefing(old_actor=old_claim.get("donor"), new_actor=new_claim.get("donor"),
-                    old_keys=tuple(k for k in [old_claim.get("money_text")] if k),
-                    new_keys=tuple(k for k in [new_claim.get("money_text")] if k),
-                    aid_kind=new_claim.get("kind"), old_eur=old_eur, new_eur=new_eur,
-                    history=tuple((h["published_at"], format_amount(h["value"], h["currency"])) for h in history),
-                    chart=png, **common)
-
-
-def _claim_eur(claim: dict[str, Any], amount: float | None) -> float | None:
-    """The claim's own EUR amount (as the aid_pledges view gives it), if the claim states `amount`."""
-    if claim.get("amount_eur") is None or amount is None or claim.get("amount") is None:
-        return None
-    return float(claim["amount_eur"]) if abs(float(claim["amount"]) - amount) <= 1e-9 * max(amount, 1) else None
-
-
-def _outlet(feed: str | None) -> str | None:
-    """A feed's configured name as an outlet: 'kyiv-ledger' -> 'Kyiv Ledger'."""
-    if not feed:
-        return None
-    return " ".join(w[:1].upper() + w[1:] for w in feed.replace("_", " ").replace("-", " ").split())
 
 
 @task(name="send_alerts")
