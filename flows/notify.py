@@ -3,11 +3,14 @@
 Thin Prefect tasks over `tasks.changes` / `tasks.alerts` (the rules and the
 message) and `warehouse.outbox` (the SQL). `detect_changes` recomputes every
 change from every claim and records the difference with the change log in one
-transaction, together with the outbox rows of the new changes. `send_alerts`
-sends one digest per recipient: the Message-ID is committed with status
-'sending' before the send and the row is marked 'sent' right after, each in its
-own short transaction, so a crash in between re-sends the same message on a
-later run, and a server that is down leaves the alerts due for the next run.
+transaction, together with the outbox rows of the new changes and the corrections
+owed for retracted changes that were already emailed. `send_alerts` sends the due
+corrections (threaded to their announcements) and one briefing per recipient: the
+Message-ID is committed with status 'sending' before the send and the rows are
+marked 'sent' right after, each in its own short transaction, before the next
+message starts. A crash in between re-sends that one message (same Message-ID) on a
+later run: at-least-once for the message in flight, exactly once for all others. A
+server that is down leaves the alerts due for the next run.
 """
 from __future__ import annotations
 
