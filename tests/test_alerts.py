@@ -1079,3 +1079,27 @@ def test_alerts_restored_after_its_correction_is_announced_again(settings, wareh
     original, correction, again = smtp.parsed()
     assert again["Subject"] == "[Resent] France on direct talks with putin: support → oppose"
     assert again["Message-ID"] not in (original["Message-ID"], correction["Message-ID"])
+
+
+def test_alerts_briefing_for_converts_to_eur_and_draws_the_history():
+    from tasks.briefing import briefing_for, outlet_name
+    from tasks.money import load_fx_table
+
+    fx = load_fx_table(ROOT / "config" / "fx.yaml")
+    aid = a_change(change_id="n", kind="aid", actor_group="Norway", subject="Ukraine", old_value="NOK 2bn",
+                   new_value="NOK 3bn", old_amount=2 * B, new_amount=3 * B, currency="NOK", old_currency="NOK",
+                   relative_change=0.5, old_published_at=day(10), new_published_at=day(50))
+    history = [dict(published_at=day(10), value=2 * B, currency="NOK", amount_eur=None),
+               dict(published_at=day(50), value=3 * B, currency="NOK", amount_eur=None)]
+    facts = dict(old_claim=dict(kind="military", amount=2 * B, amount_eur=None, money_text="NOK 2 billion"),
+                 new_claim=dict(kind="military", amount=3 * B, amount_eur=None, money_text="NOK 3 billion"),
+                 old_outlet="nrk-news", new_outlet=None, history=history)
+    b = briefing_for(aid, facts, {}, fx)
+    assert b.aid_kind == "military" and b.new_keys == ("NOK 3 billion",)
+    assert b.old_eur and b.new_eur and abs(b.new_eur / b.old_eur - 1.5) < 0.05  # rates of two dates, close
+    assert b.history == ((day(10), "NOK 2bn"), (day(50), "NOK 3bn"))
+    assert b.chart.startswith(b"\x89PNG") and b.old_outlet == "Nrk News" and b.new_outlet is None
+    assert briefing_for(aid, facts, {}, fx, chart=False).chart is None
+    assert outlet_name("kyiv_ledger") == "Kyiv Ledger"
+    talks = briefing_for(a_change(), dict(history=[]), {"direct_talks_with_putin": "leaders talking"}, None)
+    assert talks.topic == "leaders talking" and talks.chart.startswith(b"\x89PNG")
