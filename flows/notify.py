@@ -82,9 +82,11 @@ def _topic_descriptions(path: str) -> dict[str, str]:
     return {tid: t.description for tid, t in load_topics(path).topics.items()}
 
 
-def briefings_for(settings: Settings, con, changes: list[Change]) -> dict[str, Briefing]:
+def briefings_for(settings: Settings, con, changes: list[Change],
+                  cache: dict[str, Briefing] | None = None) -> dict[str, Briefing]:
     """What the briefing adds to each change (topic description, actors, outlets, EUR, history,
     chart: `tasks.briefing`). Never fails a send: without them the message still names every change."""
+    cache = {} if cache is None else cache  # one run: a change's briefing (and chart) is made once
     if not changes:
         return {}
     try:
@@ -96,8 +98,14 @@ def briefings_for(settings: Settings, con, changes: list[Change]) -> dict[str, B
         return {}
     out = {}
     for i, c in enumerate(changes):
+        chart = i < MAX_CHARTS
+        known = cache.get(c.change_id)
+        if known is not None and (known.chart is not None or not chart):
+            out[c.change_id] = known
+            continue
         try:
-            out[c.change_id] = briefing_for(c, facts.get(c.change_id, {}), topics, fx, chart=i < MAX_CHARTS)
+            out[c.change_id] = cache[c.change_id] = briefing_for(c, facts.get(c.change_id, {}), topics, fx,
+                                                                 chart=chart)
         except Exception as exc:  # noqa: BLE001
             _logger().warning("no briefing details for change %s: %s", c.change_id, exc)
     return out
@@ -128,6 +136,7 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
             log.warning("%d alert(s) due but no [smtp] section is configured; they stay due", due)
         return {"due": due, "smtp_not_configured": 1} if due else {}
     sender = _Sender(settings, wh, counts, log)
+    cache: dict[str, Briefing] = {}
 
     # 1. messages left in 'sending' by a crash: the same Message-ID, the same rows
     cutoff = _now() - dt.timedelta(seconds=stale_after_seconds(settings) if stale_after is None else stale_after)
@@ -142,7 +151,7 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
                 continue  # another run took it
             alerts = ob.outbox_rows_of_message(con, recipient, message_id)
             corrections = ob.corrections_of_message(con, recipient, message_id)
-            briefings = briefings_for(settings, con, _changes(alerts))
+            briefings = briefings_for(settings, con, _changes(alerts), cache)
         sender.send(recipient, message_id, alerts, corrections, stale=True, briefings=briefings)
 
     # 2. due corrections: one message per recipient and announcing message, threaded to it,
@@ -167,7 +176,8 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
                 plain_address(recipient)
                 msg = compose_correction(recipient, _changes(rows), _changes(standing), settings.smtp.sender,
                                          announced_message_id=announced, announced_at=rows[0]["announced_at"],
-                                         date=now, briefings=briefings_for(settings, con, _changes(standing)))
+                                         date=now,
+                                         briefings=briefings_for(settings, con, _changes(standing), cache))
             except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
                 error = f"correction to {recipient!r} not composed: {exc}"
                 ob.mark_corrections_failed(con, recipient, announced, error, now,
@@ -201,7 +211,7 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
                     plain_address(recipient)  # an outbox row from an older config or a hand edit
                     msg = compose_digest(recipient, _changes(rows), settings.smtp.sender, date=now,
                                          resends=max(r["resends"] for r in rows),
-                                         briefings=briefings_for(settings, con, _changes(rows)))
+                                         briefings=briefings_for(settings, con, _changes(rows), cache))
                 except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
                     error = f"alert to {recipient!r} not composed: {exc}"
                     # a malformed address fails for good; anything else is tried again up to max_attempts

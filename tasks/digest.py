@@ -155,7 +155,8 @@ def biggest(changes: Sequence[Change], briefings: Mapping[str, Briefing] | None 
 
 
 def headline(change: Change) -> str:
-    """'France on direct talks with putin: oppose → conditional', 'Germany aid to Ukraine: €4bn → €8bn (+100%)'."""
+    """'France on direct talks with putin: oppose → conditional',
+    'Germany aid to Ukraine: €4bn → €8bn (+100%)'."""
     old, new = _values(change)
     if change.kind == "aid":
         return f"{_clean(change.actor_group)} aid to {_subject_text(change)}: {old} → {new}{_trend(change)}"
