@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import warnings
 from collections.abc import Sequence
 
 __all__ = ["stance_timeline_png", "pledge_history_png", "STANCE_ORDER", "WIDTH_PX", "HEIGHT_PX"]
@@ -36,15 +37,20 @@ def _figure():
     return fig, ax
 
 
-def _png(fig) -> bytes:
+def _png(fig, dates: Sequence[dt.datetime]) -> bytes:
     import matplotlib.dates as mdates
 
     for ax in fig.axes:
+        if dates and max(dates) - min(dates) < dt.timedelta(days=2):  # one day: give the axis a width
+            middle = min(dates) + (max(dates) - min(dates)) / 2
+            ax.set_xlim(middle - dt.timedelta(days=3), middle + dt.timedelta(days=3))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
-        ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=5))
-    fig.tight_layout(pad=0.6)
-    out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=2, maxticks=5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a locator's complaint about odd ranges
+        fig.tight_layout(pad=0.6)
+        out = io.BytesIO()
+        fig.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
     return out.getvalue()
 
 
@@ -70,7 +76,7 @@ def stance_timeline_png(points: Sequence[tuple[dt.datetime, str]], *, old: tuple
     ax.margins(x=0.08)
     ax.set_ylim(-0.5, len(STANCE_ORDER) - 0.5)
     ax.set_title(title, fontsize=9, color=_INK, loc="left")
-    return _png(fig)
+    return _png(fig, [d for d, _ in pts] + [_naive(p[0]) for p in (old, new) if p is not None and p[0] is not None])
 
 
 def pledge_history_png(points: Sequence[tuple[dt.datetime, float]], *, old: tuple[dt.datetime, float] | None,
@@ -83,14 +89,17 @@ def pledge_history_png(points: Sequence[tuple[dt.datetime, float]], *, old: tupl
     if pts:
         ax.step([d for d, _ in pts], [a for _, a in pts], where="post", color=_MUTED, linewidth=1.2)
         ax.scatter([d for d, _ in pts], [a for _, a in pts], s=14, color=_MUTED, zorder=2)
-    for point, colour in ((old, _OLD), (new, _ACCENT)):
+    def short(value: float) -> str:  # three significant digits: a chart label, not the record
+        return format_amount(float(f"{value:.3g}"), unit)
+
+    for point, colour, side in ((old, _OLD, 1), (new, _ACCENT, -1)):
         if point is not None and point[0] is not None and point[1] is not None:
             ax.scatter([_naive(point[0])], [point[1]], s=60, color=colour, zorder=3)
-            ax.annotate(format_amount(point[1], unit), (_naive(point[0]), point[1]), textcoords="offset points",
-                        xytext=(6, 4), fontsize=8, color=colour)
-    ax.yaxis.set_major_formatter(lambda value, _pos: format_amount(value, unit))
+            ax.annotate(short(point[1]), (_naive(point[0]), point[1]), textcoords="offset points",
+                        xytext=(7 * side, 5), ha="left" if side > 0 else "right", fontsize=8, color=colour)
+    ax.yaxis.set_major_formatter(lambda value, _pos: short(value))
     top = max([a for _, a in pts] + [p[1] for p in (old, new) if p is not None and p[1] is not None] + [0.0])
     ax.set_ylim(0, top * 1.25 if top > 0 else 1)
     ax.margins(x=0.08)
     ax.set_title(title, fontsize=9, color=_INK, loc="left")
-    return _png(fig)
+    return _png(fig, [d for d, _ in pts] + [_naive(p[0]) for p in (old, new) if p is not None and p[0] is not None])

@@ -230,7 +230,10 @@ def emphasise(sentence: str | None, keys: Iterable[str], *, html_out: bool) -> s
 
 
 def _eur(amount: float | None) -> str:
-    return format_amount(amount, "EUR") if amount is not None else "?"
+    """An EUR equivalent, rounded to three significant digits (it is an estimate): €628m, €2.79bn."""
+    if amount is None:
+        return "?"
+    return format_amount(float(f"{amount:.3g}"), "EUR")
 
 
 def _percent(change: Change, b: Briefing) -> str | None:
