@@ -1103,3 +1103,29 @@ def test_alerts_briefing_for_converts_to_eur_and_draws_the_history():
     assert outlet_name("kyiv_ledger") == "Kyiv Ledger"
     talks = briefing_for(a_change(), dict(history=[]), {"direct_talks_with_putin": "leaders talking"}, None)
     assert talks.topic == "leaders talking" and talks.chart.startswith(b"\x89PNG")
+
+
+def test_alerts_change_retracted_while_its_alert_was_in_flight_is_corrected_after_it_went(
+        settings, warehouse, smtp, monkeypatch):
+    """Retracted while its message was 'sending' (a crash after the hand-over): the correction waits
+    for the re-send, then names that message and its date."""
+    add_articles(warehouse, [pos("jan", 0, "support"), pos("mar", 60, "oppose")])
+    detect_changes.fn(settings, warehouse, "run-1")
+
+    def crash(*args, **kwargs):
+        raise SystemExit("killed after the send")
+
+    with monkeypatch.context() as m:
+        m.setattr(ob, "mark_sent", crash)
+        with pytest.raises(SystemExit):
+            send_alerts.fn(settings, warehouse, "run-1")
+    with warehouse.transaction() as con:
+        con.execute("DELETE FROM position_claims WHERE url = ?", [url("mar")])
+    assert detect_changes.fn(settings, warehouse, "run-2")["corrections_queued"] == 1
+    assert send_alerts.fn(settings, warehouse, "run-2") == {"due": 1}  # the announcement's fate is unknown
+    counts = send_alerts.fn(settings, warehouse, "run-3", stale_after=0)
+    assert counts["resent_messages"] == 1 and counts["corrections"] == 1
+    first, again, correction = smtp.parsed()
+    assert again["Message-ID"] == first["Message-ID"] == correction["In-Reply-To"]
+    sent_on = email.utils.parsedate_to_datetime(correction["Date"]).astimezone(dt.timezone.utc).date()
+    assert f"alert of {sent_on.isoformat()}" in correction["Subject"]

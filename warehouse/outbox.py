@@ -203,6 +203,10 @@ def mark_sent(con: Con, recipient: str, message_id: str, now: dt.datetime) -> in
             UPDATE {table} SET status = 'sent', sent_at = ?, last_error = NULL
             WHERE status = 'sending' AND recipient = ? AND message_id = ?""",
                          [now, recipient, message_id]).fetchone()[0]
+    # a correction queued while this announcement was in flight learns when it went out
+    con.execute("UPDATE alert_corrections SET announced_at = ? "
+                "WHERE recipient = ? AND announced_message_id = ? AND announced_at IS NULL",
+                [now, recipient, message_id])
     return n
 
 
