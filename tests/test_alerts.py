@@ -1002,17 +1002,54 @@ def _chromium() -> str | None:
     return next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
 
-@pytest.mark.slow
-def test_alerts_briefing_renders_in_headless_chromium_with_its_charts(settings, warehouse, smtp, tmp_path):
-    """The HTML part, with each `cid:` replaced by its image part saved beside it (what a mail
-    client does), rendered by headless Chromium: the page loads, every chart decodes at its size,
-    and a screenshot is taken (NEWSMON_WRITE_DOCS=1 keeps it as docs/email.png)."""
-    import io
-    import os
-    import shutil
+def _render_in_chromium(chromium: str, msg, folder: Path, name: str) -> tuple[str, Path]:
+    """The HTML part as a mail client shows it: each `cid:` replaced by its image part saved beside
+    it; Chromium's DOM after load (the body's data-images lists each image's decoded size) and a
+    720x1500 screenshot."""
     import subprocess
 
+    folder.mkdir(exist_ok=True)
+    page = msg.get_body(preferencelist=("html",)).get_content()
+    for part in msg.walk():
+        if part.get_content_type() == "image/png":
+            cid = part["Content-ID"].strip("<>")
+            file = re.sub(r"[^A-Za-z0-9.-]", "_", cid) + ".png"
+            (folder / file).write_bytes(part.get_content())
+            page = page.replace(f"cid:{cid}", file)
+    probe = ("<script>window.addEventListener('load', () => document.body.setAttribute('data-images', "
+             "Array.from(document.images).map(i => i.complete ? i.naturalWidth + 'x' + i.naturalHeight : 'no')"
+             ".join(',')));</script>")
+    (folder / f"{name}.html").write_text(page.replace("</body>", probe + "</body>"), encoding="utf-8")
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             "--allow-file-access-from-files", f"--user-data-dir={folder / 'profile'}"]
+    target = (folder / f"{name}.html").as_uri()
+    dom = subprocess.run([*flags, "--virtual-time-budget=5000", "--dump-dom", target], capture_output=True,
+                         text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    shot = folder / f"{name}.png"
+    run = subprocess.run([*flags, "--window-size=720,1500", f"--screenshot={shot}", target], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
+    return dom.stdout, shot
+
+
+def _assert_screenshot(shot: Path) -> None:
+    import io
+
     from PIL import Image
+
+    with Image.open(io.BytesIO(shot.read_bytes())) as img:
+        assert img.size == (720, 1500)
+        assert len(img.convert("L").getcolors(maxcolors=1 << 16) or []) > 20  # not a blank page
+
+
+@pytest.mark.slow
+def test_alerts_briefing_renders_in_headless_chromium_with_its_charts(settings, warehouse, smtp, tmp_path):
+    """The briefing and then a correction, rendered by headless Chromium: the pages load, every
+    chart decodes at its size, and screenshots are taken (NEWSMON_WRITE_DOCS=1 keeps them as
+    docs/email.png and docs/correction.png)."""
+    import os
+    import shutil
 
     chromium = _chromium()
     if chromium is None:
@@ -1021,35 +1058,29 @@ def test_alerts_briefing_renders_in_headless_chromium_with_its_charts(settings, 
     detect_changes.fn(settings, warehouse, "run-1")
     send_alerts.fn(settings, warehouse, "run-1")
     [msg] = smtp.parsed()
-    page = msg.get_body(preferencelist=("html",)).get_content()
-    for part in msg.walk():
-        if part.get_content_type() == "image/png":
-            cid = part["Content-ID"].strip("<>")
-            name = re.sub(r"[^A-Za-z0-9.-]", "_", cid) + ".png"
-            (tmp_path / name).write_bytes(part.get_content())
-            page = page.replace(f"cid:{cid}", name)
-    probe = ("<script>window.addEventListener('load', () => document.body.setAttribute('data-images', "
-             "Array.from(document.images).map(i => i.complete ? i.naturalWidth + 'x' + i.naturalHeight : 'no')"
-             ".join(',')));</script>")
-    (tmp_path / "email.html").write_text(page.replace("</body>", probe + "</body>"), encoding="utf-8")
-    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'profile'}"]
-    target = (tmp_path / "email.html").as_uri()
-    dom = subprocess.run([*flags, "--virtual-time-budget=5000", "--dump-dom", target], capture_output=True,
-                         text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert 'data-images="560x200,560x200"' in dom.stdout, dom.stdout[-2000:]
-    assert "Norway aid to Ukraine" in dom.stdout and "Jean-Noël Barrot" in dom.stdout
-    shot = tmp_path / "email.png"
-    run = subprocess.run([*flags, "--window-size=720,1500", f"--screenshot={shot}", target], capture_output=True,
-                         text=True, timeout=120)
-    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
-    with Image.open(io.BytesIO(shot.read_bytes())) as img:
-        assert img.size == (720, 1500)
-        assert len(img.convert("L").getcolors(maxcolors=1 << 16) or []) > 20  # not a blank page
+    dom, shot = _render_in_chromium(chromium, msg, tmp_path / "briefing", "email")
+    assert 'data-images="560x200,560x200"' in dom, dom[-2000:]
+    assert "Norway aid to Ukraine" in dom and "Jean-Noël Barrot" in dom
+    _assert_screenshot(shot)
+
+    # an article dated between the two arrives late with NOK 2.6 billion: the announced
+    # NOK 2bn -> 3bn is withdrawn; 2bn -> 2.6bn and 2.6bn -> 3bn stand in its place
+    add_articles(warehouse, [], [dict(pledge("nok-late", 30, 2.6 * B, "NOK", eur=0.221 * B, donor="Norway"),
+                                      evidence="Norway lifted its pledge to Ukraine to NOK 2.6 billion.")])
+    with warehouse.transaction() as con:
+        con.execute("UPDATE pledge_claims SET kind = 'military', money_text = 'NOK 2.6 billion' "
+                    "WHERE url = ?", [url("nok-late")])
+    assert detect_changes.fn(settings, warehouse, "run-2")["corrections_queued"] == 1
+    assert send_alerts.fn(settings, warehouse, "run-2")["corrections"] == 1
+    correction = smtp.parsed()[-1]
+    assert correction["In-Reply-To"] == msg["Message-ID"]
+    dom, corrected = _render_in_chromium(chromium, correction, tmp_path / "correction", "correction")
+    assert 'data-images="560x200,560x200"' in dom, dom[-2000:]  # the two changes that stand now
+    assert "withdrawn" in dom.lower()
+    _assert_screenshot(corrected)
     if os.environ.get("NEWSMON_WRITE_DOCS") == "1":
         shutil.copyfile(shot, ROOT / "docs" / "email.png")
-
+        shutil.copyfile(corrected, ROOT / "docs" / "correction.png")
 
 def test_alerts_retract_restore_retract_owes_one_correction(settings, warehouse, smtp):
     """Retracted (the correction cannot go: server down), restored (the correction is cancelled),
