@@ -173,7 +173,7 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
             standing = [r for r in ob.due_alerts(con, recipient) if (r["kind"], r["actor_group"], r["subject"])
                         in series and not r["resends"]]
             try:
-                plain_address(recipient)
+                _check_address(recipient)
                 msg = compose_correction(recipient, _changes(rows), _changes(standing), settings.smtp.sender,
                                          announced_message_id=announced, announced_at=rows[0]["announced_at"],
                                          date=now,
@@ -181,7 +181,7 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
             except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
                 error = f"correction to {recipient!r} not composed: {exc}"
                 ob.mark_corrections_failed(con, recipient, announced, error, now,
-                                           1 if isinstance(exc, ValueError) else settings.alerts.max_attempts)
+                                           1 if isinstance(exc, _BadAddress) else settings.alerts.max_attempts)
                 log.warning("%s", error)
                 counts["failed"] += len(rows)
                 continue
@@ -208,7 +208,7 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
                     counts["failed"] += len(rows)
                     continue
                 try:
-                    plain_address(recipient)  # an outbox row from an older config or a hand edit
+                    _check_address(recipient)  # an outbox row from an older config or a hand edit
                     msg = compose_digest(recipient, _changes(rows), settings.smtp.sender, date=now,
                                          resends=max(r["resends"] for r in rows),
                                          briefings=briefings_for(settings, con, _changes(rows), cache))
@@ -216,7 +216,7 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
                     error = f"alert to {recipient!r} not composed: {exc}"
                     # a malformed address fails for good; anything else is tried again up to max_attempts
                     ob.mark_failed(con, recipient, ids, error, now,
-                                   1 if isinstance(exc, ValueError) else settings.alerts.max_attempts)
+                                   1 if isinstance(exc, _BadAddress) else settings.alerts.max_attempts)
                     log.warning("%s", error)
                     counts["failed"] += len(rows)
                     continue
@@ -230,6 +230,18 @@ def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
     if left.get("failed") or left_corrections.get("failed"):
         counts["failed_for_good"] = left.get("failed", 0) + left_corrections.get("failed", 0)
     return {k: v for k, v in counts.items() if v}
+
+
+class _BadAddress(ValueError):
+    pass
+
+
+def _check_address(recipient: str) -> None:
+    """Raises `_BadAddress` (a failure for good) unless `recipient` is one plain address."""
+    try:
+        plain_address(recipient)
+    except ValueError as exc:
+        raise _BadAddress(str(exc)) from None
 
 
 class _Sender:
