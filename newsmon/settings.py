@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from newsmon import ROOT
 from newsmon.errors import ConfigError
+from newsmon.mailaddr import plain_address
 
 __all__ = ["Settings", "load_settings", "resolve_config_path", "DEFAULT_CONFIG"]
 
@@ -87,6 +88,11 @@ class SmtpSettings(_Section):
     password_block: str | None = None  # name of a Prefect Secret block
     timeout: PositiveFloat = 30.0
 
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, v: str) -> str:
+        return plain_address(v)
+
     def password(self) -> str | None:
         """The SMTP password from the environment or a Prefect Secret block; never logged."""
         if self.password_env and os.environ.get(self.password_env):
@@ -108,9 +114,7 @@ class Recipient(_Section):
     @field_validator("address")
     @classmethod
     def _address(cls, v: str) -> str:
-        if "@" not in v or any(c in v for c in "\r\n <>,"):
-            raise ValueError(f"not an email address: {v!r}")
-        return v
+        return plain_address(v)  # one local@domain: no group, display name or second '@'
 
 
 class AlertSettings(_Section):
