@@ -357,14 +357,24 @@ def test_feeds_cap_entries_keeps_the_first_and_a_well_formed_document(encoding, 
 @pytest.mark.parametrize("layers", [2, 3])
 def test_feeds_layered_gzip_bomb_refused_and_control_polled(site, run_fetch_stages, layers):
     # "gzip, gzip, gzip" (10 GiB) ended in MemoryError and rc 1 on every run
+    import tracemalloc
+
+    import flows.stages  # noqa: F401 - imported before the count starts
+
     codings = ", ".join(["gzip"] * layers)
     hostile = site.add("/bomb.xml", Answer(layered_gzip_bomb(1024 * MiB, layers),
                                           headers={**RSS, "Content-Encoding": codings}))
     control, pages = control_feed(site)
-    run = run_fetch_stages({"hostile": hostile, "control": control}, max_feed_bytes=MiB)
+    tracemalloc.start()
+    try:
+        run = run_fetch_stages({"hostile": hostile, "control": control}, max_feed_bytes=MiB)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     poll = run.last_poll("hostile")
     assert poll["outcome"] == "failed" and "exceeds" in poll["error"]
     assert_control_arrived(run, pages)
+    assert peak < 64 * MiB  # the cap is 1 MiB; main held the GiB (and more) of one decoded layer
 
 
 def test_feeds_trickling_feed_cut_at_deadline_and_control_polled(site, run_fetch_stages):
@@ -377,3 +387,32 @@ def test_feeds_trickling_feed_cut_at_deadline_and_control_polled(site, run_fetch
     assert poll["outcome"] == "failed" and "fetch.request_deadline_seconds" in poll["error"]
     assert_control_arrived(run, pages)
     assert run.seconds < 15  # the trickle alone would take over a minute
+
+
+@pytest.mark.slow
+def test_feeds_sigterm_stops_a_run_stuck_on_a_trickling_feed(site, tmp_path):
+    # SIGTERM took 210 s more while a feed sent one byte every 5 s
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url = site.add("/slow.xml", Answer(entry_flood(3), headers=RSS, trickle=5))
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'[warehouse]\npath = "w.duckdb"\n[fetch]\nallow_private_networks = true\n'
+                      f'[[feeds]]\nname = "slow"\nurl = "{url}"\n')
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("newsmon")), "ingest", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        site.wait_for("/slow.xml", timeout=240)
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        proc.wait(timeout=60)
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
