@@ -502,3 +502,14 @@ def test_fetch_file_feed_pages_stay_in_their_folder(site, run_fetch_stages, tmp_
     [(zero, reason)] = refused.items()  # feedparser spells it file://dev/zero; never read either way
     assert zero.endswith("dev/zero") and reason == "outside_root"
     assert run.wh.read("SELECT count(*) AS n FROM raw_blobs") == [{"n": 3}]  # nothing else was stored
+
+
+def test_fetch_bundled_sample_pages_read_from_the_config_folder(run_fetch_stages):
+    # the sample keeps its pages beside feeds/ (config/sample/pages): inside the config's folder
+    from newsmon.settings import DEFAULT_CONFIG, load_settings
+
+    settings = load_settings(DEFAULT_CONFIG)
+    run = run_fetch_stages({f.name: f.url for f in settings.feeds}, config_dir=DEFAULT_CONFIG.parent)
+    stored = run.stored_pages()
+    assert stored and all(url.startswith((DEFAULT_CONFIG.parent / "sample").as_uri()) for url in stored)
+    assert run.counts["pages"].get("refused", 0) == 0

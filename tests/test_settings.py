@@ -180,6 +180,7 @@ def test_settings_good_schedule_and_agent_accepted(tmp_path):
         "0 7-19/2 * * mon-fri", "Europe/Kyiv", "newsmon-smtp")
 
 
+@pytest.mark.slow  # Prefect may start a temporary server to look the block up
 def test_settings_unknown_password_block_is_one_config_error_line(monkeypatch, tmp_path):
     # an unknown password_block crashed the send with a traceback; now one line naming the key
     from newsmon.settings import SmtpSettings
