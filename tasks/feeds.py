@@ -265,9 +265,10 @@ def poll_feed(fetcher: Fetcher, feed: FeedSettings, state: FeedState, max_bytes:
     if digest == state.body_sha256:
         return FeedPoll(feed=feed.name, outcome="unchanged_body", status=resp.status, body_sha256=digest,
                         **validators)
+    if max_entries is None:
+        max_entries = fetcher.settings.max_feed_entries
     try:
-        entries, rejected, bozo = parse_feed(resp.content, resp.final_url, resp.content_type,
-                                             max_entries if max_entries is not None else fetcher.settings.max_feed_entries)
+        entries, rejected, bozo = parse_feed(resp.content, resp.final_url, resp.content_type, max_entries)
     except RefusedFetchError as exc:
         return FeedPoll(outcome="failed", status=resp.status, error=str(exc), reason=exc.reason, **base)
     except Exception as exc:  # feedparser on hostile input: record, never crash the run

@@ -302,7 +302,9 @@ class Fetcher:
 
     def _trace(self, event: str, info: dict) -> None:
         """httpcore's trace hook: note each new connection's socket, for the deadline's watchdog."""
-        if event == "connection.connect_tcp.complete" and info.get("return_value") is not None:
+        # start_tls too: wrapping a socket in TLS detaches the plain one, so that one is noted again
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete") \
+                and info.get("return_value") is not None:
             sock = info["return_value"].get_extra_info("socket")
             if self._deadline is not None:
                 self._deadline.watch(sock)
@@ -431,7 +433,8 @@ class Fetcher:
                 if declared and declared.isdigit() and int(declared) > max_bytes:
                     raise RefusedFetchError(f"refused {url}: Content-Length {declared} exceeds {max_bytes} bytes",
                                             reason="too_large", status=r.status_code)
-                body = self._read_body(r, url, max_bytes)
+                # only a 2xx body is kept: a redirect's, a 304's or an error page's is never decoded
+                body = self._read_body(r, url, max_bytes) if 200 <= r.status_code < 300 else b""
                 return Response(url=url, final_url=url, status=r.status_code,
                                 headers={k.lower(): v for k, v in r.headers.items()},
                                 content=body, fetched_at=dt.datetime.now(dt.timezone.utc))

@@ -438,7 +438,8 @@ def test_fetch_unsupported_coding_refused_not_stored_raw(site, fetch_settings, c
 
 
 def test_fetch_corrupt_gzip_refused(site, fetch_settings):
-    url = site.add("/bad", Answer(b"\x1f\x8b\x08\x00garbage-not-deflate", headers={**HTML, "Content-Encoding": "gzip"}))
+    url = site.add("/bad", Answer(b"\x1f\x8b\x08\x00garbage-not-deflate",
+                                  headers={**HTML, "Content-Encoding": "gzip"}))
     with pytest.raises(RefusedFetchError) as err:
         get(fetch_settings(), url)
     assert err.value.reason == "decoding"
@@ -496,7 +497,8 @@ def test_fetch_file_feed_pages_stay_in_their_folder(site, run_fetch_stages, tmp_
     control, pages = control_feed(site)
     run = run_fetch_stages({"local": feed_file.as_uri(), "control": control}, config_dir=conf)
     assert run.stored_pages() == {(conf / "pages" / "ok.html").as_uri(), *pages}
-    refused = {r["url"]: r["reason"] for r in run.wh.read("SELECT url, reason FROM fetches WHERE outcome = 'refused'")}
+    refused = {r["url"]: r["reason"]
+               for r in run.wh.read("SELECT url, reason FROM fetches WHERE outcome = 'refused'")}
     assert refused.pop((conf / "pages" / "evil.html").as_uri()) == "outside_root"
     assert refused.pop(hop) == "scheme"
     [(zero, reason)] = refused.items()  # feedparser spells it file://dev/zero; never read either way
