@@ -192,3 +192,25 @@ def test_settings_unknown_password_block_is_one_config_error_line(monkeypatch, t
         smtp.password()
     assert str(err.value).startswith("smtp.password_block: cannot load the Prefect Secret block 'no-such-block'")
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text, key", [
+    ('[schedule]\ncron = "99 99 * * *"\n', "schedule.cron"),
+    ('[schedule]\ntimezone = "Mars/Olympus"\n', "schedule.timezone"),
+    ('[[feeds]]\nname = "a"\nurl = "javascript:alert(1)"\n', "feeds[0].url"),
+    ('[nlp]\nentities = "entities.yaml"\n', "nlp.entities"),
+    ("[fetch]\nread_timeout = inf\n", "fetch.read_timeout"),
+], ids=["cron", "timezone", "javascript-url", "entities-foo", "inf"])
+@pytest.mark.parametrize("command", ["ingest", "serve"])
+def test_settings_cli_new_checks_are_one_clean_line_before_prefect(tmp_path, text, key, command):
+    # these passed validation and failed later, inside a flow, among 35-108 lines of Prefect traceback
+    (tmp_path / "entities.yaml").write_text("foo: 1\n")
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    proc = subprocess.run([str(NEWSMON), command, "--config", str(path)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("newsmon: config "), proc.stderr
+    assert key in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
