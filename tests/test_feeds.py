@@ -417,3 +417,52 @@ def test_feeds_sigterm_stops_a_run_stuck_on_a_trickling_feed(site, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+CHILD_RUN = """
+import json, resource, sys, uuid
+from flows import stages
+from newsmon.settings import FeedSettings, FetchSettings, Settings, WarehouseSettings
+from warehouse import Warehouse
+feeds, db = json.loads(sys.argv[1]), sys.argv[2]
+settings = Settings(warehouse=WarehouseSettings(path=db), feeds=[FeedSettings(name=n, url=u) for n, u in feeds.items()],
+                    fetch=FetchSettings(allow_private_networks=True, per_host_delay=0, retries=0,
+                                        request_deadline_seconds=3, max_feed_bytes=16 * 2**20))
+wh = Warehouse(db)
+wh.migrate()
+run_id = str(uuid.uuid4())
+counts = {"feeds": stages.poll_feeds.fn(settings, wh, run_id), "pages": stages.fetch_pages.fn(settings, wh, run_id)}
+print(json.dumps({"counts": counts, "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+@pytest.mark.slow
+def test_feeds_every_hostile_feed_in_one_run_bounded_in_time_and_memory(site, tmp_path):
+    # the issue's bound: the healthy feed's articles arrive, and a run's peak RSS stays <= 1 GB
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    bomb_page = site.add("/bomb.html", Answer(layered_gzip_bomb(1024 * MiB, 2),
+                                             headers={"Content-Type": "text/html", "Content-Encoding": "gzip, gzip"}))
+    hostile = {
+        "doctype": site.add("/doctype.xml", Answer(b"<!DOCTYPE rss [" + b"<!--" * (5 * MiB // 4), headers=RSS)),
+        "entries": site.add("/entries.xml", Answer(entry_flood(200_000), headers=RSS)),
+        "bomb": site.add("/bomb.xml", Answer(layered_gzip_bomb(1024 * MiB, 3),
+                                             headers={**RSS, "Content-Encoding": "gzip, gzip, gzip"})),
+        "trickle": site.add("/trickle.xml", Answer(entry_flood(3), headers=RSS, trickle=0.5)),
+        "bomb-page": site.add("/with-bomb.xml", Answer(rss(("Bomb", bomb_page)), headers=RSS)),
+    }
+    control, pages = control_feed(site)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", CHILD_RUN, json.dumps({**hostile, "control": control}),
+                           str(tmp_path / "w.duckdb")], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert time.monotonic() - started < 300
+    assert report["max_rss_kib"] < 1024 * 1024  # 1 GiB
+    from warehouse import Warehouse
+
+    stored = {r["url"] for r in Warehouse(tmp_path / "w.duckdb").read("SELECT url FROM pages")}
+    assert set(pages) <= stored and bomb_page not in stored
