@@ -433,8 +433,9 @@ class Fetcher:
                 if declared and declared.isdigit() and int(declared) > max_bytes:
                     raise RefusedFetchError(f"refused {url}: Content-Length {declared} exceeds {max_bytes} bytes",
                                             reason="too_large", status=r.status_code)
-                # only a 2xx body is kept: a redirect's, a 304's or an error page's is never decoded
-                body = self._read_body(r, url, max_bytes) if 200 <= r.status_code < 300 else b""
+                # only a 2xx body is kept: a redirect's, a 304's or an error page's is read off the
+                # wire (capped; the connection stays usable, no reset) but never decoded
+                body = self._read_body(r, url, max_bytes, decode=200 <= r.status_code < 300)
                 return Response(url=url, final_url=url, status=r.status_code,
                                 headers={k.lower(): v for k, v in r.headers.items()},
                                 content=body, fetched_at=dt.datetime.now(dt.timezone.utc))
@@ -451,11 +452,12 @@ class Fetcher:
                 raise self._past_deadline(url) from None
             raise TransientFetchError(f"network error fetching {url}: {exc}", reason="network") from None
 
-    def _read_body(self, r: httpx.Response, url: str, max_bytes: int) -> bytes:
+    def _read_body(self, r: httpx.Response, url: str, max_bytes: int, decode: bool = True) -> bytes:
         """The body, decoded here (not by httpx, which undoes a whole layer at once): both what
-        came over the wire and every decoded layer capped at `max_bytes` as the bytes stream."""
+        came over the wire and every decoded layer capped at `max_bytes` as the bytes stream.
+        With decode=False the body is read and dropped: b""."""
         status = r.status_code
-        codings = _codings(url, r.headers.get_list("content-encoding", split_commas=True))
+        codings = _codings(url, r.headers.get_list("content-encoding", split_commas=True)) if decode else []
         deadline = self._deadline
         received = 0
 
@@ -470,6 +472,10 @@ class Fetcher:
                     raise self._past_deadline(url)
 
         stream: Iterator[bytes] = wire()
+        if not decode:
+            for _ in stream:
+                pass
+            return b""
         for coding in reversed(codings):  # listed in the order applied: undo the last first
             stream = _undo(stream, coding, url=url, max_bytes=max_bytes, status=status)
         chunks, size = [], 0
