@@ -288,6 +288,9 @@ class Fetcher:
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()  # every open connection's socket
         self._deadline: _Deadline | None = None
         self._retry_waited = 0.0  # seconds slept for in-call retries by this fetcher (one run)
+        # host names that did not resolve in this run: a feed listing 1,000 links to one dead
+        # name cost 1,000 slow lookups (about 3 minutes); they are retried on the next run
+        self._unresolved: dict[str, TransientFetchError] = {}
 
     def _client_for(self, host: str) -> httpx.Client:
         client = self._clients.get(host)
@@ -377,8 +380,15 @@ class Fetcher:
                 raise RefusedFetchError(f"refused {current}: only http(s) URLs are fetched", reason="scheme")
             host = parts.hostname
             port = parts.port or (443 if scheme == "https" else 80)
-            address = check_address(host, port, self.settings.allow_private_networks
-                                     or _origin_key(host, port) in self._allow_hosts)
+            if host in self._unresolved:
+                raise self._unresolved[host]
+            try:
+                address = check_address(host, port, self.settings.allow_private_networks
+                                         or _origin_key(host, port) in self._allow_hosts)
+            except TransientFetchError as exc:
+                if exc.reason == "dns":
+                    self._unresolved[host] = exc
+                raise
             if check_robots and self.settings.respect_robots and not self._robots_allow(current):
                 raise RefusedFetchError(f"refused {current}: disallowed by robots.txt", reason="robots")
             self._wait_turn(host)

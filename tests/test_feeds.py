@@ -460,6 +460,7 @@ def test_feeds_every_hostile_feed_in_one_run_bounded_in_time_and_memory(site, tm
                            str(tmp_path / "w.duckdb")], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"hostile run: {time.monotonic() - started:.1f} s, peak RSS {report['max_rss_kib'] / 1024:.0f} MiB")
     assert time.monotonic() - started < 300
     assert report["max_rss_kib"] < 1024 * 1024  # 1 GiB
     from warehouse import Warehouse

@@ -515,3 +515,22 @@ def test_fetch_bundled_sample_pages_read_from_the_config_folder(run_fetch_stages
     stored = run.stored_pages()
     assert stored and all(url.startswith((DEFAULT_CONFIG.parent / "sample").as_uri()) for url in stored)
     assert run.counts["pages"].get("refused", 0) == 0
+
+
+def test_fetch_unresolvable_host_looked_up_once_per_run(fetch_settings):
+    # 1,000 entries linking one dead name cost 1,000 slow DNS lookups in every run
+    host = "newsmon-test.invalid"  # RFC 6761: never resolves
+    with Fetcher(fetch_settings()) as f:
+        started = time.monotonic()
+        with pytest.raises(TransientFetchError) as first:
+            f.get(f"http://{host}/0", max_bytes=MiB)
+        once = time.monotonic() - started
+        started = time.monotonic()
+        for i in range(1, 50):
+            with pytest.raises(TransientFetchError) as err:
+                f.get(f"http://{host}/{i}", max_bytes=MiB)
+            assert err.value.reason == "dns"
+        assert time.monotonic() - started <= once + 0.5  # 49 more URLs cost about one lookup, not 49
+    assert first.value.reason == "dns"
+    with Fetcher(fetch_settings()) as f, pytest.raises(TransientFetchError):  # a new run asks again
+        f.get(f"http://{host}/0", max_bytes=MiB)
