@@ -47,6 +47,7 @@ class Answer:
     chunked: bool = False          # no Content-Length: Transfer-Encoding: chunked
     delay: float = 0.0             # seconds to wait before answering
     gate: threading.Event | None = None  # answer only once this is set (or after `delay` if both)
+    trickle: float = 0.0           # send the whole answer (status line, headers, body) one byte per this many seconds
 
     def payload(self) -> bytes:
         if self.body is None:
@@ -144,6 +145,9 @@ class LocalServer:
         if answer.delay:
             time.sleep(answer.delay)
         body = answer.payload()
+        if answer.trickle:
+            self._trickle(h, answer, body)
+            return
         try:
             h.send_response(answer.status)
             names = {k.lower() for k in answer.headers}
@@ -166,6 +170,22 @@ class LocalServer:
                 h.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a size cap, a killed process): that is the point of some tests
+
+    @staticmethod
+    def _trickle(h: http.server.BaseHTTPRequestHandler, answer: Answer, body: bytes) -> None:
+        """A slow-loris server: every byte of the answer on its own, `answer.trickle` seconds apart."""
+        head = [f"HTTP/1.1 {answer.status} Trickle"] + [f"{k}: {v}" for k, v in answer.headers.items()]
+        if not any(k.lower() == "content-length" for k in answer.headers):
+            head.append(f"Content-Length: {len(body)}")
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        h.close_connection = True
+        try:
+            for i in range(len(raw)):
+                h.wfile.write(raw[i:i + 1])
+                h.wfile.flush()
+                time.sleep(answer.trickle)
+        except OSError:
+            pass  # the client hung up: what a deadline is for
 
     def start(self) -> None:
         self._thread.start()
@@ -249,6 +269,29 @@ def fetch_settings() -> Callable[..., FetchSettings]:
 def gzip_bomb(decompressed: int) -> bytes:
     """`decompressed` zero bytes, gzip-compressed (about 1000:1)."""
     return gzip.compress(b"\0" * decompressed, compresslevel=9)
+
+
+def layered_gzip_bomb(decompressed: int, layers: int) -> bytes:
+    """`decompressed` zero bytes (a multiple of 1 MiB) under `layers` layers of gzip, built
+    without ever holding them: every MiB of zeros compresses to the same deflate block (a full
+    flush resets the window), so the innermost layer is that block repeated. 1 GiB under three
+    layers is a few hundred bytes, to be sent with `Content-Encoding: gzip, gzip, gzip`."""
+    import struct
+    import zlib
+
+    chunk = 1 << 20
+    zeros = bytes(chunk)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    block = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(decompressed // chunk):
+        crc = zlib.crc32(zeros, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    data = (header + block * (decompressed // chunk) + deflate.flush()
+            + struct.pack("<II", crc, decompressed & 0xFFFFFFFF))
+    for _ in range(layers - 1):
+        data = gzip.compress(data, compresslevel=9)
+    return data
 
 
 def has_ipv6_loopback() -> bool:
@@ -507,3 +550,73 @@ def prefect_api(tmp_path_factory) -> Iterator[PrefectServer]:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server
             drain_api_workers()
+
+
+# -- hostile input fixtures (test_fetch, test_feeds) -------------------------------------
+#
+# Every hostile feed or page is served beside a healthy control feed; the poll and fetch
+# stages run as plain functions (`.fn`) into a fresh warehouse, as `newsmon ingest` runs
+# them, and the control feed's pages must arrive whatever the hostile one does.
+
+CONTROL_PAGE = ("<!doctype html><html lang='en'><head><title>Control {n}</title></head><body><article>"
+                "<h1>Control {n}</h1><p>{text}</p></article></body></html>")
+
+
+def control_feed(site: Site, n_pages: int = 2) -> tuple[str, list[str]]:
+    """A healthy RSS feed with `n_pages` pages on `site`: (feed URL, page URLs)."""
+    text = "The control feed's article arrives whatever the feed beside it does. " * 5
+    pages = [site.add(f"/control/{i}.html", Answer(CONTROL_PAGE.format(n=i, text=text).encode(),
+                                                   headers={"Content-Type": "text/html; charset=utf-8"}))
+             for i in range(n_pages)]
+    items = "".join(f"<item><title>Control {i}</title><link>{url}</link></item>" for i, url in enumerate(pages))
+    feed = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Control</title>'
+            f"<link>{site.url('/')}</link>{items}</channel></rss>").encode()
+    return site.add("/control/feed.xml", Answer(feed, headers={"Content-Type": "application/rss+xml"})), pages
+
+
+@dataclasses.dataclass
+class StageRun:
+    """What one run of the poll and fetch stages left in the warehouse."""
+    wh: object
+    counts: dict
+    seconds: float
+
+    def stored_pages(self) -> set[str]:
+        return {r["url"] for r in self.wh.read("SELECT url FROM pages")}
+
+    def last_poll(self, feed: str) -> dict:
+        rows = self.wh.read("SELECT * FROM feed_polls WHERE feed = ? ORDER BY polled_at DESC LIMIT 1", [feed])
+        return rows[0] if rows else {}
+
+    def last_fetch(self, url: str) -> dict:
+        rows = self.wh.read("SELECT * FROM fetches WHERE url = ? ORDER BY attempted_at DESC LIMIT 1", [url])
+        return rows[0] if rows else {}
+
+    def rejections(self) -> list[dict]:
+        return self.wh.read("SELECT * FROM rejections ORDER BY key")
+
+
+@pytest.fixture
+def run_fetch_stages(tmp_path: Path, fetch_settings) -> Callable[..., StageRun]:
+    """Factory: `run_fetch_stages({"name": url, ...}, config_dir=..., **fetch)` polls the feeds
+    and fetches their pages with the real stages; `config_dir` stands for the TOML's folder
+    (local feeds' pages must lie in it). Runs again on the same warehouse when called again."""
+    def run(feeds: dict[str, str], config_dir: Path | None = None, **fetch) -> StageRun:
+        import uuid
+
+        from flows import stages
+        from newsmon.settings import FeedSettings, Settings, WarehouseSettings
+        from warehouse import Warehouse
+
+        settings = Settings(warehouse=WarehouseSettings(path=tmp_path / "stages.duckdb"),
+                            fetch=fetch_settings(**fetch),
+                            feeds=[FeedSettings(name=n, url=u) for n, u in feeds.items()],
+                            source=(config_dir or tmp_path) / "newsmon.toml")
+        wh = Warehouse(settings.warehouse.path)
+        wh.migrate()
+        run_id = str(uuid.uuid4())
+        started = time.monotonic()
+        counts = {"feeds": stages.poll_feeds.fn(settings, wh, run_id),
+                  "pages": stages.fetch_pages.fn(settings, wh, run_id)}
+        return StageRun(wh, counts, time.monotonic() - started)
+    return run
