@@ -635,3 +635,14 @@ def test_claims_requirements_and_restrictions_are_conditions(miner, text, expect
 ])
 def test_claims_plain_obligations_and_circumstances_are_no_conditions(miner, text, expected):
     assert expected in stances(miner, text)
+
+
+# -- a quotation said of something judges it ------------------------------------------
+def test_claims_a_quotation_said_of_a_proposal_judges_it(miner):
+    found = stances(miner, '"It is simply too dangerous," Bart De Wever said of the proposed reparations loan.')
+    assert ("Belgium", "use_frozen_russian_assets", "oppose") in found
+
+
+def test_claims_a_favourable_quotation_said_of_a_proposal_supports_it(miner):
+    found = stances(miner, '"It is a good idea," Bart De Wever said of the proposed reparations loan.')
+    assert ("Belgium", "use_frozen_russian_assets", "support") in found

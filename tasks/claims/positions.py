@@ -38,6 +38,17 @@ def _proxy_cues(sent: Span, cues: list, ctx: Context) -> list:
     return out
 
 
+def _said_of(path, ctx: Context):
+    """The path through the quotation when the cue is what a quotation is said of ("'This is theft,'
+    Zakharova said of the EU's plan"): [the quotation's head, the reporting verb]; else None."""
+    for k, t in enumerate(path[1:], 1):
+        if t.dep_ == "prep" and t.lower_ in ("of", "about") and t.head.lemma_.lower() in ctx.lex.reporting_verbs \
+                and k + 1 < len(path) and path[k + 1].i == t.head.i:
+            quote = next((c for c in t.head.children if c.dep_ == "ccomp"), None)
+            return [quote, t.head] if quote is not None else None
+    return None
+
+
 def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> list[Position]:
     out = []
     text = sent.text
@@ -71,7 +82,12 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
             continue
         if cue in proxies and not cue.counter:
             cue_tokens = set()   # "no decision has been taken": the proxy's own words count
-        stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
+        said_of = _said_of(path, ctx)
+        if said_of is not None:
+            # "'This is theft,' Zakharova said of the EU's plan": the quotation judges what it is said of
+            stance = stance_of(set(), said_of, cue.counter, ctx).stance
+        else:
+            stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
         for who in (actor, *co_actors(found, ctx)):
             out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
                                 actor=who.name, actor_group=who.group, topic=cue.topic, stance=stance,
