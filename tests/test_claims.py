@@ -646,3 +646,14 @@ def test_claims_a_quotation_said_of_a_proposal_judges_it(miner):
 def test_claims_a_favourable_quotation_said_of_a_proposal_supports_it(miner):
     found = stances(miner, '"It is a good idea," Bart De Wever said of the proposed reparations loan.')
     assert ("Belgium", "use_frozen_russian_assets", "support") in found
+
+
+# -- a superseded past states nothing current ------------------------------------------
+def test_claims_a_superseded_past_states_nothing(miner):
+    found = stances(miner, "Berlin had long resisted touching the frozen Russian assets, citing legal risks.")
+    assert not any(g == "Germany" and t == "use_frozen_russian_assets" for g, t, _ in found)
+
+
+def test_claims_an_ongoing_stance_counts(miner):
+    found = stances(miner, "Berlin has long resisted touching the frozen Russian assets, citing legal risks.")
+    assert ("Germany", "use_frozen_russian_assets", "oppose") in found

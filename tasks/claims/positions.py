@@ -38,6 +38,19 @@ def _proxy_cues(sent: Span, cues: list, ctx: Context) -> list:
     return out
 
 
+def _superseded(path, ctx: Context) -> bool:
+    """Is the actor's stance a superseded past ("Berlin had long resisted touching the assets")?
+    The past perfect of a predicate on the way, with an adverb of former duration ("had long",
+    "had previously"), places it before a change the article goes on to tell (GOLD_FORMAT,
+    settled cases: time); a bare past perfect is often only reported speech ("said it had decided")."""
+    for t in path[1:]:
+        if t.pos_ in ("VERB", "AUX") and t.tag_ == "VBN" and t.lemma_.lower() not in ctx.lex.reporting_verbs \
+                and any(c.dep_ == "aux" and c.lower_ == "had" for c in t.children) \
+                and any(c.dep_ == "advmod" and c.lower_ in ctx.lex.superseded_adverbs for c in t.children):
+            return True
+    return False
+
+
 def _said_of(path, ctx: Context):
     """The path through the quotation when the cue is what a quotation is said of ("'This is theft,'
     Zakharova said of the EU's plan"): [the quotation's head, the reporting verb]; else None."""
@@ -78,7 +91,7 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
             continue
         if cue.needs_verb is not None and not any(cue.needs_verb.fullmatch(t.text) for t in path[1:]):
             continue
-        if mention_only(cue_tokens, path, ctx):
+        if mention_only(cue_tokens, path, ctx) or _superseded(path, ctx):
             continue
         if cue in proxies and not cue.counter:
             cue_tokens = set()   # "no decision has been taken": the proxy's own words count
