@@ -657,3 +657,14 @@ def test_claims_a_superseded_past_states_nothing(miner):
 def test_claims_an_ongoing_stance_counts(miner):
     found = stances(miner, "Berlin has long resisted touching the frozen Russian assets, citing legal risks.")
     assert ("Germany", "use_frozen_russian_assets", "oppose") in found
+
+
+def test_claims_an_anonymous_official_gives_no_position(miner):
+    found = stances(miner, "A European official, speaking on condition of anonymity, said the EU would approve "
+                           "new sanctions on Russia.")
+    assert not any(t == "sanctions_on_russia" for _, t, _ in found)
+
+
+def test_claims_an_official_on_the_record_gives_the_position(miner):
+    found = stances(miner, "A European official said the EU would approve new sanctions on Russia.")
+    assert ("European Union", "sanctions_on_russia", "support") in found

@@ -37,6 +37,8 @@ def resolve_subject(subj: Token, ctx: Context) -> Actor | NotAnActor | None:
         return None
     if _out_of_office(subj, lex):
         return NOT_AN_ACTOR   # "former US envoy Kurt Volker", "the opposition leader": no government's voice
+    if _anonymous(subj, lex):
+        return NOT_AN_ACTOR   # "a European official, speaking on condition of anonymity": a view, not a position
     ent = ctx.ent_at(subj)
     if ent is not None and ent.label_ not in ("MONEY", "CARDINAL", "DATE", "PERCENT"):
         actor = ctx.actor_of_ent(ent)
@@ -92,6 +94,20 @@ def _deontic(verb: Token, ctx: Context) -> bool:
     """Does a modal of obligation govern the verb ("Ukraine should not join NATO")? Reported, it
     states the reporter's view of what the subject should do."""
     return any(c.dep_ == "aux" and c.lower_ in ctx.lex.deontic_modals for c in verb.children)
+
+
+def _anonymous(subj: Token, lex) -> bool:
+    """Does the subject speak anonymously ("A European official, speaking on condition of
+    anonymity, said ...", "an EU diplomat, speaking privately")? Such a speaker gives a view,
+    not the government's stated position (GOLD_FORMAT, settled cases: who speaks)."""
+    if subj.ent_type_ == "PERSON":
+        return False
+    for c in (*subj.children, *subj.head.children):
+        if c.dep_ in ("acl", "advcl") and c.lemma_ == "speak":
+            words = {x.lower_ for x in c.subtree}
+            if words & lex.anonymity_words:
+                return True
+    return False
 
 
 def _out_of_office(subj: Token, lex) -> bool:
