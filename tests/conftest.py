@@ -269,3 +269,13 @@ def warehouse(tmp_path: Path):
     wh = Warehouse(tmp_path / "w.duckdb")
     wh.migrate()
     return wh
+
+
+# -- mining fixtures --
+@pytest.fixture(scope="session")
+def nlp_miner():
+    """The real miner (en_core_web_sm + newsmon's components, the real config files), loaded once."""
+    from newsmon.settings import NlpSettings
+    from tasks.mine import Miner
+
+    return Miner.from_settings(NlpSettings())

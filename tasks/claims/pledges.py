@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,13 @@ from tasks.nlp import ent_role
 from tasks.topics import compile_phrases
 
 __all__ = ["AidLexicon", "load_aid_lexicon", "pledges_in", "dedupe_pledges"]
+
+log = logging.getLogger(__name__)
+
+
+def _skip(span: Span, why: str, *detail) -> None:
+    """Why an amount is not a pledge (debug log: `newsmon mine` with debug logging shows it)."""
+    log.debug("not a pledge: %s: %s %s", span.text, why, " ".join(map(str, detail)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +101,7 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         tight = doc[max(sent.start, span.start - 3): min(sent.end, span.end + 4)].text
         wide = doc[max(sent.start, span.start - 10): min(sent.end, span.end + 10)].text
         if lex.not_aid_nouns.search(wide) and not lex.aid_nouns.search(tight):
+            _skip(span, "not-aid noun")
             continue
         root = span.root
         found = find_actor(root, ctx, set(range(span.start, span.end)), first_subject=True)
@@ -101,10 +110,12 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         has_verb = bool(lex.pledge_verbs.search(path_text))
         has_noun = bool(lex.aid_nouns.search(tight))
         if not (has_verb or has_noun):
+            _skip(span, "no verb/noun", path_text)
             continue
         negated = any(c.dep_ == "neg" for t in path for c in t.children)
         if negated or lex.not_pledged.search(" ".join(t.text for t in path[1:])) or lex.not_pledged.search(
                 doc[max(sent.start, span.start - 3): span.start].text):
+            _skip(span, "negated/not pledged", path_text)
             continue
         donor = found.actor.group if found else None
         if donor is None:
@@ -119,9 +130,11 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
                         donor = a.group
                         break
         if donor is None:
+            _skip(span, "no donor", path_text)
             continue
         recipient = _recipient(sent, ctx, donor, lex)
         if recipient is None or recipient == donor:
+            _skip(span, "recipient", recipient, donor)
             continue
         kind_text = doc[max(sent.start, span.start - 8): min(sent.end, span.end + 10)].text + " " + " ".join(
             " ".join(x.text for x in list(c.subtree)[:6]) for t in path[1:] for c in t.children
@@ -156,7 +169,9 @@ def _clause_donor(span: Span, ctx: Context, lex: AidLexicon) -> str | None:
 
 
 def _recipient(sent: Span, ctx: Context, donor: str, lex: AidLexicon) -> str | None:
-    """The state the money goes to: the followed conflict's state when the sentence names it, else "to/for X"."""
+    """The state the money goes to: the followed conflict's state when the sentence names it, else "to/for X",
+    else the followed state (`default_recipient`): in a feed about one war, "Estonia will give €100m in
+    military aid next year" is aid to the state at war, whether or not the passage names it."""
     named = []
     for ent in sent.ents:
         if ent.label_ == "MONEY":
@@ -175,8 +190,8 @@ def _recipient(sent: Span, ctx: Context, donor: str, lex: AidLexicon) -> str | N
     for g, to_for in named:
         if to_for:
             return g
-    # none named in the sentence: the followed state, when the article is about it
-    return lex.default_recipient if ctx.mentions_of(lex.default_recipient) >= 2 else None
+    # none named in the sentence: the followed state
+    return lex.default_recipient
 
 
 def dedupe_pledges(pledges: Sequence[Pledge]) -> list[Pledge]:

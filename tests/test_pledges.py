@@ -1,0 +1,35 @@
+"""Aid pledges (tasks/claims/pledges.py, config/aid.yaml): one construction per test pair.
+
+Every rule has a positive case (the construction yields the pledge) and a negative one (a
+passage that looks like it but states no such pledge). The pipeline and the config files
+are the real ones.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tasks.claims import mine_doc
+
+WHEN = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
+
+
+def pledges(miner, text: str) -> set[tuple]:
+    """(donor, recipient, amount, currency) of every pledge mined from `text`."""
+    doc = miner.nlp(text)
+    result = mine_doc(doc, "test:1", WHEN, catalog=miner.catalog, topics=miner.topics, aid=miner.aid, fx=miner.fx,
+                      lexicon=miner.lexicon)
+    return {(p.donor, p.recipient, p.amount, p.currency) for p in result.pledges}
+
+
+# -- recipient: the followed state when the passage names none ------------------------
+def test_pledges_unnamed_recipient_is_the_followed_state(nlp_miner):
+    text = ("\"Estonia will give €100 million in military aid next year, and we are proud of it,\" "
+            "Prime Minister Kristen Michal said.")
+    assert pledges(nlp_miner, text) == {("Estonia", "Ukraine", 100e6, "EUR")}
+
+
+def test_pledges_named_recipient_wins_over_the_followed_state(nlp_miner):
+    text = "Estonia will give €10 million in humanitarian aid to Moldova next year, Prime Minister Kristen Michal said."
+    assert pledges(nlp_miner, text) == {("Estonia", "Moldova", 10e6, "EUR")}
