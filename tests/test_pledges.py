@@ -33,3 +33,22 @@ def test_pledges_unnamed_recipient_is_the_followed_state(nlp_miner):
 def test_pledges_named_recipient_wins_over_the_followed_state(nlp_miner):
     text = "Estonia will give €10 million in humanitarian aid to Moldova next year, Prime Minister Kristen Michal said."
     assert pledges(nlp_miner, text) == {("Estonia", "Moldova", 10e6, "EUR")}
+
+
+# -- donor: the owner of the money's own noun ---------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    # a possessive on the loan outranks the clause's subject, who only contributes to it
+    ("The United States will contribute $20 billion to the G7's $50 billion loan, Treasury Secretary Janet Yellen said.",
+     {("United States", "Ukraine", 20e9, "USD"), ("G7", "Ukraine", 50e9, "USD")}),
+    # the amount measures the package through "worth": the package's owner gives it
+    ("Finland's 25th defence package, worth €198 million, \"will be delivered quickly\", Defence Minister "
+     "Antti Hakkanen told reporters in Helsinki.",
+     {("Finland", "Ukraine", 198e6, "EUR")}),
+])
+def test_pledges_owner_of_the_aid_noun_is_the_donor(nlp_miner, text, expected):
+    assert pledges(nlp_miner, text) == expected
+
+
+def test_pledges_followed_state_owning_the_loan_is_its_recipient_not_donor(nlp_miner):
+    text = "The International Monetary Fund approved Ukraine's $8.1 billion loan on Thursday."
+    assert pledges(nlp_miner, text) == {("International Monetary Fund", "Ukraine", 8.1e9, "USD")}

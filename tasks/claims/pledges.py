@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from spacy.tokens import Span
+from spacy.tokens import Span, Token
 
 from newsmon.errors import ConfigError
 from newsmon.settings import read_yaml
@@ -117,18 +117,13 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
                 doc[max(sent.start, span.start - 3): span.start].text):
             _skip(span, "negated/not pledged", path_text)
             continue
-        donor = found.actor.group if found else None
+        # the owner of the money's own noun is more specific than the clause's subject:
+        # "the US will contribute $20bn to the G7's $50bn loan" (the $50bn is the G7's)
+        donor = _owner(span, ctx, lex)
+        if donor is None:
+            donor = found.actor.group if found else None
         if donor is None:
             donor = _clause_donor(span, ctx, lex)
-        if donor is None:
-            # "Germany's €2.7bn package", "EU aid of €18bn"
-            for t in list(root.head.children) + list(root.children):
-                ent = ctx.ent_at(t)
-                if ent is not None and not (span.start <= ent.start < span.end) and t.dep_ in ("poss", "compound", "nmod"):
-                    a = ctx.actor_of_ent(ent)
-                    if a:
-                        donor = a.group
-                        break
         if donor is None:
             _skip(span, "no donor", path_text)
             continue
@@ -149,6 +144,39 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
             kind=kind, previous_amount=previous, low_amount=m.low, qualifier=m.qualifier,
             money_text=m.text))
     return out
+
+
+def _money_nouns(span: Span) -> list[Token]:
+    """The nouns an amount measures, up its noun phrase: "€198m" in "Finland's defence package, worth
+    €198m", "$2.2bn" in "a disbursement of $2.2bn", "€50bn" in "the Ukraine Facility, worth €50bn"."""
+    nouns, t = [span.root], span.root
+    for _ in range(3):
+        head = t.head
+        if head.i == t.i or head.pos_ in ("VERB", "AUX"):
+            break
+        if head.pos_ in ("NOUN", "PROPN", "NUM") and head.i not in range(span.start, span.end):
+            nouns.append(head)
+        elif not (head.lower_ in ("worth", "of", "in", "at") or t.dep_ in ("appos", "npadvmod")):
+            break
+        t = head
+    return nouns
+
+
+def _owner(span: Span, ctx: Context, lex: AidLexicon) -> str | None:
+    """The state or organisation that owns the amount's noun: "Germany's €2.7bn package", "EU aid of
+    €18bn", "British military support ... rose to £4.5bn", "the G7's $50bn loan". Not the followed
+    state: "Ukraine's $8bn loan" names the one who receives it."""
+    for noun in _money_nouns(span):
+        for t in noun.children:
+            if t.dep_ not in ("poss", "compound", "nmod", "amod") or span.start <= t.i < span.end:
+                continue
+            ent = ctx.ent_at(t)
+            if ent is None or ent.label_ in ("MONEY", "DATE", "CARDINAL", "ORDINAL", "PERCENT"):
+                continue
+            a = ctx.actor_of_ent(ent)
+            if a and a.group != lex.default_recipient:
+                return a.group
+    return None
 
 
 def _clause_donor(span: Span, ctx: Context, lex: AidLexicon) -> str | None:
