@@ -52,3 +52,26 @@ def test_pledges_owner_of_the_aid_noun_is_the_donor(nlp_miner, text, expected):
 def test_pledges_followed_state_owning_the_loan_is_its_recipient_not_donor(nlp_miner):
     text = "The International Monetary Fund approved Ukraine's $8.1 billion loan on Thursday."
     assert pledges(nlp_miner, text) == {("International Monetary Fund", "Ukraine", 8.1e9, "USD")}
+
+
+# -- donor: the speaker of the words, when the money's clause names no other giver ----
+@pytest.mark.parametrize("text, expected", [
+    # the package itself is the subject of the quoted clause
+    ("\"This A$245 million package includes 49 Abrams tanks,\" Defence Minister Richard Marles said.",
+     {("Australia", "Ukraine", 245e6, "AUD")}),
+    # first person, through "our"; and an institution's speaker pays for its organisation
+    ("\"The first €3 billion of our €35 billion loan is on its way to Kyiv,\" Ursula von der Leyen wrote on X.",
+     {("European Union", "Ukraine", 3e9, "EUR"), ("European Union", "Ukraine", 35e9, "EUR")}),
+])
+def test_pledges_money_in_a_speakers_own_words_is_the_speakers(nlp_miner, text, expected):
+    assert pledges(nlp_miner, text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    # the clause has its own subject, who is not the speaker's government
+    "\"Volunteers who sign a contract this month will receive a one-off payment of 1.9 million roubles,\" "
+    "Moscow mayor Sergei Sobyanin said.",
+    "\"Every time he comes to this country, he walks away with $60 billion,\" Donald Trump told a campaign rally.",
+])
+def test_pledges_speaker_is_not_the_donor_of_someone_elses_money(nlp_miner, text):
+    assert pledges(nlp_miner, text) == set()

@@ -19,7 +19,7 @@ from spacy.tokens import Span, Token
 from newsmon.errors import ConfigError
 from newsmon.settings import read_yaml
 from tasks.claims.actors import find_actor, resolve_subject, subject_and_owner
-from tasks.claims.discourse import Context
+from tasks.claims.discourse import SUBJECT_DEPS, Context
 from tasks.claims.records import Evidence, Pledge
 from tasks.money import FxTable, Money, to_eur
 from tasks.nlp import ent_role
@@ -108,7 +108,7 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         path = found.path if found else [root] + list(root.ancestors)
         path_text = " ".join(t.text for t in path)
         has_verb = bool(lex.pledge_verbs.search(path_text))
-        has_noun = bool(lex.aid_nouns.search(tight))
+        has_noun = bool(lex.aid_nouns.search(tight)) or any(lex.aid_nouns.fullmatch(t.text) for t in _money_nouns(span) + _money_of(span))
         if not (has_verb or has_noun):
             _skip(span, "no verb/noun", path_text)
             continue
@@ -125,8 +125,11 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         if donor is None:
             donor = _clause_donor(span, ctx, lex)
         if donor is None:
+            donor = _speaker_donor(span, ctx)
+        if donor is None:
             _skip(span, "no donor", path_text)
             continue
+        donor = _paying_body(donor, ctx)
         recipient = _recipient(sent, ctx, donor, lex)
         if recipient is None or recipient == donor:
             _skip(span, "recipient", recipient, donor)
@@ -162,6 +165,12 @@ def _money_nouns(span: Span) -> list[Token]:
     return nouns
 
 
+def _money_of(span: Span) -> list[Token]:
+    """What an amount is an amount of: "the first €3bn of our €35bn loan", "€500m in military assistance"."""
+    return [g for c in span.root.children if c.dep_ == "prep" and c.lower_ in ("of", "in")
+            for g in c.children if g.dep_ == "pobj"]
+
+
 def _owner(span: Span, ctx: Context, lex: AidLexicon) -> str | None:
     """The state or organisation that owns the amount's noun: "Germany's €2.7bn package", "EU aid of
     €18bn", "British military support ... rose to £4.5bn", "the G7's $50bn loan". Not the followed
@@ -176,6 +185,49 @@ def _owner(span: Span, ctx: Context, lex: AidLexicon) -> str | None:
             a = ctx.actor_of_ent(ent)
             if a and a.group != lex.default_recipient:
                 return a.group
+    return None
+
+
+def _paying_body(donor: str, ctx: Context) -> str:
+    """An institution pays for the organisation it belongs to: the Commission's (or von der Leyen's)
+    money is the European Union's, as the annotation's "who speaks for the EU" rule has it."""
+    info = ctx.resolver.catalog.get(donor)
+    if info is not None and info.type == "organization" and info.group and ctx.resolver.catalog.get(info.group):
+        return info.group
+    return donor
+
+
+QUOTES = "\"“”‘’'«»"
+
+
+def _first_subject(span: Span) -> Token | None:
+    """The subject of the nearest clause above the amount, or None in a verbless sentence."""
+    t = span.root
+    while True:
+        subjects = [c for c in t.children if c.dep_ in SUBJECT_DEPS and not (span.start <= c.i < span.end)]
+        if subjects and t.i not in range(span.start, span.end):
+            return subjects[0]
+        if t.head.i == t.i:
+            return None
+        t = t.head
+
+
+def _speaker_donor(span: Span, ctx: Context) -> str | None:
+    """Money in a speaker's own words that names no other giver is the speaker's government's: "This
+    A$245m package includes 49 Abrams tanks," Marles said; "This is our fifteenth package: SEK 7.1bn";
+    an interview answer "The €3.5bn will be paid out next week"; a quotation going on after the
+    sentence that named its speaker ("Ninety billion euros for Ukraine."). The clause must have no
+    subject, or the money's own noun phrase, a demonstrative or a first-person word as its subject:
+    any other subject ("SAFE will provide ...", "volunteers will receive ...") is someone else."""
+    speaker = ctx.quote_speaker or ctx.speaker
+    if speaker is None and span.sent.text.lstrip()[:1] in QUOTES:
+        speaker = ctx.last_person
+    if speaker is None or not speaker.group:
+        return None
+    subj = _first_subject(span)
+    if subj is None or subj.lower_ in ctx.lex.first_person or subj.lower_ in ("this", "that", "these", "it") \
+            or any(span.start <= t.i < span.end for t in subj.subtree):
+        return speaker.group
     return None
 
 
