@@ -75,3 +75,20 @@ def test_pledges_money_in_a_speakers_own_words_is_the_speakers(nlp_miner, text, 
 ])
 def test_pledges_speaker_is_not_the_donor_of_someone_elses_money(nlp_miner, text):
     assert pledges(nlp_miner, text) == set()
+
+
+# -- money a donor spends at home is not aid -----------------------------------------
+@pytest.mark.parametrize("text", [
+    "\"The €100 billion special fund is for the Bundeswehr's own equipment,\" Olaf Scholz told the Bundestag.",
+    # an aid noun beside the amount does not make loans to member states aid to Ukraine
+    "European leaders endorsed a plan including €150 billion in loans that member states can use to buy weapons "
+    "for their own armies.",
+])
+def test_pledges_money_for_the_donors_own_forces_is_not_aid(nlp_miner, text):
+    assert pledges(nlp_miner, text) == set()
+
+
+def test_pledges_money_for_the_recipients_own_industry_is_aid(nlp_miner):
+    # "its own" is Ukraine's here: the money still goes to Ukraine
+    text = "Denmark will give €500 million in military aid to help Ukraine produce its own drones, the defence ministry said."
+    assert pledges(nlp_miner, text) == {("Denmark", "Ukraine", 500e6, "EUR")}

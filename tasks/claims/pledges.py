@@ -40,6 +40,7 @@ class AidLexicon:
     pledge_verbs: re.Pattern
     aid_nouns: re.Pattern
     not_aid_nouns: re.Pattern
+    domestic_money: re.Pattern
     not_pledged: re.Pattern
     revision_verbs: re.Pattern
     kinds: dict[str, re.Pattern]
@@ -61,6 +62,7 @@ def load_aid_lexicon(path: str | Path) -> AidLexicon:
     if not kinds:
         raise ConfigError(f"{path}: kinds is missing")
     return AidLexicon(pledge_verbs=need("pledge_verbs"), aid_nouns=need("aid_nouns"), not_aid_nouns=need("not_aid_nouns"),
+                      domestic_money=need("domestic_money"),
                       not_pledged=need("not_pledged_verbs"), revision_verbs=need("revision_verbs"), kinds=kinds,
                       default_recipient=str(data.get("default_recipient") or "Ukraine"),
                       default_kind={str(k): str(v) for k, v in (data.get("default_kind_by_donor") or {}).items()})
@@ -102,6 +104,9 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         wide = doc[max(sent.start, span.start - 10): min(sent.end, span.end + 10)].text
         if lex.not_aid_nouns.search(wide) and not lex.aid_nouns.search(tight):
             _skip(span, "not-aid noun")
+            continue
+        if lex.domestic_money.search(wide):
+            _skip(span, "domestic money")
             continue
         root = span.root
         found = find_actor(root, ctx, set(range(span.start, span.end)), first_subject=True)
