@@ -92,3 +92,27 @@ def test_pledges_money_for_the_recipients_own_industry_is_aid(nlp_miner):
     # "its own" is Ukraine's here: the money still goes to Ukraine
     text = "Denmark will give €500 million in military aid to help Ukraine produce its own drones, the defence ministry said."
     assert pledges(nlp_miner, text) == {("Denmark", "Ukraine", 500e6, "EUR")}
+
+
+# -- pledge verbs: lemmas and particles on the parse path ----------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("Germany will spend half a billion euros helping Ukrainians get through the winter, its development ministry said.",
+     {("Germany", "Ukraine", 0.5e9, "EUR")}),
+    ("The European Commission said on Tuesday it had paid EUR 2bn in macro-financial assistance to Ukraine.",
+     {("European Union", "Ukraine", 2e9, "EUR")}),
+    ("Denmark will top up its fund for weapons for Ukraine to DKK 17 billion this year, Mette Frederiksen said.",
+     {("Denmark", "Ukraine", 17e9, "DKK")}),
+])
+def test_pledges_verb_lemma_or_particle_makes_a_pledge(nlp_miner, text, expected):
+    assert pledges(nlp_miner, text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    # spending on one's own defence is a budget, not aid
+    "\"European allies and Canada spent $485 billion on defence last year,\" Jens Stoltenberg told a news conference.",
+    # "called for ... to give": a demand, not a pledge (the particle is on the verb's preposition)
+    "Chancellor Friedrich Merz called on Thursday for the immobilised Russian assets to be used to give Ukraine "
+    "an interest-free loan of about €140 billion.",
+])
+def test_pledges_spending_at_home_or_a_call_for_money_is_not_a_pledge(nlp_miner, text):
+    assert pledges(nlp_miner, text) == set()

@@ -112,13 +112,13 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         found = find_actor(root, ctx, set(range(span.start, span.end)), first_subject=True)
         path = found.path if found else [root] + list(root.ancestors)
         path_text = " ".join(t.text for t in path)
-        has_verb = bool(lex.pledge_verbs.search(path_text))
+        has_verb = any(_is_verb(t) and _says(lex.pledge_verbs, t) for t in path)
         has_noun = bool(lex.aid_nouns.search(tight)) or any(lex.aid_nouns.fullmatch(t.text) for t in _money_nouns(span) + _money_of(span))
         if not (has_verb or has_noun):
             _skip(span, "no verb/noun", path_text)
             continue
         negated = any(c.dep_ == "neg" for t in path for c in t.children)
-        if negated or lex.not_pledged.search(" ".join(t.text for t in path[1:])) or lex.not_pledged.search(
+        if negated or any(_says(lex.not_pledged, t) for t in path[1:]) or lex.not_pledged.search(
                 doc[max(sent.start, span.start - 3): span.start].text):
             _skip(span, "negated/not pledged", path_text)
             continue
@@ -152,6 +152,22 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
             kind=kind, previous_amount=previous, low_amount=m.low, qualifier=m.qualifier,
             money_text=m.text))
     return out
+
+
+def _is_verb(t: Token) -> bool:
+    return t.pos_ in ("VERB", "AUX") or t.tag_.startswith("VB")
+
+
+def _says(words: re.Pattern, t: Token) -> bool:
+    """Does the word, as written or as its lemma, with its particle, preposition or complementiser ("top up",
+    "call for"),
+    match one of the phrases? Word forms come for free: "spend" covers "spent" and "spending"."""
+    forms = [t.text, t.lemma_]
+    # "topped up", "calls for"; and "called for the assets to be used": the "for" opens the verb's clause
+    links = [c for c in t.children if c.dep_ in ("prt", "prep")]
+    links += [m for c in t.children if c.dep_ in ("advcl", "ccomp", "xcomp") for m in c.children if m.dep_ == "mark"]
+    forms += [f"{f} {c.text}" for c in links for f in (t.text, t.lemma_)]
+    return any(words.fullmatch(f) for f in forms)
 
 
 def _money_nouns(span: Span) -> list[Token]:
