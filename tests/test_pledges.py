@@ -116,3 +116,29 @@ def test_pledges_verb_lemma_or_particle_makes_a_pledge(nlp_miner, text, expected
 ])
 def test_pledges_spending_at_home_or_a_call_for_money_is_not_a_pledge(nlp_miner, text):
     assert pledges(nlp_miner, text) == set()
+
+
+# -- running totals and revisions -----------------------------------------------------
+def test_pledges_running_total_is_not_a_pledge_but_the_new_amount_is(nlp_miner):
+    text = ("EU governments approved a further €500 million in military assistance for Ukraine on Wednesday, "
+            "bringing the total committed through the fund since February to €1.5 billion, the Council said.")
+    assert pledges(nlp_miner, text) == {("European Union", "Ukraine", 500e6, "EUR")}
+
+
+def test_pledges_total_since_a_starting_point_is_not_a_pledge(nlp_miner):
+    text = "Germany has provided €40 billion in military aid to Ukraine since 2022, the defence ministry said."
+    assert pledges(nlp_miner, text) == set()
+
+
+def test_pledges_raising_the_total_of_ones_support_is_a_pledge(nlp_miner):
+    text = "Emmanuel Macron said that France would increase the total amount of its support for Ukraine to two billion dollars."
+    assert pledges(nlp_miner, text) == {("France", "Ukraine", 2e9, "USD")}
+
+
+def test_pledges_up_from_amount_is_the_previous_figure_not_a_claim(nlp_miner):
+    text = ("Belgium will provide €1 billion in military aid to Ukraine this year, up from €977 million last year, "
+            "Defence Minister Theo Francken said.")
+    doc = nlp_miner.nlp(text)
+    found = mine_doc(doc, "test:1", WHEN, catalog=nlp_miner.catalog, topics=nlp_miner.topics, aid=nlp_miner.aid,
+                     fx=nlp_miner.fx, lexicon=nlp_miner.lexicon).pledges
+    assert [(p.donor, p.amount, p.previous_amount) for p in found] == [("Belgium", 1e9, 977e6)]

@@ -41,6 +41,7 @@ class AidLexicon:
     aid_nouns: re.Pattern
     not_aid_nouns: re.Pattern
     domestic_money: re.Pattern
+    cumulative: re.Pattern
     not_pledged: re.Pattern
     revision_verbs: re.Pattern
     kinds: dict[str, re.Pattern]
@@ -62,7 +63,7 @@ def load_aid_lexicon(path: str | Path) -> AidLexicon:
     if not kinds:
         raise ConfigError(f"{path}: kinds is missing")
     return AidLexicon(pledge_verbs=need("pledge_verbs"), aid_nouns=need("aid_nouns"), not_aid_nouns=need("not_aid_nouns"),
-                      domestic_money=need("domestic_money"),
+                      domestic_money=need("domestic_money"), cumulative=need("cumulative"),
                       not_pledged=need("not_pledged_verbs"), revision_verbs=need("revision_verbs"), kinds=kinds,
                       default_recipient=str(data.get("default_recipient") or "Ukraine"),
                       default_kind={str(k): str(v) for k, v in (data.get("default_kind_by_donor") or {}).items()})
@@ -76,7 +77,8 @@ def _kind(text: str, lex: AidLexicon) -> str:
 def _word_before(span: Span) -> str:
     doc = span.doc
     i = span.start - 1
-    while i >= 0 and doc[i].lower_ in ("about", "around", "nearly", "some", "roughly", "almost", "over", "up", "just"):
+    while i >= 0 and doc[i].lower_ in ("about", "around", "nearly", "some", "roughly", "almost", "over", "up", "just",
+                                       "the"):
         i -= 1
     return doc[i].lower_ if i >= 0 else ""
 
@@ -93,7 +95,10 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         # a revision stated in the sentence: "from €4bn to €8bn", "to $20bn from $30bn"
         previous = None
         before = _word_before(span)
-        if revision and len(inside) > 1:
+        # "up from €977m last year", "rise to £4.5bn from the £3bn planned": a "from" amount beside a
+        # new one of the same currency is the old figure, whatever the verb
+        if len(inside) > 1 and (revision or any(_word_before(other) == "from" and om.currency == m.currency
+                                                for other, om in inside)):
             if before == "from":
                 continue   # the old amount of a revision is not a claim of its own
             olds = [om for other, om in inside if other is not span and _word_before(other) == "from"
@@ -121,6 +126,9 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         if negated or any(_says(lex.not_pledged, t) for t in path[1:]) or lex.not_pledged.search(
                 doc[max(sent.start, span.start - 3): span.start].text):
             _skip(span, "negated/not pledged", path_text)
+            continue
+        if _cumulative(path, lex):
+            _skip(span, "cumulative total", path_text)
             continue
         # the owner of the money's own noun is more specific than the clause's subject:
         # "the US will contribute $20bn to the G7's $50bn loan" (the $50bn is the G7's)
@@ -168,6 +176,24 @@ def _says(words: re.Pattern, t: Token) -> bool:
     links += [m for c in t.children if c.dep_ in ("advcl", "ccomp", "xcomp") for m in c.children if m.dep_ == "mark"]
     forms += [f"{f} {c.text}" for c in links for f in (t.text, t.lemma_)]
     return any(words.fullmatch(f) for f in forms)
+
+
+def _cumulative(path: list[Token], lex: AidLexicon) -> bool:
+    """A running total is not a pledge: "bringing the total committed ... to €1.5bn", "total aid rose to
+    €X", "has provided €40bn since 2022". A verb on the path that is not a pledge verb and whose subject
+    or object is a total word, or any verb that a "since" phrase dates from a starting point."""
+    for t in path:
+        if not _is_verb(t):
+            continue
+        for c in t.children:
+            # "increase the total of its support to $2bn" revises a pledge; "bringing the total to" sums up
+            if c.dep_ in ("dobj", "nsubj", "nsubjpass") and not _says(lex.pledge_verbs, t) and (
+                    lex.cumulative.fullmatch(c.lemma_) or any(lex.cumulative.fullmatch(g.lemma_)
+                                                               for g in c.children if g.dep_ == "amod")):
+                return True
+            if c.dep_ == "prep" and lex.cumulative.fullmatch(c.lower_):
+                return True
+    return False
 
 
 def _money_nouns(span: Span) -> list[Token]:
