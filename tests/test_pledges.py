@@ -142,3 +142,15 @@ def test_pledges_up_from_amount_is_the_previous_figure_not_a_claim(nlp_miner):
     found = mine_doc(doc, "test:1", WHEN, catalog=nlp_miner.catalog, topics=nlp_miner.topics, aid=nlp_miner.aid,
                      fx=nlp_miner.fx, lexicon=nlp_miner.lexicon).pledges
     assert [(p.donor, p.amount, p.previous_amount) for p in found] == [("Belgium", 1e9, 977e6)]
+
+
+# -- a conversion in parentheses is the same money ----------------------------------
+def test_pledges_parenthesised_conversion_is_not_a_second_pledge(nlp_miner):
+    text = "NATO allies agreed a one-year, €40bn (US$43.6bn) pledge for further Ukrainian military aid."
+    assert pledges(nlp_miner, text) == {("NATO", "Ukraine", 40e9, "EUR")}
+
+
+def test_pledges_parenthesised_amount_of_its_own_is_a_pledge(nlp_miner):
+    # the bracket holds a separate pledge, not a conversion: no amount right before it
+    text = "Several allies pledged more on Friday (Norway gave $100 million in military aid to Ukraine)."
+    assert ("Norway", "Ukraine", 100e6, "USD") in pledges(nlp_miner, text)

@@ -91,7 +91,11 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
     doc = sent.doc
     revision = lex.revision_verbs.search(sent.text)
     out = []
+    ends = {s.end for s, _ in inside}
     for span, m in inside:
+        if span.start >= 1 and doc[span.start - 1].text == "(" and span.start - 1 in ends:
+            _skip(span, "a conversion of the amount before it")   # "$713m (£559m)", "€40bn (US$43.6bn)"
+            continue
         # a revision stated in the sentence: "from €4bn to €8bn", "to $20bn from $30bn"
         previous = None
         before = _word_before(span)
