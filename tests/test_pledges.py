@@ -154,3 +154,15 @@ def test_pledges_parenthesised_amount_of_its_own_is_a_pledge(nlp_miner):
     # the bracket holds a separate pledge, not a conversion: no amount right before it
     text = "Several allies pledged more on Friday (Norway gave $100 million in military aid to Ukraine)."
     assert ("Norway", "Ukraine", 100e6, "USD") in pledges(nlp_miner, text)
+
+
+# -- words of a name are not nouns ---------------------------------------------------
+def test_pledges_a_name_is_not_a_non_aid_noun(nlp_miner):
+    text = ("Canada has doubled its military aid for Ukraine this year from C$500 million to C$1 billion, "
+            "Defence Minister Bill Blair said on Tuesday.")
+    assert pledges(nlp_miner, text) == {("Canada", "Ukraine", 1e9, "CAD")}
+
+
+def test_pledges_the_noun_bill_still_rules_an_amount_out(nlp_miner):
+    text = "The bill for rebuilding Ukraine already stands at $349 billion, the World Bank estimated on Friday."
+    assert pledges(nlp_miner, text) == set()

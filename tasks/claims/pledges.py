@@ -110,7 +110,9 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
             if olds and before in ("to", "by") or olds and len(inside) == 2:
                 previous = olds[0].amount
         tight = doc[max(sent.start, span.start - 3): min(sent.end, span.end + 4)].text
-        wide = doc[max(sent.start, span.start - 10): min(sent.end, span.end + 10)].text
+        # names are not nouns: "Defence Minister Bill Blair" states no bill
+        wide = " ".join(t.text for t in doc[max(sent.start, span.start - 10): min(sent.end, span.end + 10)]
+                        if t.ent_type_ != "PERSON")
         if lex.not_aid_nouns.search(wide) and not lex.aid_nouns.search(tight):
             _skip(span, "not-aid noun")
             continue
