@@ -166,3 +166,14 @@ def test_pledges_a_name_is_not_a_non_aid_noun(nlp_miner):
 def test_pledges_the_noun_bill_still_rules_an_amount_out(nlp_miner):
     text = "The bill for rebuilding Ukraine already stands at $349 billion, the World Bank estimated on Friday."
     assert pledges(nlp_miner, text) == set()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("\"The cabinet is reserving EUR 2bn for military support to Ukraine in 2024,\" the Dutch defence ministry said.",
+     {("Netherlands", "Ukraine", 2e9, "EUR")}),
+    # the group noun names its own state: that state gives, not the speaker's
+    ("\"The Polish government is reserving EUR 2bn for military support to Ukraine,\" the Dutch defence ministry said.",
+     {("Poland", "Ukraine", 2e9, "EUR")}),
+])
+def test_pledges_bare_group_noun_in_a_speakers_words_is_the_speakers_government(nlp_miner, text, expected):
+    assert pledges(nlp_miner, text) == expected

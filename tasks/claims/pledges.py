@@ -281,6 +281,11 @@ def _speaker_donor(span: Span, ctx: Context) -> str | None:
     if subj is None or subj.lower_ in ctx.lex.first_person or subj.lower_ in ("this", "that", "these", "it") \
             or any(span.start <= t.i < span.end for t in subj.subtree):
         return speaker.group
+    # "The cabinet is reserving EUR 2bn," the ministry said; "Allies have agreed on 40 billion euros,"
+    # Stoltenberg said: a body named by a bare group noun is the speaker's own
+    if subj.lemma_.lower() in ctx.lex.group_nouns and not any(
+            ctx.ent_at(c) is not None for c in subj.children if c.dep_ in ("compound", "amod", "poss", "nmod", "prep")):
+        return speaker.group
     return None
 
 
