@@ -177,3 +177,22 @@ def test_pledges_the_noun_bill_still_rules_an_amount_out(nlp_miner):
 ])
 def test_pledges_bare_group_noun_in_a_speakers_words_is_the_speakers_government(nlp_miner, text, expected):
     assert pledges(nlp_miner, text) == expected
+
+
+# -- the giver named by a preposition ------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("Ukraine secured a new $8.1 billion loan from the International Monetary Fund on Thursday, the IMF said.",
+     {("International Monetary Fund", "Ukraine", 8.1e9, "USD")}),
+    ("\"This morning we received €1.5 billion from the European Union,\" Prime Minister Denys Shmyhal wrote on Telegram.",
+     {("European Union", "Ukraine", 1.5e9, "EUR")}),
+    ("The Ukraine Facility, worth €50 billion in grants and loans through 2027, was approved by all 27 EU leaders "
+     "in Brussels on Thursday.",
+     {("European Union", "Ukraine", 50e9, "EUR")}),
+])
+def test_pledges_giver_after_from_or_by_is_the_donor(nlp_miner, text, expected):
+    assert pledges(nlp_miner, text) == expected
+
+
+def test_pledges_receiving_from_something_that_is_not_an_actor_is_not_aid(nlp_miner):
+    text = "Ukraine received $2 billion from the sale of its dollar bonds last week, the finance ministry said."
+    assert pledges(nlp_miner, text) == set()

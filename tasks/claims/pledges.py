@@ -42,6 +42,7 @@ class AidLexicon:
     not_aid_nouns: re.Pattern
     domestic_money: re.Pattern
     cumulative: re.Pattern
+    receiving_verbs: re.Pattern
     not_pledged: re.Pattern
     revision_verbs: re.Pattern
     kinds: dict[str, re.Pattern]
@@ -64,6 +65,7 @@ def load_aid_lexicon(path: str | Path) -> AidLexicon:
         raise ConfigError(f"{path}: kinds is missing")
     return AidLexicon(pledge_verbs=need("pledge_verbs"), aid_nouns=need("aid_nouns"), not_aid_nouns=need("not_aid_nouns"),
                       domestic_money=need("domestic_money"), cumulative=need("cumulative"),
+                      receiving_verbs=need("receiving_verbs"),
                       not_pledged=need("not_pledged_verbs"), revision_verbs=need("revision_verbs"), kinds=kinds,
                       default_recipient=str(data.get("default_recipient") or "Ukraine"),
                       default_kind={str(k): str(v) for k, v in (data.get("default_kind_by_donor") or {}).items()})
@@ -123,7 +125,8 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         found = find_actor(root, ctx, set(range(span.start, span.end)), first_subject=True)
         path = found.path if found else [root] + list(root.ancestors)
         path_text = " ".join(t.text for t in path)
-        has_verb = any(_is_verb(t) and _says(lex.pledge_verbs, t) for t in path)
+        giver = _giver_by_preposition(span, path, ctx, lex)
+        has_verb = giver is not None or any(_is_verb(t) and _says(lex.pledge_verbs, t) for t in path)
         has_noun = bool(lex.aid_nouns.search(tight)) or any(lex.aid_nouns.fullmatch(t.text) for t in _money_nouns(span) + _money_of(span))
         if not (has_verb or has_noun):
             _skip(span, "no verb/noun", path_text)
@@ -138,7 +141,7 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
             continue
         # the owner of the money's own noun is more specific than the clause's subject:
         # "the US will contribute $20bn to the G7's $50bn loan" (the $50bn is the G7's)
-        donor = _owner(span, ctx, lex)
+        donor = _owner(span, ctx, lex) or giver
         if donor is None:
             donor = found.actor.group if found else None
         if donor is None:
@@ -200,6 +203,24 @@ def _cumulative(path: list[Token], lex: AidLexicon) -> bool:
             if c.dep_ == "prep" and lex.cumulative.fullmatch(c.lower_):
                 return True
     return False
+
+
+def _giver_by_preposition(span: Span, path: list[Token], ctx: Context, lex: AidLexicon) -> str | None:
+    """The giver named by a preposition, not by the subject: the agent of a passive pledge verb ("was
+    approved by all 27 EU leaders"), or "from" after a verb of receiving ("Ukraine secured a $8.1bn loan
+    from the IMF", "we received €1.5bn from the European Union"), whose subject is the recipient."""
+    for t in path:
+        if not _is_verb(t):
+            continue
+        givers = [g for c in t.children if c.dep_ == "agent" for g in c.children if g.dep_ == "pobj"]
+        if _says(lex.receiving_verbs, t):
+            givers += [g for x in [t, *_money_nouns(span), *_money_of(span)] for c in x.children
+                       if c.dep_ == "prep" and c.lower_ == "from" for g in c.children if g.dep_ == "pobj"]
+        for g in givers:
+            actor = resolve_subject(g, ctx)
+            if actor:
+                return actor.group
+    return None
 
 
 def _money_nouns(span: Span) -> list[Token]:
