@@ -196,3 +196,17 @@ def test_pledges_giver_after_from_or_by_is_the_donor(nlp_miner, text, expected):
 def test_pledges_receiving_from_something_that_is_not_an_actor_is_not_aid(nlp_miner):
     text = "Ukraine received $2 billion from the sale of its dollar bonds last week, the finance ministry said."
     assert pledges(nlp_miner, text) == set()
+
+
+# -- the owner of the noun a relative clause hangs on --------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("Critics attacked Norway's new budget, which earmarks NOK 5 billion in military aid for Ukraine.",
+     {("Norway", "Ukraine", 5e9, "NOK")}),
+    ("Olaf Scholz spoke on Friday. Critics attacked his government's draft budget, which earmarks only "
+     "€4 billion in military aid for Ukraine.",
+     {("Germany", "Ukraine", 4e9, "EUR")}),
+    # nobody owns the budget: no donor, no pledge
+    ("Critics attacked the draft budget, which earmarks only €4 billion in military aid for Ukraine.", set()),
+])
+def test_pledges_relative_clause_money_is_its_antecedents_owners(nlp_miner, text, expected):
+    assert pledges(nlp_miner, text) == expected

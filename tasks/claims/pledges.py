@@ -147,6 +147,8 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         if donor is None:
             donor = _clause_donor(span, ctx, lex)
         if donor is None:
+            donor = _antecedent_owner(span, ctx)
+        if donor is None:
             donor = _speaker_donor(span, ctx)
         if donor is None:
             _skip(span, "no donor", path_text)
@@ -259,6 +261,20 @@ def _owner(span: Span, ctx: Context, lex: AidLexicon) -> str | None:
             a = ctx.actor_of_ent(ent)
             if a and a.group != lex.default_recipient:
                 return a.group
+    return None
+
+
+def _antecedent_owner(span: Span, ctx: Context) -> str | None:
+    """The owner of the noun a relative clause hangs on: "his government's draft budget, which earmarks
+    €4bn in military aid", "Norway's fund, which will provide ...": the budget or fund is its owner's."""
+    subj = _first_subject(span)
+    if subj is None or subj.lower_ not in ("which", "that") or subj.head.dep_ != "relcl":
+        return None
+    noun = subj.head.head
+    for c in [noun, *(c for c in noun.children if c.dep_ in ("poss", "compound", "amod"))]:
+        actor = resolve_subject(c, ctx) if c.i != noun.i or c.lemma_.lower() in ctx.lex.group_nouns else None
+        if actor:
+            return actor.group
     return None
 
 
