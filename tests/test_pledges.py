@@ -210,3 +210,28 @@ def test_pledges_receiving_from_something_that_is_not_an_actor_is_not_aid(nlp_mi
 ])
 def test_pledges_relative_clause_money_is_its_antecedents_owners(nlp_miner, text, expected):
     assert pledges(nlp_miner, text) == expected
+
+
+# -- held out wire: construction seen on analysis and spoken ----------------------
+@pytest.mark.parametrize("text, expected", [
+    # "put money into X" commits it; the new package as the subject of "brings the total" is new money
+    ("Britain will put £450m into drones and radar for Ukraine, Defence Secretary John Healey said.",
+     {("United Kingdom", "Ukraine", 450e6, "GBP")}),
+    ("Australia's latest package, worth A$95.3 million, brings Canberra's total military assistance to Ukraine "
+     "to more than A$1.3 billion since February 2022, Richard Marles said.",
+     {("Australia", "Ukraine", 95.3e6, "AUD")}),
+])
+def test_pledges_put_into_and_new_package_beside_a_total(nlp_miner, text, expected):
+    assert pledges(nlp_miner, text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    # "put at" is an estimate, not "put into"
+    "Ukraine's financing gap next year, which the International Monetary Fund has put at roughly $12 billion, "
+    "worries Kyiv.",
+    # a package being prepared is not yet pledged
+    "Officials in Washington are preparing a weapons package worth up to $500 million for Ukraine, "
+    "according to two people familiar with the plans.",
+])
+def test_pledges_estimates_and_packages_in_preparation_are_not_pledges(nlp_miner, text):
+    assert pledges(nlp_miner, text) == set()

@@ -193,8 +193,9 @@ def _cumulative(path: list[Token], lex: AidLexicon) -> bool:
     """A running total is not a pledge: "bringing the total committed ... to €1.5bn", "total aid rose to
     €X", "has provided €40bn since 2022". A verb on the path that is not a pledge verb and whose subject
     or object is a total word, or any verb that a "since" phrase dates from a starting point."""
-    for t in path:
-        if not _is_verb(t):
+    for below, t in zip(path, path[1:]):
+        # "Australia's latest package, worth A$95m, brings the total to ...": the subject's amount is new
+        if not _is_verb(t) or below.dep_ in SUBJECT_DEPS:
             continue
         for c in t.children:
             # "increase the total of its support to $2bn" revises a pledge; "bringing the total to" sums up
