@@ -235,3 +235,27 @@ def test_pledges_put_into_and_new_package_beside_a_total(nlp_miner, text, expect
 ])
 def test_pledges_estimates_and_packages_in_preparation_are_not_pledges(nlp_miner, text):
     assert pledges(nlp_miner, text) == set()
+
+
+# -- verbless items: a roundup's label, a quotation going on -------------------------
+def test_pledges_verbless_roundup_item_is_its_labels_pledge(nlp_miner):
+    text = ("Allies announced new aid for Ukraine at the Ramstein meeting on Thursday.\n"
+            "• Finland: €120m for air defence, delivered by spring.\n"
+            "• Norway: NOK 2bn in ammunition.")
+    assert pledges(nlp_miner, text) == {("Finland", "Ukraine", 120e6, "EUR"), ("Norway", "Ukraine", 2e9, "NOK")}
+
+
+def test_pledges_verbless_quotation_continuing_is_the_speakers(nlp_miner):
+    text = ("\"We committed, and we delivered,\" Antonio Costa told reporters in the early hours of Friday. "
+            "\"Ninety billion euros for Ukraine for the next two years.\"")
+    assert pledges(nlp_miner, text) == {("European Union", "Ukraine", 90e9, "EUR")}
+
+
+@pytest.mark.parametrize("text", [
+    # a label that is no state or organisation gives nothing
+    "Schools budget: €5bn for new buildings.\nHospitals budget: €2bn for repairs.",
+    # a verbless headline with nobody speaking and no label
+    "€120m for air defence, delivered by spring.",
+])
+def test_pledges_verbless_item_without_a_giver_is_not_a_pledge(nlp_miner, text):
+    assert pledges(nlp_miner, text) == set()

@@ -128,7 +128,12 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         giver = _giver_by_preposition(span, path, ctx, lex)
         has_verb = giver is not None or any(_is_verb(t) and _says(lex.pledge_verbs, t) for t in path)
         has_noun = bool(lex.aid_nouns.search(tight)) or any(lex.aid_nouns.fullmatch(t.text) for t in _money_nouns(span) + _money_of(span))
-        if not (has_verb or has_noun):
+        # a verbless item: "• Finland: €120m for air defence", a quotation going on "Ninety billion euros
+        # for Ukraine." -- the item's label or the speaker gives, and the item itself states the pledge
+        verbless = not any(_is_verb(t) for t in path if not span.start <= t.i < span.end)
+        label = _item_label(span, ctx) if verbless else None
+        verbless_giver = label or (_speaker_donor(span, ctx) if verbless else None)
+        if not (has_verb or has_noun or verbless_giver):
             _skip(span, "no verb/noun", path_text)
             continue
         negated = any(c.dep_ == "neg" for t in path for c in t.children)
@@ -141,7 +146,7 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
             continue
         # the owner of the money's own noun is more specific than the clause's subject:
         # "the US will contribute $20bn to the G7's $50bn loan" (the $50bn is the G7's)
-        donor = _owner(span, ctx, lex) or giver
+        donor = label or _owner(span, ctx, lex) or giver
         if donor is None:
             donor = found.actor.group if found else None
         if donor is None:
@@ -263,6 +268,25 @@ def _owner(span: Span, ctx: Context, lex: AidLexicon) -> str | None:
             if a and a.group != lex.default_recipient:
                 return a.group
     return None
+
+
+ITEM_LABEL = re.compile(r"^[\s•·*▪‣◦\-–—]*(?P<label>[^:–—\n]{2,40}?)\s*(?::|\s[-–—]\s)\s*")
+
+
+def _item_label(span: Span, ctx: Context) -> str | None:
+    """The donor a roundup item is labelled with: "• Finland: €120m for air defence", "Norway - NOK 2bn
+    in ammunition". The label is a state or organisation alone before a colon or dash, and the amount
+    follows it."""
+    sent = span.sent
+    m = ITEM_LABEL.match(sent.text)
+    if m is None or sent.start_char + m.end() > span.start_char:
+        return None
+    start, end = sent.start_char + m.start("label"), sent.start_char + m.end("label")
+    ents = [e for e in sent.ents if e.start_char >= start and e.end_char <= end]
+    if len(ents) != 1 or sent.doc.text[start:end].strip() != ents[0].text.strip():
+        return None
+    actor = ctx.actor_of_ent(ents[0])
+    return actor.group if actor and ctx.resolver.catalog.get(actor.group) is not None else None
 
 
 def _antecedent_owner(span: Span, ctx: Context) -> str | None:
