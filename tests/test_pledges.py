@@ -259,3 +259,15 @@ def test_pledges_verbless_quotation_continuing_is_the_speakers(nlp_miner):
 ])
 def test_pledges_verbless_item_without_a_giver_is_not_a_pledge(nlp_miner, text):
     assert pledges(nlp_miner, text) == set()
+
+
+# -- an estimate of a gap is not money given -----------------------------------------
+def test_pledges_gap_an_organisation_puts_at_an_amount_is_an_estimate(nlp_miner):
+    text = ("It is not yet clear whether the loan will cover Ukraine's financing gap next year, which the "
+            "International Monetary Fund has put at roughly $12 billion after accounting for pledges already made.")
+    assert pledges(nlp_miner, text) == set()
+
+
+def test_pledges_money_an_organisation_puts_into_a_fund_is_a_pledge(nlp_miner):
+    text = "The International Monetary Fund has put $1 billion into a new fund for Ukraine, the fund said."
+    assert pledges(nlp_miner, text) == {("International Monetary Fund", "Ukraine", 1e9, "USD")}
