@@ -2,8 +2,18 @@
 
 An amount counts when it is the object of a pledge verb or the measure of an aid noun
 (`config/aid.yaml`), its donor is an actor, it is not negated, proposed or blocked, and it is
-not an amount of something else (reserves, losses, GDP ...). A revision stated in the sentence
-("from €4bn to €8bn") is one pledge with its previous amount.
+not an amount of something else (reserves, losses, GDP ...) nor money a donor spends at home
+(its own forces, loans to EU member states). A revision stated in the sentence ("from €4bn to
+€8bn", "up from €977m") is one pledge with its previous amount; a running total ("bringing the
+total to", "since 2022") and a conversion in parentheses ("$713m (£559m)") are no pledge.
+
+The donor, first found first taken: the label of a verbless roundup item ("• Finland: €120m ..."),
+the owner of the money's own noun ("the G7's $50bn loan"), the giver in a by/from phrase ("approved
+by EU leaders", "a loan from the IMF"), the actor of the clause, a clause on the money's noun, the
+owner of a relative clause's antecedent, and last the speaker of the words when the money's clause
+names no other giver ("This A$245m package includes ...," Marles said). An institution's money is
+its organisation's. The recipient is the state named with to/for, else the followed state.
+Why an amount was not taken is logged at debug level.
 """
 from __future__ import annotations
 
