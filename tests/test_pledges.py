@@ -271,3 +271,20 @@ def test_pledges_gap_an_organisation_puts_at_an_amount_is_an_estimate(nlp_miner)
 def test_pledges_money_an_organisation_puts_into_a_fund_is_a_pledge(nlp_miner):
     text = "The International Monetary Fund has put $1 billion into a new fund for Ukraine, the fund said."
     assert pledges(nlp_miner, text) == {("International Monetary Fund", "Ukraine", 1e9, "USD")}
+
+
+# -- first-person interview answers --------------------------------------------------
+INTERVIEW = ("Kyiv Ledger: What will Canada send next?\n"
+             "Melanie Joly: {answer}\n"
+             "Kyiv Ledger: When?\n"
+             "Melanie Joly: Before the winter.")
+
+
+def test_pledges_first_person_interview_answer_is_the_speakers_government(nlp_miner):
+    text = INTERVIEW.format(answer="We are sending another C$80 million for drones, and more will follow.")
+    assert pledges(nlp_miner, text) == {("Canada", "Ukraine", 80e6, "CAD")}
+
+
+def test_pledges_third_party_money_in_an_interview_answer_is_the_third_partys(nlp_miner):
+    text = INTERVIEW.format(answer="The Germans are sending another €80 million for drones.")
+    assert pledges(nlp_miner, text) == {("Germany", "Ukraine", 80e6, "EUR")}
