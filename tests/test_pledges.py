@@ -288,3 +288,22 @@ def test_pledges_first_person_interview_answer_is_the_speakers_government(nlp_mi
 def test_pledges_third_party_money_in_an_interview_answer_is_the_third_partys(nlp_miner):
     text = INTERVIEW.format(answer="The Germans are sending another €80 million for drones.")
     assert pledges(nlp_miner, text) == {("Germany", "Ukraine", 80e6, "EUR")}
+
+
+# -- kind: the modifier of the money's own aid noun decides first --------------------
+def kinds(miner, text: str) -> set[tuple]:
+    doc = miner.nlp(text)
+    result = mine_doc(doc, "test:1", WHEN, catalog=miner.catalog, topics=miner.topics, aid=miner.aid, fx=miner.fx,
+                      lexicon=miner.lexicon)
+    return {(p.donor, p.kind) for p in result.pledges}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Critics attacked Norway's new budget, which earmarks NOK 5 billion in military aid for Ukraine.",
+     {("Norway", "military")}),
+    # "equipment" elsewhere in the sentence does not make humanitarian assistance military
+    ("Japan pledged ¥62 billion in humanitarian assistance for Ukraine, including demining equipment.",
+     {("Japan", "humanitarian")}),
+])
+def test_pledges_kind_is_the_modifier_of_the_aid_noun(nlp_miner, text, expected):
+    assert kinds(nlp_miner, text) == expected

@@ -176,7 +176,13 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         kind_text = doc[max(sent.start, span.start - 8): min(sent.end, span.end + 10)].text + " " + " ".join(
             " ".join(x.text for x in list(c.subtree)[:6]) for t in path[1:] for c in t.children
             if c.dep_ == "dobj" and not (span.start <= c.i < span.end))
-        kind = _kind(kind_text, lex)
+        # the word that modifies the money's own aid noun decides first: "€4bn in military aid" in a
+        # sentence about a budget is military
+        own = " ".join(c.text for n in _money_nouns(span) + _money_of(span) if lex.aid_nouns.fullmatch(n.text)
+                       for c in n.children if c.dep_ in ("amod", "compound"))
+        kind = _kind(own, lex) if own else "unspecified"
+        if kind == "unspecified":
+            kind = _kind(kind_text, lex)
         if kind == "unspecified" and not any(p.search(kind_text) for p in lex.kinds.values() if p):
             kind = lex.default_kind.get(donor, "unspecified")
         out.append(Pledge(
