@@ -98,6 +98,8 @@ class MoneyLexicon:
     range_connectors: tuple[str, ...] = ("-", "–", "—", "to")
     between: tuple[tuple[str, str], ...] = (("between", "and"),)
     revision_markers: tuple[str, ...] = ("from", "by")
+    # "kroner" -> {"DKK": ("Denmark", "Danish", ...), "NOK": (...)}: read by the country the sentence names
+    ambiguous_words: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     _re: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -106,7 +108,7 @@ class MoneyLexicon:
     def _compile(self) -> dict[str, Any]:
         syms = _alt(self.symbols)
         codes = _alt(self.codes)
-        words = _alt([*self.words, *self.weak_words])
+        words = _alt([*self.words, *self.weak_words, *self.ambiguous_words])
         long_scales = _alt([s for s in self.scales if len(s) > 1])
         short_scales = _alt([s for s in self.scales if len(s) == 1])
         val = _alt([*self.number_values])
@@ -146,6 +148,8 @@ class MoneyLexicon:
                 rf"(?i:(?<!\w)(?P<b>{between_openers})\s+)\Z"
             ),
             "revision": re.compile(rf"(?i:(?<!\w){revision}\s+)\Z"),
+            "cues": {w: {iso: re.compile(r"(?<!\w)" + _alt(cues) + r"(?!\w)") for iso, cues in by_iso.items()}
+                     for w, by_iso in self.ambiguous_words.items()},
             "connector": re.compile(conn + r"\Z"),
             "between_close": {
                 _norm(o): re.compile(rf"\s+(?i:{_phrase(c)})\s+\Z") for o, c in self.between
@@ -153,6 +157,18 @@ class MoneyLexicon:
         }
 
     # -- lookups used by the parser
+    def _ambiguous_currency(self, surface: str, text: str, start: int, end: int) -> str | None:
+        """The currency an ambiguous word ("kroner") names in the sentence around [start, end): the one
+        whose country the sentence names, if exactly one is named."""
+        cues = self._re["cues"].get(_norm(surface))
+        if not cues:
+            return None
+        left = max(text.rfind(c, 0, start) for c in ".!?\n") + 1
+        rights = [i for i in (text.find(c, end) for c in (". ", "! ", "? ", "\n")) if i >= 0]
+        sentence = text[left:min(rights) if rights else len(text)]
+        named = [iso for iso, pattern in cues.items() if pattern.search(sentence)]
+        return named[0] if len(named) == 1 else None
+
     def _currency_of(self, surface: str) -> str | None:
         return (self.symbols.get(surface) or self.codes.get(surface)
                 or self.words.get(_norm(surface)) or self.weak_words.get(_norm(surface)))
@@ -239,12 +255,29 @@ def _lexicon_from_data(data: Any, source: str) -> MoneyLexicon:
         between.append((pair[0].strip(), pair[1].strip()))
     revision = tuple(strings(ranges.get("revision_markers"), "ranges.revision_markers"))
 
+    ambiguous: dict[str, dict[str, tuple[str, ...]]] = {}
+    for word, by_iso in mapping(root.get("ambiguous_words") or {}, "ambiguous_words").items():
+        key = f"ambiguous_words.{word}"
+        w = _norm(str(word))
+        if w in seen:
+            raise fail(key, f"{w!r} is already given by {seen[w]}")
+        table = {}
+        for iso, cues in mapping(by_iso, key).items():
+            if iso not in symbols.values() and iso not in codes.values():
+                raise fail(f"{key}.{iso}", "not a currency defined under `currencies`")
+            table[iso] = tuple(strings(cues, f"{key}.{iso}"))
+            if not table[iso]:
+                raise fail(f"{key}.{iso}", "expected a list of words that name the currency's country")
+        if len(table) < 2:
+            raise fail(key, "an ambiguous word names at least two currencies; put one currency under its `words`")
+        ambiguous[w] = table
+
     return MoneyLexicon(
         symbols=symbols, codes=codes, words=words, weak_words=weak, scales=scales,
         number_values=groups["values"], number_continuations=groups["continuations"],
         number_multipliers=groups["multipliers"], articles=groups["articles"],
         qualifiers=qualifiers, range_connectors=connectors, between=tuple(between),
-        revision_markers=revision,
+        revision_markers=revision, ambiguous_words=ambiguous,
     )
 
 
@@ -318,7 +351,7 @@ def _parts(text: str, lex: MoneyLexicon) -> list[_Part]:
         end = m.end()
         weak_only = hyphen_word = False
         if suf:
-            suf_cur = lex._currency_of(suf)
+            suf_cur = lex._currency_of(suf) or lex._ambiguous_currency(suf, text, m.start(), m.end())
             if currency and suf_cur != currency:
                 end = m.start("sufsep")          # "$5bn euros": keep "$5bn" only
             elif not currency:

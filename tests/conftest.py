@@ -620,3 +620,13 @@ def run_fetch_stages(tmp_path: Path, fetch_settings) -> Callable[..., StageRun]:
                   "pages": stages.fetch_pages.fn(settings, wh, run_id)}
         return StageRun(wh, counts, time.monotonic() - started)
     return run
+
+
+# -- mining fixtures --
+@pytest.fixture(scope="session")
+def nlp_miner():
+    """The real miner (en_core_web_sm + newsmon's components, the real config files), loaded once."""
+    from newsmon.settings import NlpSettings
+    from tasks.mine import Miner
+
+    return Miner.from_settings(NlpSettings())

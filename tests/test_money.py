@@ -383,6 +383,9 @@ def _money_config() -> dict:
     (lambda c: c["currencies"]["CAD"].__setitem__("symbols", ["$"]), "currencies.CAD.symbols"),
     (lambda c: c["number_words"]["values"].__setitem__("two", "deux"), "number_words.values.two"),
     (lambda c: c["qualifiers"].__setitem__("maybe", ["perhaps"]), "qualifiers.maybe"),
+    (lambda c: c["ambiguous_words"]["kroner"].__setitem__("XXK", ["Atlantis"]), "ambiguous_words.kroner.XXK"),
+    (lambda c: c["ambiguous_words"].__setitem__("euros", {"EUR": ["Europe"], "USD": ["America"]}),
+     "ambiguous_words.euros"),
 ])
 def test_bad_money_yaml(tmp_path, edit, key):
     config = _money_config()
@@ -412,3 +415,21 @@ def test_lexicon_is_data_driven(tmp_path):
     custom = load_money_lexicon(p)
     m = parse_amount("3 billion eurobucks", custom)
     assert m is not None and (m.amount, m.currency) == (pytest.approx(3 * B), "EUR")
+
+
+# An ambiguous currency word is read by the one country its sentence names.
+@pytest.mark.parametrize(("sentence", "expected"), [
+    ("Denmark will fund weapons made in Ukraine with another 2 billion kroner, the ministry said.",
+     [(2 * B, "DKK")]),
+    ("Oslo will give Ukraine 2.5 billion kroner to buy gas. Denmark said nothing more.", [(2.5 * B, "NOK")]),
+])
+def test_ambiguous_word_is_read_by_the_country_its_sentence_names(lex, sentence, expected):
+    assert [(m.amount, m.currency) for m in find_amounts(sentence, lex)] == expected
+
+
+@pytest.mark.parametrize("sentence", [
+    "The fund now holds 5 billion kroner.",                       # no country: could be either
+    "Denmark and Norway each gave 1 billion kroner to the fund.",  # both countries: still either
+])
+def test_ambiguous_word_without_one_country_is_no_amount(lex, sentence):
+    assert find_amounts(sentence, lex) == []
