@@ -205,9 +205,10 @@ def clean_name(text: str) -> str:
 class MentionResolver:
     """Canonical names of the mentions of one article (catalog first, then article-local)."""
 
-    def __init__(self, catalog: EntityCatalog, doc: Doc):
+    def __init__(self, catalog: EntityCatalog, doc: Doc, portfolio_titles: frozenset[str] = frozenset()):
         self.catalog = catalog
         self.doc = doc
+        self.portfolio_titles = portfolio_titles   # "Defence" in "Defence Minister X" is a portfolio, no organisation
         self._ent_at = ents_by_token(doc)
         self.local: dict[str, str] = {}      # surname -> full name, for people not in the catalog
         self.local_group: dict[str, str] = {}  # person -> group learned in the article ("Hungarian PM X")
@@ -250,6 +251,8 @@ class MentionResolver:
         known = self.catalog.get(name)
         if known:
             return known
+        if label == "ORG" and ent.root.dep_ == "compound" and ent.root.head.lower_ in self.portfolio_titles:
+            return None   # "Defence Minister", "Foreign Ministry spokesman": a portfolio, not an organisation
         etype = {"ORG": "organization", "GPE": "place", "LOC": "place", "FAC": "place", "NORP": "group"}[label]
         return EntityInfo(name=name, type=etype)
 

@@ -668,3 +668,29 @@ def test_claims_an_anonymous_official_gives_no_position(miner):
 def test_claims_an_official_on_the_record_gives_the_position(miner):
     found = stances(miner, "A European official said the EU would approve new sanctions on Russia.")
     assert ("European Union", "sanctions_on_russia", "support") in found
+
+
+# -- meetings and portfolios (issue 10: false events) -----------------------------------
+def meetings(miner, text):
+    return [(m.event_type, m.participants, m.location) for m in mine(miner, text).meetings]
+
+
+def test_meetings_the_place_of_telling_is_not_the_meetings(miner):
+    found = meetings(miner, "Putin told reporters in Moscow that talks with Ukraine had made progress.")
+    assert all(loc != "Moscow" for _, _, loc in found)
+
+
+def test_meetings_the_place_of_the_talks_is_kept(miner):
+    assert ("talks", ("Russia", "Ukraine"), "Istanbul") in meetings(
+        miner, "Russian and Ukrainian delegations held talks in Istanbul on Friday.")
+
+
+def test_nlp_a_portfolio_is_not_an_organisation(miner):
+    orgs = {m.entity for m in mine(miner, "Defence Minister Boris Pistorius spoke in Berlin.").mentions
+            if m.entity_type == "organization"}
+    assert "Defence" not in orgs
+
+
+def test_nlp_an_organisation_before_a_title_is_kept(miner):
+    orgs = {m.entity for m in mine(miner, "NATO Secretary General Mark Rutte spoke in Brussels.").mentions}
+    assert "NATO" in orgs

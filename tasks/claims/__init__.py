@@ -62,7 +62,7 @@ def rules_version(modules=RULE_MODULES) -> str:
 def mine_doc(doc: Doc, url: str, published: dt.datetime | None, *, catalog: EntityCatalog, topics: TopicBook,
              aid: AidLexicon, fx: FxTable, lexicon: Lexicon) -> MinedArticle:
     """Everything newsmon finds in one parsed article."""
-    resolver = MentionResolver(catalog, doc)
+    resolver = MentionResolver(catalog, doc, lexicon.portfolio_titles)
     ctx = Context(doc, resolver, lexicon)
     day = published.date() if published else None
     money = doc._.money or []

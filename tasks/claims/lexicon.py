@@ -29,6 +29,7 @@ class Lexicon:
     agentive_adjectives: frozenset[str]
     superseded_adverbs: frozenset[str]
     anonymity_words: frozenset[str]
+    portfolio_titles: frozenset[str]
     group_nouns: frozenset[str]
     document_nouns: frozenset[str]
     content_nouns: frozenset[str]
@@ -117,7 +118,7 @@ def load_lexicon(folder: str | Path) -> Lexicon:
     return Lexicon(
         reporting_verbs=wordset("reporting_verbs"), quote_verbs=wordset("quote_verbs"),
         non_actors=wordset("non_actors"), non_actor_modifiers=wordset("non_actor_modifiers"),
-        agentive_adjectives=wordset("agentive_adjectives"), superseded_adverbs=wordset("superseded_adverbs"), anonymity_words=wordset("anonymity_words"), group_nouns=wordset("group_nouns"), document_nouns=wordset("document_nouns"),
+        agentive_adjectives=wordset("agentive_adjectives"), superseded_adverbs=wordset("superseded_adverbs"), anonymity_words=wordset("anonymity_words"), portfolio_titles=wordset("portfolio_titles"), group_nouns=wordset("group_nouns"), document_nouns=wordset("document_nouns"),
         content_nouns=wordset("content_nouns"), proxy_nouns=wordset("proxy_nouns"),
         negative_proxy_nouns=wordset("negative_proxy_nouns"),
         first_person=pronoun_set("first_person"), third_person=pronoun_set("third_person"),

@@ -46,8 +46,10 @@ def meetings_in(sent: Span, sent_index: int, ctx: Context, published: dt.date | 
         if info is None:
             continue
         role = ent_role(ent)
-        where = ent.root.head.lower_ in ("in", "at") or ent.root.dep_ == "compound" and \
-            ent.root.head.lower_ in ctx.lex.meeting_words
+        # a place of the meeting, not of the telling ("told reporters in Moscow that talks ...")
+        where = ent.root.head.lower_ in ("in", "at") and \
+            ent.root.head.head.lemma_.lower() not in ctx.lex.reporting_verbs or \
+            ent.root.dep_ == "compound" and ent.root.head.lower_ in ctx.lex.meeting_words
         if where and (info.type in ("place", "country") or (role and role[1] in ctx.resolver.catalog.acts_for)):
             location = location or (role[1] if role and role[0] in ("name", "metonym") and info.type != "place"
                                     and role[1] not in ctx.resolver.catalog.entities else info.name)
