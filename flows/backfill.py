@@ -170,7 +170,8 @@ def backfill(
     settings = load_settings(config)
     _check_feeds(settings, feeds)
     explicit = list(dict.fromkeys([*(urls or []), *(read_urls_file(urls_file) if urls_file else [])]))
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
+    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds,
+                   settings.warehouse.memory_limit)
     run_id = current_run_id()
 
     plan: list[tuple[str, Callable[[], dict[str, Any]]]] = []

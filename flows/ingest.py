@@ -35,7 +35,8 @@ def ingest(config: str | None = None) -> dict:
         config: the newsmon TOML config file (default: $NEWSMON_CONFIG, else config/newsmon.toml)
     """
     settings = load_settings(config)
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
+    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds,
+                   settings.warehouse.memory_limit)
     run_id = current_run_id()
     with warehouse_writer():
         wh.migrate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -18,7 +19,7 @@ from newsmon.settings import Settings
 from tasks.extract import EXTRACTOR_VERSION, extract_article
 from tasks.feeds import FeedState, poll_feed
 from tasks.fetch import HTML_TYPES, Fetcher
-from tasks.mine import Miner
+from tasks.mine import current_version, mine_chunks
 from tasks.stories import assign_stories
 from warehouse import Warehouse
 from warehouse import queries as q
@@ -26,7 +27,7 @@ from warehouse import queries as q
 MAX_TRANSIENT_ATTEMPTS = 5
 FETCH_BATCH = 20
 EXTRACT_BATCH = 50
-MINE_BATCH = 200
+MINE_BATCH = 32   # articles a mining worker takes at a time; their claims commit together
 
 
 def _logger():
@@ -127,19 +128,18 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
                      until: dt.datetime | None = None, redo: bool = False) -> dict[str, Any]:
     """Extract stored pages into articles (batched), and link syndicated copies into stories."""
     counts: dict[str, Any] = collections.Counter()
-    done: set[str] = set()
+    after: tuple[dt.datetime, str] | None = None   # keyset: the last page of the previous batch
     while True:
         with wh.connect(read_only=True) as con:
-            pending = [p for p in q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until,
-                                                        redo=redo, limit=EXTRACT_BATCH + len(done))
-                       if p["url"] not in done][:EXTRACT_BATCH]
+            pending = q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
+                                            limit=EXTRACT_BATCH, after=after)
             blobs = {p["sha256"]: q.raw_content(con, p["sha256"]) for p in pending}
         if not pending:
             break
+        after = (pending[-1]["fetched_at"], pending[-1]["url"])
         rows, rejected = [], []
         now = dt.datetime.now(dt.timezone.utc)
         for p in pending:
-            done.add(p["url"])
             try:
                 art = extract_article(blobs[p["sha256"]], p["url"], feed_title=p["title"], feed_author=p["author"],
                                       feed_published=p["published_at"])
@@ -168,14 +168,27 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
 @task(name="mine_articles")
 def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
                   until: dt.datetime | None = None, redo: bool = False) -> dict[str, Any]:
-    """Mine entities, pledges, positions and meetings from articles not mined at the current version."""
-    miner = Miner.from_settings(settings.nlp)
-    with wh.connect(read_only=True) as con:
-        pending = q.pending_mining(con, miner.version, since=since, until=until, redo=redo)
+    """Mine entities, pledges, positions and meetings from articles not mined at the current version.
+
+    The pending articles are read MINE_BATCH texts at a time and mined on `nlp.processes`
+    processes; each batch's claims commit as they come. spaCy is not even imported when
+    nothing is pending.
+    """
+    version = current_version(settings.nlp)
+
+    def batches() -> Iterator[list[dict[str, Any]]]:
+        after = None
+        while True:
+            with wh.connect(read_only=True) as con:
+                batch = q.pending_mining(con, version, since=since, until=until, redo=redo, after=after,
+                                         limit=MINE_BATCH)
+            if not batch:
+                return
+            after = batch[-1]["url"]
+            yield batch
+
     counts: dict[str, Any] = collections.Counter()
-    for start in range(0, len(pending), MINE_BATCH):
-        batch = pending[start:start + MINE_BATCH]
-        rows, mined = miner.mine(batch)
+    for batch, rows, mined in mine_chunks(settings.nlp, batches(), settings.nlp.processes):
         with wh.transaction() as con:
             q.replace_claims(con, [a["url"] for a in batch], rows, mined)
         counts["articles"] += len(batch)

@@ -37,6 +37,8 @@ class _Section(BaseModel):
 class WarehouseSettings(_Section):
     path: Path = Path("newsmon.duckdb")
     lock_timeout_seconds: PositiveFloat = 120.0
+    # DuckDB's memory_limit for every connection (it spills to disk beyond it); its own default is 80 % of RAM
+    memory_limit: Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")] = "512MB"
 
 
 class FetchSettings(_Section):
@@ -134,6 +136,7 @@ class NlpSettings(_Section):
     batch_size: Annotated[int, Field(ge=1, le=10000)] = 64
     min_similarity_syndicated: Annotated[float, Field(gt=0, le=1)] = 0.8
     max_chars: Annotated[int, Field(ge=1000, le=1_000_000)] = 200_000   # longer texts are mined up to here
+    processes: Annotated[int, Field(ge=1, le=64)] = 2   # mining processes (each loads the model: ~250 MB)
 
 
 class ScheduleSettings(_Section):
