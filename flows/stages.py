@@ -20,7 +20,7 @@ from tasks.extract import EXTRACTOR_VERSION, extract_article
 from tasks.feeds import FeedState, poll_feed
 from tasks.fetch import HTML_TYPES, Fetcher
 from tasks.mine import current_version, mine_chunks
-from tasks.stories import assign_stories
+from tasks.stories import SKETCH_CANDIDATES, assign_stories, shingles, sketch
 from warehouse import Warehouse
 from warehouse import queries as q
 
@@ -129,6 +129,7 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
     """Extract stored pages into articles (batched), and link syndicated copies into stories."""
     counts: dict[str, Any] = collections.Counter()
     after: tuple[dt.datetime, str] | None = None   # keyset: the last page of the previous batch
+    sketched_before: int | None = None              # stored articles sketched before the first batch
     while True:
         with wh.connect(read_only=True) as con:
             pending = q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
@@ -154,14 +155,32 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
                              author=art.author, published_at=published, date_source=source,
                              language=art.language, text=art.text, text_sha256=art.text_sha256,
                              page_sha256=p["sha256"], extractor_version=EXTRACTOR_VERSION, extracted_at=now))
+        if sketched_before is None:
+            sketched_before = sketch_stored_articles(wh)
+        shingled = [shingles(r["text"]) for r in rows]
         with wh.transaction() as con:
-            others = q.story_candidates(con, [r["url"] for r in rows])
+            others = q.story_candidates(con, [(i, h) for i, sh in enumerate(shingled) for h in sh],
+                                        [r["url"] for r in rows], SKETCH_CANDIDATES)
             assign_stories(rows, others, settings.nlp.min_similarity_syndicated)
             q.save_articles(con, rows)
+            q.save_story_sketches(con, [dict(url=r["url"], hashes=sketch(sh)) for r, sh in zip(rows, shingled)])
             if rejected:
                 q.reject(con, rejected, run_id)
         counts["extracted"] += len(rows)
     return dict(counts)
+
+
+def sketch_stored_articles(wh: Warehouse) -> int:
+    """Sketch the stored articles that have no story sketch yet (stored before sketches existed), batch by batch."""
+    done = 0
+    while True:
+        with wh.connect(read_only=True) as con:
+            batch = q.unsketched_articles(con, EXTRACT_BATCH * 4)
+        if not batch:
+            return done
+        with wh.transaction() as con:
+            q.save_story_sketches(con, [dict(url=a["url"], hashes=sketch(shingles(a["text"] or ""))) for a in batch])
+        done += len(batch)
 
 
 

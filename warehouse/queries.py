@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from warehouse.db import fetch_dicts, insert_rows
 
@@ -216,10 +217,43 @@ def save_articles(con: Con, rows: Sequence[dict[str, Any]]) -> int:
     return insert_rows(con, "article_texts", rows, on_conflict="replace")
 
 
-def story_candidates(con: Con, exclude: Sequence[str]) -> list[dict[str, Any]]:
-    """Stored articles (url, published_at, text, story_id) to compare new ones against."""
-    return fetch_dicts(con, "SELECT url, published_at, text, story_id, extracted_at FROM article_texts "
-                            "WHERE NOT list_contains(?::VARCHAR[], url)", [list(exclude)])
+def story_candidates(con: Con, probes: Sequence[tuple[int, int]], exclude: Sequence[str],
+                     per_article: int) -> list[dict[str, Any]]:
+    """Stored articles (url, published_at, text, story_id) to compare new ones against: for each new
+    article (`probes`: pairs of its index and one of its shingle hashes), the `per_article` stored
+    ones (but `exclude`) whose sketch shares the most of its shingles."""
+    if not probes:
+        return []
+    probe = pa.table({"i": pa.array([i for i, _ in probes], pa.int32()),
+                      "h": pa.array([h for _, h in probes], pa.int64())})
+    con.register("_newsmon_probe", probe)
+    try:
+        return fetch_dicts(con, """
+            WITH sketched AS (
+                SELECT url, unnest(hashes) AS h FROM story_sketches WHERE NOT list_contains(?::VARCHAR[], url)
+            ), shared AS (
+                SELECT s.url, p.i, count(*) AS n FROM sketched s JOIN _newsmon_probe p USING (h) GROUP BY s.url, p.i
+            ), best AS (
+                SELECT DISTINCT url FROM shared QUALIFY row_number() OVER (PARTITION BY i ORDER BY n DESC, url) <= ?
+            )
+            SELECT a.url, a.published_at, a.text, a.story_id, a.extracted_at
+            FROM article_texts a JOIN best USING (url)
+            ORDER BY a.extracted_at, a.url
+        """, [list(exclude), per_article])
+    finally:
+        con.unregister("_newsmon_probe")
+
+
+def unsketched_articles(con: Con, limit: int) -> list[dict[str, Any]]:
+    """Stored articles without a story sketch (stored before sketches existed)."""
+    return fetch_dicts(con, "SELECT a.url, a.text FROM article_texts a "
+                            "WHERE NOT EXISTS (SELECT 1 FROM story_sketches s WHERE s.url = a.url) "
+                            "ORDER BY a.url LIMIT ?", [limit])
+
+
+def save_story_sketches(con: Con, rows: Sequence[dict[str, Any]]) -> int:
+    """Rows of (url, hashes): the sketches of newly (re-)extracted articles."""
+    return insert_rows(con, "story_sketches", rows, on_conflict="replace")
 
 
 # -- mine --------------------------------------------------------------------------
