@@ -161,20 +161,20 @@ def mine_chunks(settings: NlpSettings, chunks: Iterable[Chunk], processes: int =
                 miner: Miner | None = None) -> Iterator[tuple[Chunk, dict[str, list[dict[str, Any]]], list[dict[str, Any]]]]:
     """(chunk, claim rows, mined_articles rows) for every chunk of articles, in input order.
 
-    Nothing is loaded when `chunks` is empty. With one process the chunks are mined here (by
-    `miner`, else a Miner built from `settings`); with more, by that many worker processes
+    Nothing is loaded when `chunks` is empty. With one process, or only one chunk, the chunks
+    are mined here (by `miner`, else a Miner built from `settings`); else by `processes` worker processes
     (started with spawn: forking a process that runs Prefect's threads is unsafe), each
     building its own Miner, so the rules run on every core too and not only the parser. The
     rows are the same as one process gives, in the same order. At most `processes + 1`
     chunks are in flight, so memory does not grow with the number of chunks.
     """
     it = iter(chunks)
-    first = next(it, None)
-    if first is None:
+    head = list(itertools.islice(it, 2))
+    if not head:
         return
-    if processes <= 1:
+    if processes <= 1 or len(head) == 1:   # one chunk: workers would only add their start-up
         miner = miner or Miner.from_settings(settings)
-        for chunk in itertools.chain([first], it):
+        for chunk in itertools.chain(head, it):
             rows, mined = miner.mine(chunk)
             yield chunk, rows, mined
         return
@@ -182,7 +182,7 @@ def mine_chunks(settings: NlpSettings, chunks: Iterable[Chunk], processes: int =
     with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init_worker,
                              initargs=(settings,)) as pool:
         inflight: collections.deque[tuple[Chunk, Future[Mined]]] = collections.deque()
-        for chunk in itertools.chain([first], it):
+        for chunk in itertools.chain(head, it):
             inflight.append((chunk, pool.submit(_mine_in_worker, chunk)))
             if len(inflight) > processes:
                 done, future = inflight.popleft()
