@@ -145,6 +145,9 @@ class Miner:
 Chunk = list[dict[str, Any]]
 Mined = tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]
 _worker_miner: Miner | None = None
+#: Chunks a worker mines before a fresh one replaces it: spaCy's string store keeps every new word it
+#: sees, so a worker's memory would creep up over a long backfill (a new worker costs one model load).
+WORKER_CHUNKS = 100
 
 
 def _init_worker(settings: NlpSettings) -> None:
@@ -166,7 +169,8 @@ def mine_chunks(settings: NlpSettings, chunks: Iterable[Chunk], processes: int =
     (started with spawn: forking a process that runs Prefect's threads is unsafe), each
     building its own Miner, so the rules run on every core too and not only the parser. The
     rows are the same as one process gives, in the same order. At most `processes + 1`
-    chunks are in flight, so memory does not grow with the number of chunks.
+    chunks are in flight and a worker is replaced after WORKER_CHUNKS chunks, so memory does
+    not grow with the number of chunks.
     """
     it = iter(chunks)
     head = list(itertools.islice(it, 2))
@@ -179,8 +183,8 @@ def mine_chunks(settings: NlpSettings, chunks: Iterable[Chunk], processes: int =
             yield chunk, rows, mined
         return
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init_worker,
-                             initargs=(settings,)) as pool:
+    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init_worker, initargs=(settings,),
+                             max_tasks_per_child=WORKER_CHUNKS) as pool:
         inflight: collections.deque[tuple[Chunk, Future[Mined]]] = collections.deque()
         for chunk in itertools.chain(head, it):
             inflight.append((chunk, pool.submit(_mine_in_worker, chunk)))

@@ -195,9 +195,11 @@ def sample_articles() -> list[dict]:
                  published_at=dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)) for i, t in enumerate(texts)]
 
 
-def test_mine_two_processes_mine_exactly_what_one_does(miner):
+def test_mine_two_processes_mine_exactly_what_one_does(miner, monkeypatch):
+    from tasks import mine
     from tasks.mine import mine_chunks
 
+    monkeypatch.setattr(mine, "WORKER_CHUNKS", 1)   # a fresh worker for every chunk: replacements change nothing
     articles = sample_articles()
     chunks = [articles[i:i + 3] for i in range(0, len(articles), 3)]
 
