@@ -92,7 +92,7 @@ class Miner:
     lexicon: Lexicon
     nlp: Any
     version: str
-    batch_size: int = 64
+    batch_size: int = 8
     max_chars: int = 200_000
 
     @classmethod

@@ -227,3 +227,11 @@ def test_mine_processes_setting_is_validated(tmp_path):
     cfg.write_text("[nlp]\nprocesses = 1\n[warehouse]\nmemory_limit = \"256MB\"\n")
     settings = load_settings(cfg)
     assert (settings.nlp.processes, settings.warehouse.memory_limit) == (1, "256MB")
+
+
+def test_mine_batch_size_changes_memory_not_claims(miner):
+    articles = sample_articles()
+    one, many = dataclasses.replace(miner, batch_size=1), dataclasses.replace(miner, batch_size=64)
+    rows_one, _ = one.mine(articles)
+    rows_many, _ = many.mine(articles)
+    assert rows_one == rows_many and rows_one["position_claims"]
