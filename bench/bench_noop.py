@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -59,8 +60,10 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     root = Path(args.root).resolve()
-    feeds = root / "config" / "sample" / "feeds"
     with tempfile.TemporaryDirectory(prefix="newsmon-noop-") as tmp:
+        # a copy of the sample beside the config: a local feed's pages must lie in the config's folder
+        shutil.copytree(root / "config" / "sample", Path(tmp) / "sample")
+        feeds = Path(tmp) / "sample" / "feeds"
         cfg = Path(tmp) / "newsmon.toml"
         cfg.write_text('[warehouse]\npath = "w.duckdb"\n\n'
                        f'[[feeds]]\nname = "kyiv"\nurl = "{(feeds / "kyiv-ledger.xml").as_uri()}"\n\n'

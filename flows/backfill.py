@@ -16,9 +16,10 @@ twice changes nothing the second time.
 The window is days in UTC: `since` 00:00 up to the end of `until` (open without it),
 on the article's publication time (feed date, else first seen).
 
-Runs hold the Prefect global concurrency limit `newsmon-warehouse-writer` (created
-by `newsmon serve`) around their work, so a backfill and a scheduled ingest that
-overlap take turns instead of racing; see `warehouse_writer`.
+`run_backfill` is the same as plain Python (what `newsmon backfill` runs without a
+Prefect API; see flows/runtime.py). Flow runs hold the Prefect global concurrency limit
+`newsmon-warehouse-writer` (created by `newsmon serve`) around their work, so a backfill
+and a scheduled ingest that overlap take turns instead of racing; see `warehouse_writer`.
 """
 from __future__ import annotations
 
@@ -31,19 +32,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.states import Failed
 from pydantic import Field
 
 from flows import notify, stages
-from flows.writer import warehouse_writer
-from flows.ingest import current_run_id
-from flows.report import summary_markdown
-from newsmon.errors import ConfigError
+from flows.runtime import run_pipeline, stage
+from newsmon.errors import ConfigError, NewsmonError
 from newsmon.settings import Settings, load_settings
 from warehouse import Warehouse
 from warehouse import queries as q
 
-__all__ = ["backfill", "backfill_window", "read_urls_file", "progress_listener", "StageEvent", "ADHOC_FEED"]
+__all__ = ["backfill", "run_backfill", "backfill_window", "check_feeds", "read_urls_file", "progress_listener",
+           "StageEvent", "ADHOC_FEED"]
 
 #: The pseudo-feed that explicit URLs are listed under.
 ADHOC_FEED = "adhoc"
@@ -84,7 +84,8 @@ def read_urls_file(path: str | Path) -> list[str]:
     return urls
 
 
-def _check_feeds(settings: Settings, feeds: list[str] | None) -> None:
+def check_feeds(settings: Settings, feeds: list[str] | None) -> None:
+    """ConfigError unless every name is a configured feed (or the pseudo-feed) and no feed takes the reserved name."""
     if any(f.name == ADHOC_FEED for f in settings.feeds):
         raise ConfigError(f"config {settings.source}: feeds: the name {ADHOC_FEED!r} is reserved for "
                           "URLs given to `newsmon backfill --url`; rename that feed")
@@ -145,6 +146,68 @@ def add_urls(wh: Warehouse, urls: list[str]) -> dict[str, int]:
         return q.add_url_entries(con, ADHOC_FEED, ADHOC_FEED_URL, urls)
 
 
+def run_backfill(
+    since: dt.date,
+    until: dt.date | None = None,
+    feeds: list[str] | None = None,
+    urls: list[str] | None = None,
+    urls_file: str | None = None,
+    remine: bool = False,
+    config: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The backfill as plain Python (the body of the `backfill` flow); each stage's counts.
+
+    Raises RunFailed (after recording the run) when a stage failed or no feed could be polled.
+    """
+    start, end = backfill_window(since, until)
+    settings = load_settings(config)
+    check_feeds(settings, feeds)
+    explicit = list(dict.fromkeys([*(urls or []), *(read_urls_file(urls_file) if urls_file else [])]))
+    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds,
+                   settings.warehouse.memory_limit)
+
+    plan: list[tuple[str, Callable[[str], dict[str, Any]]]] = []
+    if explicit:
+        plan.append(("urls", lambda run_id: stage(add_urls)(wh, explicit)))
+    if not remine:
+        plan.append(("feeds", lambda run_id: stage(stages.poll_feeds)(settings, wh, run_id, feeds=feeds,
+                                                                       ignore_backoff=True)))
+
+    def fetch(run_id: str) -> dict[str, Any]:
+        counts: dict[str, Any] = {}
+        if not remine:
+            counts = stage(stages.fetch_pages)(settings, wh, run_id, since=start, until=end, feeds=feeds)
+        if explicit:  # whatever their date: the operator named them
+            counts = _merge(counts, stage(stages.fetch_pages)(settings, wh, run_id, feeds=[ADHOC_FEED]))
+        return counts
+
+    def extract(run_id: str) -> dict[str, Any]:
+        counts = stage(stages.extract_articles)(settings, wh, run_id, since=start, until=end, redo=True)
+        if explicit:   # pages outside the window that the operator named
+            counts = _merge(counts, stage(stages.extract_articles)(settings, wh, run_id))
+        return counts
+
+    def mine(run_id: str) -> dict[str, Any]:
+        counts = stage(stages.mine_articles)(settings, wh, run_id, since=start, until=end, redo=True)
+        if explicit:
+            counts = _merge(counts, stage(stages.mine_articles)(settings, wh, run_id))
+        return counts
+
+    if explicit or not remine:
+        plan.append(("pages", fetch))
+    plan += [("articles", extract), ("claims", mine),
+             ("changes", lambda run_id: stage(notify.detect_changes)(settings, wh, run_id)),
+             ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id))]
+
+    def on_stage(name: str, index: int, total: int, counts: dict[str, Any] | None) -> None:
+        _emit(StageEvent(name, index, total, counts))
+
+    title = f"newsmon backfill {since.isoformat()} to {until.isoformat() if until else 'now'}"
+    if remine:
+        title += " (remine)"
+    return run_pipeline(wh, "backfill", plan, title=title, on_stage=on_stage)
+
+
 @flow(name="backfill", log_prints=True)
 def backfill(
     since: dt.date,
@@ -166,60 +229,8 @@ def backfill(
         remine: offline: poll and download nothing, only extract and mine the stored pages of the window again
         config: the newsmon TOML config file (default: $NEWSMON_CONFIG, else config/newsmon.toml)
     """
-    start, end = backfill_window(since, until)
-    settings = load_settings(config)
-    _check_feeds(settings, feeds)
-    explicit = list(dict.fromkeys([*(urls or []), *(read_urls_file(urls_file) if urls_file else [])]))
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds,
-                   settings.warehouse.memory_limit)
-    run_id = current_run_id()
-
-    plan: list[tuple[str, Callable[[], dict[str, Any]]]] = []
-    if explicit:
-        plan.append(("urls", lambda: add_urls(wh, explicit)))
-    if not remine:
-        plan.append(("feeds", lambda: stages.poll_feeds(settings, wh, run_id, feeds=feeds, ignore_backoff=True)))
-
-    def fetch() -> dict[str, Any]:
-        counts: dict[str, Any] = {}
-        if not remine:
-            counts = stages.fetch_pages(settings, wh, run_id, since=start, until=end, feeds=feeds)
-        if explicit:  # whatever their date: the operator named them
-            counts = _merge(counts, stages.fetch_pages(settings, wh, run_id, feeds=[ADHOC_FEED]))
-        return counts
-
-    def extract() -> dict[str, Any]:
-        counts = stages.extract_articles(settings, wh, run_id, since=start, until=end, redo=True)
-        if explicit:   # pages outside the window that the operator named
-            counts = _merge(counts, stages.extract_articles(settings, wh, run_id))
-        return counts
-
-    def mine() -> dict[str, Any]:
-        counts = stages.mine_articles(settings, wh, run_id, since=start, until=end, redo=True)
-        if explicit:
-            counts = _merge(counts, stages.mine_articles(settings, wh, run_id))
-        return counts
-
-    if explicit or not remine:
-        plan.append(("pages", fetch))
-    plan += [("articles", extract), ("claims", mine),
-             ("changes", lambda: notify.detect_changes(settings, wh, run_id)),
-             ("alerts", lambda: notify.send_alerts(settings, wh, run_id))]
-
-    result: dict[str, dict[str, Any]] = {}
-    with warehouse_writer():
-        wh.migrate()
-        with wh.transaction() as con:
-            q.start_run(con, run_id, "backfill")
-        for index, (name, step) in enumerate(plan, 1):
-            _emit(StageEvent(name, index, len(plan)))
-            result[name] = step()
-            _emit(StageEvent(name, index, len(plan), result[name]))
-        with wh.transaction() as con:
-            q.finish_run(con, run_id, result)
-    title = f"newsmon backfill {since.isoformat()} to {until.isoformat() if until else 'now'}"
-    if remine:
-        title += " (remine)"
-    create_markdown_artifact(markdown=summary_markdown(title, result), key="backfill-summary",
-                             description="Counts of one backfill run")
-    return result
+    try:
+        return run_backfill(since, until, feeds=feeds, urls=urls, urls_file=urls_file, remine=remine,
+                            config=config)
+    except NewsmonError as exc:  # RunFailed (recorded), a config or warehouse error: Failed, without a traceback
+        return Failed(message=str(exc), data=exc)

@@ -17,7 +17,7 @@ from prefect import get_run_logger, task
 from newsmon.errors import ExtractError, FetchError, RefusedFetchError
 from newsmon.settings import Settings
 from tasks.extract import EXTRACTOR_VERSION, extract_article
-from tasks.feeds import FeedState, poll_feed
+from tasks.feeds import FeedState, local_root, poll_feed
 from tasks.fetch import HTML_TYPES, Fetcher
 from tasks.mine import current_version, mine_chunks
 from tasks.stories import SKETCH_CANDIDATES, assign_stories, shingles, sketch
@@ -100,8 +100,10 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
     with Fetcher(settings.fetch) as fetcher:
         for item in pending:
             try:
+                # pages of a local feed may be files, inside its folder only
+                root = local_root(str(item["feed_url"]), settings.source and settings.source.parent)
                 resp = fetcher.get(item["url"], max_bytes=settings.fetch.max_page_bytes, accept=HTML_TYPES,
-                                   allow_file=str(item["feed_url"]).startswith("file:"))
+                                   allow_file=root)
                 batch.append(dict(url=item["url"], outcome="ok", final_url=resp.final_url, status=resp.status,
                                   content_type=resp.content_type, headers=resp.headers, content=resp.content,
                                   fetched_at=resp.fetched_at))

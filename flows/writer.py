@@ -2,8 +2,9 @@
 
 `newsmon serve` creates the limit `newsmon-warehouse-writer` (one slot); the ingest and
 backfill flows hold it around their work, so a scheduled run and a backfill that overlap
-take turns instead of racing. Without the limit (a plain `newsmon ingest` on a temporary
-Prefect server) runs are not serialised and rely on the warehouse's own lock retry.
+take turns instead of racing. Without the limit (a flow run on a Prefect server that
+`newsmon serve` never set up) runs are not serialised and rely on the warehouse's own lock
+retry, as do plain CLI runs without a Prefect API (flows/runtime.py), which never ask.
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ WRITER_WAIT_SECONDS = 4 * 3600.0
 def warehouse_writer(wait: float = WRITER_WAIT_SECONDS) -> Iterator[bool]:
     """Hold one slot of the global concurrency limit WRITER_LIMIT while the block runs.
 
-    Yields True when a slot is held, False when the limit does not exist: a plain
-    `newsmon ingest` on a temporary Prefect server has none, and runs unserialised
+    Yields True when a slot is held, False when the limit does not exist: a Prefect
+    server that `newsmon serve` never set up has none, and runs are unserialised
     (the warehouse's own lock retry keeps each transaction safe). Prefect's
     `concurrency()` would skip a missing limit too, but with a warning on every run;
     asking first keeps that quiet. The slot is a lease renewed in the background, so

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-# Quiet Prefect's ephemeral server before Prefect is imported: no analytics calls,
-# no error spam when the temporary server shuts down at exit.
+# Quiet Prefect before it is imported: no analytics calls, no error spam from a server
+# shutting down at exit. (Runs without PREFECT_API_URL start no Prefect server at all.)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
@@ -44,15 +44,74 @@ def fail(message: str, code: int = 2) -> None:
 def ingest(config: ConfigOption = None) -> None:
     """Run the pipeline once: poll feeds, fetch, extract, mine, detect changes, send due alerts.
 
+    Without a Prefect API (PREFECT_API_URL unset) it runs in this process, with no Prefect server;
+    with one, as the Prefect flow `ingest`. Exit 0 when the run completed (bad feeds or pages are
+    listed, not fatal), 1 when a stage failed or no feed could be polled, 2 on a usage, config,
+    warehouse or Prefect API error.
+
     Example: newsmon ingest --config config/newsmon.toml
     """
+    settings = load_settings(config)  # validate before anything starts, so a bad value is one line
+    from flows.ingest import ingest as ingest_flow, run_ingest
+
+    source = str(settings.source)
+    result, failure = execute_run(lambda: run_ingest(source),
+                                  lambda: ingest_flow(config=source, return_state=True))
+    report_run("ingest", result, failure)
+
+
+def execute_run(plain, as_flow) -> tuple[dict, str | None]:
+    """Run a pipeline plainly (no Prefect API configured) or as a flow; (counts, why it failed or None).
+
+    A Prefect API that does not answer is one `newsmon:` line and exit 2, never a traceback.
+    """
+    from flows.runtime import (RunFailed, check_prefect_api, is_orchestrator_error, orchestrator_message,
+                               prefect_api_url)
+
+    url = prefect_api_url()
+    try:
+        if url is None:
+            _terminate_cleanly()
+            return plain(), None
+        check_prefect_api(url)
+        state = as_flow()
+        if state.is_completed():
+            return state.result(), None
+        outcome = state.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        raise RunFailed(f"the flow run ended {state.name}: {state.message or 'no message'}")
+    except RunFailed as exc:
+        return exc.result, str(exc)
+    except NewsmonError:
+        raise
+    except Exception as exc:
+        if is_orchestrator_error(exc):
+            fail(orchestrator_message(exc, url))
+        raise
+
+
+def _terminate_cleanly() -> None:
+    """SIGTERM ends a plain run like Ctrl-C: the run is recorded as interrupted, the exit code is 143."""
+    import signal
+
+    def stop(signum, frame):
+        typer.echo("newsmon: terminated (SIGTERM); the next run finishes this one's work", err=True)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def report_run(what: str, result: dict, failure: str | None) -> None:
+    """The run's summary and partial failures on stdout; a failed run also one `newsmon:` line and exit 1."""
     from flows.report import summary_line
+    from flows.runtime import run_problems
 
-    settings = load_settings(config)  # validate before Prefect starts, so a bad value is one line
-    from flows.ingest import ingest as ingest_flow
-
-    result = ingest_flow(config=str(settings.source))
-    typer.echo(f"ingest done: {summary_line(result)}")
+    typer.echo(f"{what} {'failed' if failure else 'done'}: {summary_line(result)}")
+    for problem in run_problems(result):
+        typer.echo(f"  problem: {problem}")
+    if failure:
+        fail(f"{what} failed: {failure}", code=1)
 
 
 @app.command()
@@ -60,25 +119,50 @@ def sql(query: Annotated[str, typer.Argument(help="one or more read-only stateme
         config: ConfigOption = None,
         format: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.table,
         max_width: Annotated[int, typer.Option(help="cut table cells to this many characters (0: never)")] = 60,
+        timeout: Annotated[Optional[float], typer.Option(
+            help="interrupt the query after this many seconds (default: sql.timeout_seconds of the config)",
+            min=0.001, show_default=False)] = None,
         ) -> None:
     """Query the warehouse read-only and print the result.
 
+    A query runs at most sql.timeout_seconds (or --timeout) and within sql.memory_limit; Ctrl-C
+    interrupts it; at most sql.max_rows rows are printed.
+
     Example: newsmon sql "SELECT actor_group, topic, stance, published_at FROM positions ORDER BY published_at"
     """
-    from warehouse import Warehouse
-    from warehouse.readonly import run_readonly
+    from newsmon.reading import needs_search, open_for_reading
+    from warehouse.readonly import run_bounded
 
     settings = load_settings(config)
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
-    columns, rows = run_readonly(wh, query)
+    wh = open_for_reading(settings, search_index=needs_search(query))
+    try:
+        bounded = run_bounded(wh, query, timeout=timeout or settings.sql.timeout_seconds,
+                              memory_limit=settings.sql.memory_limit, max_rows=settings.sql.max_rows)
+    except KeyboardInterrupt:
+        fail("interrupted: the query was stopped (Ctrl-C)", code=130)
+    columns, rows = bounded.columns, bounded.rows
+    if bounded.truncated:
+        typer.echo(f"newsmon: only the first {len(rows)} rows (sql.max_rows); add a LIMIT or narrow the query",
+                   err=True)
     if format is Format.json:
         typer.echo(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
     elif format is Format.csv:
-        w = csv.writer(sys.stdout)
-        w.writerow(columns)
-        w.writerows(rows)
+        write_csv(columns, rows)
     else:
         typer.echo(render_table(columns, rows, max_width))
+
+
+def csv_cell(v):
+    """A CSV cell: lists and structs as JSON text (["Norway","Ukraine"]), not Python reprs."""
+    if isinstance(v, (list, tuple, dict)):
+        return json.dumps(v, default=str, ensure_ascii=False)
+    return v
+
+
+def write_csv(columns: list[str], rows: list[tuple]) -> None:
+    w = csv.writer(sys.stdout)
+    w.writerow(columns)
+    w.writerows([csv_cell(v) for v in r] for r in rows)
 
 
 def render_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> str:
@@ -218,6 +302,9 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
              ) -> None:
     """Catch a window of days up and re-mine it; re-running it changes nothing.
 
+    Without a Prefect API (PREFECT_API_URL unset) it runs in this process; with one, as the flow
+    `backfill`. Exit codes as for `newsmon ingest`.
+
     Polls the feeds (backoff ignored) and fetches their entries of the window not stored yet.
 
     Then re-extracts and re-mines every stored page of the window (the new claims replace the
@@ -227,8 +314,6 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
 
     Example: newsmon backfill --since 2025-12-01 --until 2025-12-07 --remine
     """
-    from flows.report import summary_line
-
     start, end = parse_day("--since", since), parse_day("--until", until)
     settings = load_settings(config)  # validate before Prefect starts, so a bad value is one line
     if urls_file is not None and not urls_file.is_file():
@@ -236,19 +321,23 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
     # The progress bar stands in for Prefect's per-task log lines on the console;
     # warnings still show, and the API still receives every log line.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    from flows.backfill import backfill as backfill_flow, backfill_window, progress_listener, read_urls_file
+    from flows.backfill import (backfill as backfill_flow, backfill_window, check_feeds, progress_listener,
+                                read_urls_file, run_backfill)
 
     backfill_window(start, end)  # ConfigError (one line) before the run starts
+    check_feeds(settings, feed or None)
     if urls_file is not None:
         read_urls_file(urls_file)
     for u in url or []:
         if not u.startswith(("http://", "https://")):
             fail(f"--url: not an http(s) URL: {u!r}")
+    options = dict(since=start, until=end, feeds=feed or None, urls=url or None,
+                   urls_file=str(urls_file.resolve()) if urls_file else None, remine=remine,
+                   config=str(settings.source))
     with StageProgress() as bar, progress_listener(bar):
-        result = backfill_flow(since=start, until=end, feeds=feed or None, urls=url or None,
-                               urls_file=str(urls_file.resolve()) if urls_file else None, remine=remine,
-                               config=str(settings.source))
-    typer.echo(f"backfill done: {summary_line(result)}")
+        result, failure = execute_run(lambda: run_backfill(**options),
+                                      lambda: backfill_flow(**options, return_state=True))
+    report_run("backfill", result, failure)
 
 
 @app.command()
@@ -272,6 +361,162 @@ def serve(config: ConfigOption = None) -> None:
 
     serve_deployments(settings, announce)
     typer.echo("newsmon serve: stopped", err=True)
+
+
+# -- the analyst's reads: views, search, export ------------------------------------------
+@app.command()
+def views(view: Annotated[Optional[str], typer.Argument(help="a view to describe column by column",
+                                                         show_default=False)] = None,
+          config: ConfigOption = None,
+          format: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.table,
+          ) -> None:
+    """List the warehouse's public interface: its views and macros, with what they hold.
+
+    Base tables are the pipeline's own and are not listed. Name a view to see its
+    columns with their types and meanings.
+
+    Example: newsmon views current_pledges
+    """
+    from newsmon.reading import open_for_reading
+    from warehouse.readonly import public_columns, public_macros, public_views, readonly_connection
+    from warehouse.search import MACRO_DOCS
+
+    settings = load_settings(config)
+    wh = open_for_reading(settings)
+    with readonly_connection(wh, fts=False) as con:
+        if view:
+            columns, rows = ["column", "type", "meaning"], public_columns(con, view)
+        else:
+            columns = ["name", "kind", "columns", "meaning"]
+            rows = [(name, "view", str(n), comment) for name, comment, n in public_views(con)]
+            macros = {m[0]: m for m in MACRO_DOCS}  # listed before the first search builds them
+            macros.update({m[0]: m for m in public_macros(con)})
+            rows += [(f"{name}({', '.join(params)})", "table macro" if kind == "table_macro" else "macro", "",
+                      comment) for name, kind, params, comment in sorted(macros.values())]
+    if format is Format.json:
+        typer.echo(json.dumps([dict(zip(columns, r)) for r in rows], ensure_ascii=False, indent=1))
+    elif format is Format.csv:
+        write_csv(columns, rows)
+    else:
+        typer.echo(render_table(columns, rows, max_width=0))
+
+
+@app.command()
+def search(query: Annotated[str, typer.Argument(help="words to find (all of them, any word form)")],
+           config: ConfigOption = None,
+           since: Annotated[Optional[str], typer.Option(help="only articles published on or after this day, "
+                                                             "YYYY-MM-DD", show_default=False)] = None,
+           entity: Annotated[Optional[str], typer.Option(help="only articles mentioning this entity (canonical "
+                                                              "name, see `newsmon views entities`)",
+                                                         show_default=False)] = None,
+           limit: Annotated[int, typer.Option(min=1, help="at most this many articles")] = 20,
+           any_word: Annotated[bool, typer.Option("--any", help="rank articles with any of the words, "
+                                                               "not only those with all")] = False,
+           format: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.table,
+           ) -> None:
+    """Full-text search of the articles, best match first (BM25), with a snippet of each.
+
+    Word forms match ("frozen assets" finds "frozen Russian assets", "asset freeze" finds
+    "assets frozen"). The same search is a table macro in `newsmon sql`:
+    SELECT * FROM search_articles('frozen assets', since := DATE '2025-12-01', mentioning := 'Norway')
+
+    Example: newsmon search "frozen assets" --since 2025-12-01 --entity "European Union"
+    """
+    from newsmon.reading import open_for_reading
+    from warehouse.readonly import readonly_connection
+    from warehouse.search import search as search_articles
+
+    day = parse_day("--since", since)
+    settings = load_settings(config)
+    wh = open_for_reading(settings, search_index=True)
+    with readonly_connection(wh) as con:
+        columns, rows = search_articles(con, query, since=day, entity=entity, limit=limit, any_term=any_word)
+    if format is Format.json:
+        typer.echo(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
+    elif format is Format.csv:
+        write_csv(columns, rows)
+    elif not rows:
+        typer.echo(f"no article matches {query!r}" + ("" if any_word else " (all words; try --any)"))
+    else:
+        for i, r in enumerate(rows, 1):
+            hit = dict(zip(columns, r))
+            day_text = hit["published_at"].date().isoformat() if hit["published_at"] else "????-??-??"
+            typer.echo(f"{i:>2}. {day_text}  {hit['title'] or '(no title)'}  [{hit['score']:.2f}]")
+            typer.echo(f"    {hit['url']}")
+            typer.echo(f"    {hit['snippet']}")
+
+
+class ExportFormat(str, Enum):
+    parquet = "parquet"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def export(view: Annotated[str, typer.Argument(help="a public view (see `newsmon views`)")],
+           out: Annotated[Path, typer.Option("--out", "-o", help="the file to write (replaced if it exists)",
+                                             show_default=False)],
+           format: Annotated[ExportFormat, typer.Option("--format", "-f", help="file format")] = ExportFormat.parquet,
+           where: Annotated[Optional[str], typer.Option(help="only rows where this SQL expression holds",
+                                                        show_default=False)] = None,
+           config: ConfigOption = None,
+           ) -> None:
+    """Write a public view to a Parquet, CSV or JSON file with DuckDB's own writers.
+
+    Lists stay lists in Parquet and JSON; in CSV they are JSON arrays. --where is checked
+    like `newsmon sql`: it may only read.
+
+    Example: newsmon export current_pledges --format csv --out pledges.csv --where "recipient = 'Ukraine'"
+    """
+    from newsmon.reading import needs_search, open_for_reading
+    from warehouse.export import export_view
+
+    settings = load_settings(config)
+    wh = open_for_reading(settings, search_index=needs_search(where or ""))
+    n = export_view(wh, view, format.value, out, where)
+    typer.echo(f"exported {n} row{'s' if n != 1 else ''} of {view} to {out}", err=True)
+
+
+@app.command()
+def report(since: Annotated[str, typer.Option(help="first day of the window, YYYY-MM-DD (UTC)", show_default=False)],
+           until: Annotated[Optional[str], typer.Option(
+               help="last day of the window, inclusive, YYYY-MM-DD (default: no end)", show_default=False)] = None,
+           out: Annotated[Path, typer.Option("--out", "-o", help="the HTML file to write")] = Path("report.html"),
+           config: ConfigOption = None,
+           ) -> None:
+    """Write one self-contained HTML page on a window: its changes with evidence, the standing
+    pledges, and a stance timeline per topic and actor.
+
+    Example: newsmon report --since 2025-12-01 --out report.html
+    """
+    from newsmon.reading import open_for_reading
+    from tasks.report_page import render_report
+    import duckdb
+
+    from warehouse.queries import report_rows
+    from warehouse.readonly import readonly_connection, sql_error
+
+    start, end = parse_day("--since", since), parse_day("--until", until)
+    if end is not None and end < start:
+        fail(f"--until {end} is before --since {start}")
+    utc = dt.timezone.utc
+    start_at = dt.datetime.combine(start, dt.time(), utc)
+    end_at = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), utc) if end else None
+    if not out.expanduser().resolve().parent.is_dir():
+        fail(f"--out: no such directory: {out.expanduser().resolve().parent}")
+    settings = load_settings(config)
+    wh = open_for_reading(settings)
+    with readonly_connection(wh) as con:
+        try:
+            rows = report_rows(con, start_at, end_at)
+        except duckdb.Error as exc:
+            raise sql_error(exc) from None
+    page = render_report(rows, start_at, end_at, dt.datetime.now(utc))
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    typer.echo(f"wrote {out}: {len(rows['changes'])} changes, {len(rows['pledges'])} current pledges, "
+               f"{len({(p['topic'], p['actor_group']) for p in rows['positions']})} timelines", err=True)
 
 
 def main() -> None:

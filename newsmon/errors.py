@@ -8,7 +8,9 @@
      │    └── RefusedFetchError     never retried (SSRF guard, robots.txt, size cap, content type)
      ├── ExtractError     a stored page holds no article text
      ├── WarehouseError   the DuckDB file cannot be opened or written
-     └── AlertError       an alert email cannot be sent
+     ├── AlertError       an alert email cannot be sent
+     ├── OrchestratorError the Prefect API does not answer (only when runs go through Prefect)
+     └── RunFailed        a run ended, recorded, but failed: a stage raised or no feed could be polled
 
 Only the CLI turns these into one clean line and an exit code. Messages say what
 to do next.
@@ -16,7 +18,7 @@ to do next.
 
 __all__ = [
     "NewsmonError", "ConfigError", "FeedError", "FetchError", "TransientFetchError",
-    "RefusedFetchError", "WarehouseError", "AlertError", "ExtractError",
+    "RefusedFetchError", "WarehouseError", "AlertError", "ExtractError", "OrchestratorError", "RunFailed",
 ]
 
 
@@ -59,3 +61,18 @@ class AlertError(NewsmonError):
 
 class ExtractError(NewsmonError):
     """A stored page holds no extractable article (recorded as a rejection)."""
+
+
+class OrchestratorError(NewsmonError):
+    """The Prefect API a run was to go through does not answer (or answers with an error)."""
+
+
+class RunFailed(NewsmonError):
+    """A run that ended, and is recorded, but failed. `result` holds each stage's counts."""
+
+    def __init__(self, message: str, result: dict | None = None):
+        super().__init__(message)
+        self.result = result or {}
+
+    def __reduce__(self):  # picklable with its result (Prefect may keep it as a flow run's result)
+        return (type(self), (str(self), self.result))

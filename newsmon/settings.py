@@ -11,8 +11,11 @@ variable or a Prefect Secret block named in `[smtp]`.
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
+import urllib.parse
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from newsmon import ROOT
 from newsmon.errors import ConfigError
+from newsmon.mailaddr import plain_address
 
 __all__ = ["Settings", "load_settings", "resolve_config_path", "DEFAULT_CONFIG"]
 
@@ -28,17 +32,37 @@ DEFAULT_USER_AGENT = "newsmon/0.1 (+https://github.com/newsmon/newsmon; news mon
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
+# Upper bounds that a working value never reaches: an hour for one network wait, thirty days
+# for a backoff. Past them (1e300) the value crashed later, in timedelta or float arithmetic.
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+WaitSeconds = Annotated[float, Field(ge=0, le=3600)]
+LongSeconds = Annotated[float, Field(ge=0, le=30 * 86400)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: "inf" and "nan" pass gt/le checks (nan compares False to everything)
+    # and then hang a run or crash it; every float of the config is finite.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class WarehouseSettings(_Section):
     path: Path = Path("newsmon.duckdb")
-    lock_timeout_seconds: PositiveFloat = 120.0
+    lock_timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 120.0
     # DuckDB's memory_limit for every connection (it spills to disk beyond it); its own default is 80 % of RAM
     memory_limit: Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")] = "512MB"
+
+    @field_validator("path")
+    @classmethod
+    def _creatable(cls, v: Path) -> Path:
+        # the file is created on first run: its folder must be a folder (or creatable as one)
+        if v.is_dir():
+            raise ValueError(f"{v} is a folder; name the DuckDB file, e.g. {v / 'newsmon.duckdb'}")
+        for parent in v.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ValueError(f"cannot create {v}: {parent} is a file, not a folder")
+                break
+        return v
 
 
 class FetchSettings(_Section):
@@ -48,19 +72,36 @@ class FetchSettings(_Section):
     # redirects included. For a known internal feed server (and the test server) without
     # opening the whole private network.
     allow_hosts: list[str] = []
-    connect_timeout: PositiveFloat = 10.0
-    read_timeout: PositiveFloat = 30.0
+    connect_timeout: Seconds = 10.0
+    read_timeout: Seconds = 30.0
+    # The whole of one fetch (connect, headers, body, redirects, in-call retries): a server
+    # that trickles a byte at a time is cut off here, whatever the per-read timeouts say.
+    request_deadline_seconds: Seconds = 60.0
     max_page_bytes: Annotated[int, Field(gt=0)] = 5 * 1024 * 1024
     max_feed_bytes: Annotated[int, Field(gt=0)] = 5 * 1024 * 1024
     max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
+    # entries kept from one feed document (the first ones, newest first in practice); the rest
+    # are recorded as one rejection, so 200,000 entries cannot hold up the feeds after it
+    max_feed_entries: Annotated[int, Field(ge=1, le=100_000)] = 1000
     retries: Annotated[int, Field(ge=0, le=10)] = 2
-    max_retry_after: NonNegativeFloat = 30.0
-    per_host_delay: NonNegativeFloat = 0.5
-    user_agent: str = DEFAULT_USER_AGENT
+    max_retry_after: WaitSeconds = 5.0
+    # All in-call retry waits of one run together; past it, a URL that asks to wait stays
+    # pending for the next run instead of stalling this one.
+    retry_wait_budget_seconds: WaitSeconds = 30.0
+    per_host_delay: WaitSeconds = 0.5
+    user_agent: Annotated[str, Field(min_length=1, max_length=500)] = DEFAULT_USER_AGENT
     respect_robots: bool = True
-    feed_backoff_after_failures: Annotated[int, Field(ge=1)] = 3
-    feed_backoff_base_seconds: NonNegativeFloat = 300.0
-    feed_backoff_max_seconds: NonNegativeFloat = 6 * 3600.0
+    feed_backoff_after_failures: Annotated[int, Field(ge=1, le=1000)] = 3
+    feed_backoff_base_seconds: LongSeconds = 300.0
+    feed_backoff_max_seconds: LongSeconds = 6 * 3600.0
+
+    @field_validator("user_agent")
+    @classmethod
+    def _header_value(cls, v: str) -> str:
+        # it is sent as a header: CR/LF would end it (header injection), other controls break it
+        if any(ord(c) < 32 or ord(c) == 127 for c in v) or not v.isascii():
+            raise ValueError("must be printable ASCII on one line (no CR, LF or other control characters)")
+        return v
 
     @field_validator("allow_hosts")
     @classmethod
@@ -74,8 +115,26 @@ class FetchSettings(_Section):
 
 class FeedSettings(_Section):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
-    url: Annotated[str, Field(min_length=1)]
+    url: Annotated[str, Field(min_length=1, max_length=2000)]
     enabled: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _fetchable(cls, v: str) -> str:
+        """An http(s) URL with a host and a valid port, or a file URL (paths become file URLs)."""
+        try:
+            parts = urllib.parse.urlsplit(v)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL: {v!r} ({exc})") from None
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https", "file"):
+            raise ValueError(f"not a feed URL: {v!r} (write an http(s):// URL or a file path)")
+        if scheme != "file" and not parts.hostname:
+            raise ValueError(f"no host in {v!r}")
+        if any(ord(c) <= 32 or ord(c) == 127 for c in v):
+            raise ValueError(f"spaces or control characters in {v!r} (percent-encode them)")
+        return v
 
 
 class SmtpSettings(_Section):
@@ -86,8 +145,14 @@ class SmtpSettings(_Section):
     sender: str = "newsmon@localhost"
     username: str | None = None
     password_env: str | None = "NEWSMON_SMTP_PASSWORD"
-    password_block: str | None = None  # name of a Prefect Secret block
-    timeout: PositiveFloat = 30.0
+    # name of a Prefect Secret block (Prefect's block names: lower-case letters, digits, dashes)
+    password_block: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=200)] | None = None
+    timeout: Seconds = 30.0
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, v: str) -> str:
+        return plain_address(v)
 
     def password(self) -> str | None:
         """The SMTP password from the environment or a Prefect Secret block; never logged."""
@@ -96,7 +161,13 @@ class SmtpSettings(_Section):
         if self.password_block:
             from prefect.blocks.system import Secret
 
-            return Secret.load(self.password_block).get()
+            try:
+                return Secret.load(self.password_block).get()
+            except Exception as exc:  # no such block, no Prefect API: a config problem, said in one line
+                detail = " ".join(str(exc).split())[:300]
+                raise ConfigError(f"smtp.password_block: cannot load the Prefect Secret block "
+                                  f"{self.password_block!r} ({type(exc).__name__}: {detail}); create it "
+                                  "(prefect block create secret) or set smtp.password_env instead") from None
         return None
 
 
@@ -110,9 +181,7 @@ class Recipient(_Section):
     @field_validator("address")
     @classmethod
     def _address(cls, v: str) -> str:
-        if "@" not in v or any(c in v for c in "\r\n <>,"):
-            raise ValueError(f"not an email address: {v!r}")
-        return v
+        return plain_address(v)  # one local@domain: no group, display name or second '@'
 
 
 class AlertSettings(_Section):
@@ -149,7 +218,30 @@ class ScheduleSettings(_Section):
     def _cron(cls, v: str) -> str:
         if len(v.split()) != 5:
             raise ValueError(f"a cron expression has 5 fields, got {v!r}")
+        import cronsim
+
+        try:  # field ranges ("99 99 * * *") are checked here, not when `newsmon serve` starts
+            cronsim.CronSim(v, dt.datetime(2000, 1, 1))
+        except (cronsim.CronSimError, ValueError) as exc:
+            raise ValueError(f"invalid cron expression {v!r}: {exc}") from None
         return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (an IANA name such as \"Europe/Kyiv\" or \"UTC\")"
+                             ) from None
+        return v
+
+
+class SqlSettings(_Section):
+    """Bounds of a `newsmon sql` session."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 60.0   # then the query is interrupted
+    memory_limit: Annotated[str, Field(pattern=r"(?i)^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")] = "2GB"
+    max_rows: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000      # rows printed at most
 
 
 class Settings(_Section):
@@ -160,6 +252,7 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     nlp: NlpSettings = NlpSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    sql: SqlSettings = SqlSettings()
     source: Path | None = None  # the file these settings came from (set by load_settings)
 
     @field_validator("feeds")
@@ -200,7 +293,8 @@ def _relative(base: Path, data: dict) -> dict:
                 nlp[key] = str((base / nlp[key]).resolve())
     for feed in data.get("feeds") or []:
         url = feed.get("url") if isinstance(feed, dict) else None
-        if isinstance(url, str) and url and "://" not in url:
+        # a path, not a URL: no "://" and no scheme ("javascript:alert(1)" stays a URL, and is refused)
+        if isinstance(url, str) and url and "://" not in url and len(urllib.parse.urlsplit(url).scheme) < 2:
             feed["url"] = (base / url).resolve().as_uri()
     return data
 
@@ -242,7 +336,23 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
         p = getattr(settings.nlp, name)
         if not p.exists():
             raise ConfigError(f"config {path}: nlp.{name}: file not found: {p}")
+    _check_sections(path, "nlp.entities", settings.nlp.entities, ENTITY_SECTIONS)
     return settings
+
+
+#: The top-level keys of the entity catalog (config/entities.yaml); its loader reads only these.
+ENTITY_SECTIONS = ("countries", "organizations", "people", "places")
+
+
+def _check_sections(config: Path, key: str, path: Path, sections: tuple[str, ...]) -> None:
+    """A domain file whose top level names none of its sections, or an unknown one, was read as
+    empty (`{foo: 1}` mined 0 claims, silently): a config error naming the key."""
+    data = read_yaml(path, key)
+    unknown = sorted(str(k) for k in data if k not in sections)
+    if unknown or not any(data.get(s) for s in sections):
+        what = f"unknown section {unknown[0]!r}" if unknown else "no entries"
+        raise ConfigError(f"config {config}: {key}: {path}: {what} (the top level holds "
+                          f"{', '.join(sections)})")
 
 
 def read_yaml(path: str | os.PathLike, what: str) -> dict:
@@ -251,7 +361,8 @@ def read_yaml(path: str | os.PathLike, what: str) -> dict:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: 8x faster
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
     if not isinstance(data, dict):

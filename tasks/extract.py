@@ -24,6 +24,9 @@ __all__ = ["EXTRACTOR_VERSION", "Article", "extract_article", "detect_language"]
 
 EXTRACTOR_VERSION = "extract-1"
 MAX_HTML_BYTES = 3 * 1024 * 1024
+# A headline is a line: a page's <title> of 10,000 characters reached the alert digest whole.
+MAX_TITLE_CHARS = 500
+MAX_AUTHOR_CHARS = 500
 # the primary subtag of <html lang>: "en", "de-AT"; a 3-letter code ("fil") has no ISO 639-1 form
 _LANG_ATTR = re.compile(rb"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})(?![A-Za-z])", re.IGNORECASE)
 _identifier: LanguageIdentifier | None = None
@@ -70,6 +73,16 @@ def _page_date(value: str | None) -> dt.datetime | None:
     return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
 
 
+def _cap(value: str | None, limit: int) -> str | None:
+    """One line of at most `limit` characters (cut at a word boundary, with an ellipsis), or None."""
+    value = " ".join((value or "").split())
+    if len(value) <= limit:
+        return value or None
+    cut = value[:limit - 1]
+    cut = cut.rsplit(" ", 1)[0] if " " in cut[limit // 2:] else cut
+    return cut.rstrip() + "…"
+
+
 def extract_article(html: bytes, url: str, *, feed_title: str | None = None, feed_author: str | None = None,
                     feed_published: dt.datetime | None = None, max_bytes: int = MAX_HTML_BYTES) -> Article:
     """The article in a page. Raises ExtractError when there is no main text."""
@@ -94,6 +107,6 @@ def extract_article(html: bytes, url: str, *, feed_title: str | None = None, fee
         source = None
     title = doc.title or feed_title
     return Article(url=url, canonical_url=doc.url if doc.url and doc.url != url else (doc.url or None),
-                   title=(title or "").strip() or None, author=doc.author or feed_author,
+                   title=_cap(title, MAX_TITLE_CHARS), author=_cap(doc.author or feed_author, MAX_AUTHOR_CHARS),
                    published_at=published, date_source=source,
                    language=detect_language(text, declared), text=text)

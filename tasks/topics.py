@@ -60,10 +60,22 @@ class Frame:
     `predicates` are lemmas; "give up" is the lemma `give` with the particle `up`.
     `arguments` are lemmas (or lower-case words) of a dependent of the predicate: a child,
     or the object of a preposition that is a child. `counter`: the frame names the opposite.
+    `counter_agents`: words that, as the predicate's subject or a modifier of it, make the
+    frame name the opposite ("Russian troops left the territory" is no Ukrainian withdrawal).
     """
     predicates: dict[str, frozenset[str]]   # lemma -> particles required (empty: none)
     arguments: frozenset[str]
     counter: bool = False
+    counter_agents: frozenset[str] = frozenset()
+
+    def agent_counters(self, t) -> bool:
+        """Does the predicate t have a subject that the frame's counter_agents name?"""
+        for c in t.children:
+            if c.dep_ in ("nsubj", "nsubjpass"):
+                if any(x.lower_ in self.counter_agents or x.lemma_.lower() in self.counter_agents
+                       for x in (c, *(g for g in c.children if g.dep_ in ("amod", "compound", "poss", "nmod")))):
+                    return True
+        return False
 
     def matches(self, sent) -> list[tuple[int, int]]:
         """(first, last) token indices of each predicate-argument pair in the sentence."""
@@ -98,6 +110,7 @@ class Topic:
     counter: re.Pattern | None
     implied_kinds: frozenset[str] = frozenset()
     implied_donors: frozenset[str] = frozenset()
+    implied_when_cued: bool = False   # the pledge implies support only when its sentence names the topic
     object_cues: re.Pattern | None = None
     object_verbs: re.Pattern | None = None
     not_cues: re.Pattern | None = None
@@ -140,7 +153,8 @@ class TopicBook:
                 for first, last in frame.matches(sent):
                     start = sent.doc[first].idx - sent.start_char
                     end = sent.doc[last].idx + len(sent.doc[last].text) - sent.start_char
-                    found.append(CueMatch(topic.id, start, end, frame.counter))
+                    pred = next(t for t in (sent.doc[first], sent.doc[last]) if t.lemma_.lower() in frame.predicates)
+                    found.append(CueMatch(topic.id, start, end, frame.counter != frame.agent_counters(pred)))
         return found
 
 
@@ -157,15 +171,17 @@ def resolve_overlaps(found: list[CueMatch]) -> list[CueMatch]:
 def _frame(rec, where: str) -> Frame:
     if not isinstance(rec, dict) or not rec.get("predicates") or not rec.get("arguments"):
         raise ConfigError(f"{where}: a frame needs predicates and arguments (lists of words)")
-    unknown = set(rec) - {"predicates", "arguments", "counter"}
+    unknown = set(rec) - {"predicates", "arguments", "counter", "counter_agents"}
     if unknown:
-        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (a frame has predicates, arguments, counter)")
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (a frame has predicates, arguments, counter, "
+                          "counter_agents)")
     predicates: dict[str, frozenset[str]] = {}
     for p in words(rec["predicates"], where + ".predicates"):
         head, *particles = p.lower().split()
         predicates[head] = predicates.get(head, frozenset()) | frozenset(particles)
     return Frame(predicates=predicates, arguments=frozenset(w.lower() for w in words(rec["arguments"], where + ".arguments")),
-                 counter=bool(rec.get("counter", False)))
+                 counter=bool(rec.get("counter", False)),
+                 counter_agents=frozenset(w.lower() for w in words(rec.get("counter_agents") or [], where + ".counter_agents")))
 
 
 def load_topics(path: str | Path) -> TopicBook:
@@ -183,6 +199,7 @@ def load_topics(path: str | Path) -> TopicBook:
                             counter=compile_phrases(rec.get("counter_cues"), where + ".counter_cues"),
                             implied_kinds=frozenset(implied.get("kinds") or []),
                             implied_donors=frozenset(implied.get("donors") or []),
+                            implied_when_cued=bool(implied.get("when_cued", False)),
                             object_cues=compile_phrases(rec.get("object_cues"), where + ".object_cues"),
                             object_verbs=compile_phrases(rec.get("object_verbs"), where + ".object_verbs"),
                             not_cues=compile_phrases(rec.get("not_cues"), where + ".not_cues"), frames=frames)

@@ -47,6 +47,7 @@ class Answer:
     chunked: bool = False          # no Content-Length: Transfer-Encoding: chunked
     delay: float = 0.0             # seconds to wait before answering
     gate: threading.Event | None = None  # answer only once this is set (or after `delay` if both)
+    trickle: float = 0.0           # send the whole answer (status line, headers, body) one byte per this many seconds
 
     def payload(self) -> bytes:
         if self.body is None:
@@ -144,6 +145,9 @@ class LocalServer:
         if answer.delay:
             time.sleep(answer.delay)
         body = answer.payload()
+        if answer.trickle:
+            self._trickle(h, answer, body)
+            return
         try:
             h.send_response(answer.status)
             names = {k.lower() for k in answer.headers}
@@ -166,6 +170,22 @@ class LocalServer:
                 h.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a size cap, a killed process): that is the point of some tests
+
+    @staticmethod
+    def _trickle(h: http.server.BaseHTTPRequestHandler, answer: Answer, body: bytes) -> None:
+        """A slow-loris server: every byte of the answer on its own, `answer.trickle` seconds apart."""
+        head = [f"HTTP/1.1 {answer.status} Trickle"] + [f"{k}: {v}" for k, v in answer.headers.items()]
+        if not any(k.lower() == "content-length" for k in answer.headers):
+            head.append(f"Content-Length: {len(body)}")
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        h.close_connection = True
+        try:
+            for i in range(len(raw)):
+                h.wfile.write(raw[i:i + 1])
+                h.wfile.flush()
+                time.sleep(answer.trickle)
+        except OSError:
+            pass  # the client hung up: what a deadline is for
 
     def start(self) -> None:
         self._thread.start()
@@ -251,6 +271,29 @@ def gzip_bomb(decompressed: int) -> bytes:
     return gzip.compress(b"\0" * decompressed, compresslevel=9)
 
 
+def layered_gzip_bomb(decompressed: int, layers: int) -> bytes:
+    """`decompressed` zero bytes (a multiple of 1 MiB) under `layers` layers of gzip, built
+    without ever holding them: every MiB of zeros compresses to the same deflate block (a full
+    flush resets the window), so the innermost layer is that block repeated. 1 GiB under three
+    layers is a few hundred bytes, to be sent with `Content-Encoding: gzip, gzip, gzip`."""
+    import struct
+    import zlib
+
+    chunk = 1 << 20
+    zeros = bytes(chunk)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    block = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(decompressed // chunk):
+        crc = zlib.crc32(zeros, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    data = (header + block * (decompressed // chunk) + deflate.flush()
+            + struct.pack("<II", crc, decompressed & 0xFFFFFFFF))
+    for _ in range(layers - 1):
+        data = gzip.compress(data, compresslevel=9)
+    return data
+
+
 def has_ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
@@ -269,3 +312,311 @@ def warehouse(tmp_path: Path):
     wh = Warehouse(tmp_path / "w.duckdb")
     wh.migrate()
     return wh
+
+
+# -- analyst fixtures: stored articles with claims, and the CLI run in-process --
+#
+# `store_articles` writes articles and their claims as the extract and mine stages would
+# (real DuckDB file, the pipeline's own tables); `run_newsmon` runs `newsmon.cli.main` with
+# arguments, as the console script does, and returns its exit code and output.
+
+@dataclasses.dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def store_articles(wh, articles: list[dict], *, pledges: list[dict] = (), positions: list[dict] = (),
+                   mentions: list[dict] = ()) -> None:
+    """Store article rows (url, text, published_at, optional title/story_id/language) and claim rows.
+
+    Claim rows need url, evidence (a substring of the article's text: offsets are computed)
+    and the claim's own fields; ids and versions are filled in.
+    """
+    import datetime as dt
+    import hashlib
+
+    from warehouse.db import insert_rows
+
+    now = dt.datetime.now(dt.timezone.utc)
+    texts = {a["url"]: a["text"] for a in articles}
+    rows = [dict(url=a["url"], title=a.get("title", a["url"].rsplit("/", 1)[-1]), published_at=a["published_at"],
+                 story_id=a.get("story_id"), language=a.get("language", "en"), text=a["text"],
+                 text_sha256=hashlib.sha256(a["text"].encode()).hexdigest(), extractor_version="test",
+                 extracted_at=now) for a in articles]
+
+    def located(table: str, i: int, claim: dict) -> dict:
+        start = texts[claim["url"]].index(claim["evidence"])
+        return dict(claim, claim_id=claim.get("claim_id", f"{table}-{claim['url']}-{i}"),
+                    sentence_index=claim.get("sentence_index", i), start_char=start,
+                    end_char=start + len(claim["evidence"]), extractor_version="test")
+
+    def same_keys(batch: list[dict]) -> list[dict]:  # insert_rows takes its columns from the first row
+        keys = {k: None for r in batch for k in r}
+        return [{k: r.get(k) for k in keys} for r in batch]
+
+    with wh.transaction() as con:
+        insert_rows(con, "article_texts", same_keys(rows), on_conflict="replace")
+        insert_rows(con, "pledge_claims", same_keys([located("pledge", i, dict(dict(kind="unspecified"), **p))
+                                                     for i, p in enumerate(pledges)]))
+        insert_rows(con, "position_claims", same_keys([located("position", i, p) for i, p in enumerate(positions)]))
+        insert_rows(con, "mentions", same_keys([dict(m, sentence_index=0, start_char=0, end_char=1,
+                                                     extractor_version="test", surface=m.get("surface", m["entity"]))
+                                                for m in mentions]))
+
+
+@pytest.fixture
+def run_newsmon(capsys) -> Callable[..., CliResult]:
+    """Run `newsmon ARGS...` in this process (the console script's entry point) and capture it."""
+    from newsmon import cli
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        saved = sys.argv
+        sys.argv = ["newsmon", *map(str, args)]
+        code = 0
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.argv = saved
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+    return run
+
+
+# -- the corpus, the CLI, domain files ---------------------------------------------------
+#
+# Tests that read ../shared skip in a bare clone (`needs_corpus`). `newsmon_cli` runs the
+# installed `newsmon` as a subprocess (mark such tests slow) without a Prefect API unless a
+# test passes one, with a PREFECT_HOME of its own.
+
+#: Skip a test when the shared corpus (../shared/corpus beside the repository) is absent.
+needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(),
+                                  reason=f"needs the shared corpus at {CORPUS} (absent in a bare clone)")
+
+BIN = Path(sys.executable).parent
+NEWSMON = BIN / "newsmon"
+DOMAIN_FILES = ("entities", "topics", "money", "fx", "aid")
+#: The [nlp] table of a config whose domain files are `copy_domain(config_dir)`'s copies.
+NLP_TOML = ('[nlp]\nentities = "nlp/entities.yaml"\ntopics = "nlp/topics.yaml"\nmoney = "nlp/money.yaml"\n'
+            'fx = "nlp/fx.yaml"\naid = "nlp/aid.yaml"\nlang = "nlp/lang"\n')
+
+
+def copy_domain(directory: Path) -> Path:
+    """Copies of every domain file the miner reads in directory/nlp (a test may edit them, and the
+    miner's version, a digest of them, does not move when the repository's files do)."""
+    import shutil
+
+    nlp = directory / "nlp"
+    nlp.mkdir(exist_ok=True)
+    for name in DOMAIN_FILES:
+        shutil.copy(ROOT / "config" / f"{name}.yaml", nlp / f"{name}.yaml")
+    shutil.copytree(ROOT / "config" / "lang" / "en", nlp / "lang", dirs_exist_ok=True)
+    return nlp
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `newsmon` subprocess: no Prefect API (unless `extra` names one), its own PREFECT_HOME."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "NEWSMON_CONFIG"}
+    env.update(PREFECT_HOME=str(home / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               NO_COLOR="1", **extra)
+    return env
+
+
+def newsmon_cli(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None,
+                input: str | None = None):
+    """Run `newsmon ARGS...` in `cwd` and wait; a subprocess.CompletedProcess with text output."""
+    import subprocess
+
+    return subprocess.run([str(NEWSMON), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          env=env if env is not None else cli_env(cwd), input=input)
+
+
+# -- a real Prefect server -----------------------------------------------------------------
+#
+# `prefect server start` on 127.0.0.1 with a PREFECT_HOME of its own. Tests using it are slow.
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrefectServer:
+    """`prefect server start` on 127.0.0.1 with a PREFECT_HOME of its own."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.log = home / "server.log"
+        self.proc = None
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of a client process of this server (a PREFECT_HOME of its own)."""
+        import os
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(PREFECT_API_URL=self.api_url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                   PREFECT_LOGGING_LEVEL="WARNING", NO_COLOR="1", **extra)
+        return env
+
+    def start(self, timeout: float = 90.0) -> None:
+        import contextlib
+        import os
+        import subprocess
+        import urllib.request
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(PREFECT_HOME=str(self.home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                   PREFECT_LOGGING_LEVEL="WARNING", PREFECT_SERVER_LOGGING_LEVEL="WARNING",
+                   PREFECT_UI_ENABLED="false", NO_COLOR="1")
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                          "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT,
+                                         env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(self.api_url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"prefect server not healthy within {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import subprocess
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def _prefect_server(home: Path) -> Iterator[PrefectServer]:
+    server = PrefectServer(home)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def prefect_server(home: Path):
+    """Context manager: a PrefectServer running for the block."""
+    import contextlib
+
+    return contextlib.contextmanager(_prefect_server)(home)
+
+
+def drain_api_workers() -> None:
+    """Send the last logs and events of this process while the server still listens."""
+    import contextlib
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        for result in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
+            if inspect.isawaitable(result):
+                await result
+
+    with contextlib.suppress(RuntimeError):  # a worker that never started
+        run_coro_as_sync(drain())
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory) -> Iterator[PrefectServer]:
+    """Flows called in this process run against a real Prefect server (a module's own). Mark users slow."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server
+            drain_api_workers()
+
+
+# -- hostile input fixtures (test_fetch, test_feeds) -------------------------------------
+#
+# Every hostile feed or page is served beside a healthy control feed; the poll and fetch
+# stages run as plain functions (`.fn`) into a fresh warehouse, as `newsmon ingest` runs
+# them, and the control feed's pages must arrive whatever the hostile one does.
+
+CONTROL_PAGE = ("<!doctype html><html lang='en'><head><title>Control {n}</title></head><body><article>"
+                "<h1>Control {n}</h1><p>{text}</p></article></body></html>")
+
+
+def control_feed(site: Site, n_pages: int = 2) -> tuple[str, list[str]]:
+    """A healthy RSS feed with `n_pages` pages on `site`: (feed URL, page URLs)."""
+    text = "The control feed's article arrives whatever the feed beside it does. " * 5
+    pages = [site.add(f"/control/{i}.html", Answer(CONTROL_PAGE.format(n=i, text=text).encode(),
+                                                   headers={"Content-Type": "text/html; charset=utf-8"}))
+             for i in range(n_pages)]
+    items = "".join(f"<item><title>Control {i}</title><link>{url}</link></item>" for i, url in enumerate(pages))
+    feed = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Control</title>'
+            f"<link>{site.url('/')}</link>{items}</channel></rss>").encode()
+    return site.add("/control/feed.xml", Answer(feed, headers={"Content-Type": "application/rss+xml"})), pages
+
+
+@dataclasses.dataclass
+class StageRun:
+    """What one run of the poll and fetch stages left in the warehouse."""
+    wh: object
+    counts: dict
+    seconds: float
+
+    def stored_pages(self) -> set[str]:
+        return {r["url"] for r in self.wh.read("SELECT url FROM pages")}
+
+    def last_poll(self, feed: str) -> dict:
+        rows = self.wh.read("SELECT * FROM feed_polls WHERE feed = ? ORDER BY polled_at DESC LIMIT 1", [feed])
+        return rows[0] if rows else {}
+
+    def last_fetch(self, url: str) -> dict:
+        rows = self.wh.read("SELECT * FROM fetches WHERE url = ? ORDER BY attempted_at DESC LIMIT 1", [url])
+        return rows[0] if rows else {}
+
+    def rejections(self) -> list[dict]:
+        return self.wh.read("SELECT * FROM rejections ORDER BY key")
+
+
+@pytest.fixture
+def run_fetch_stages(tmp_path: Path, fetch_settings) -> Callable[..., StageRun]:
+    """Factory: `run_fetch_stages({"name": url, ...}, config_dir=..., **fetch)` polls the feeds
+    and fetches their pages with the real stages; `config_dir` stands for the TOML's folder
+    (local feeds' pages must lie in it). Runs again on the same warehouse when called again."""
+    def run(feeds: dict[str, str], config_dir: Path | None = None, **fetch) -> StageRun:
+        import uuid
+
+        from flows import stages
+        from newsmon.settings import FeedSettings, Settings, WarehouseSettings
+        from warehouse import Warehouse
+
+        settings = Settings(warehouse=WarehouseSettings(path=tmp_path / "stages.duckdb"),
+                            fetch=fetch_settings(**fetch),
+                            feeds=[FeedSettings(name=n, url=u) for n, u in feeds.items()],
+                            source=(config_dir or tmp_path) / "newsmon.toml")
+        wh = Warehouse(settings.warehouse.path)
+        wh.migrate()
+        run_id = str(uuid.uuid4())
+        started = time.monotonic()
+        counts = {"feeds": stages.poll_feeds.fn(settings, wh, run_id),
+                  "pages": stages.fetch_pages.fn(settings, wh, run_id)}
+        return StageRun(wh, counts, time.monotonic() - started)
+    return run

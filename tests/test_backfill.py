@@ -2,36 +2,24 @@
 re-mined offline without a single request, explicit URLs as pseudo-feed entries, two
 overlapping runs that store everything once, and bad windows rejected in one line.
 
-The flow runs in this process against a real Prefect server (`prefect server start` on
-127.0.0.1, a module fixture); the CLI runs as a subprocess with a temporary server of its
-own. The articles are invented for these tests.
+The backfill runs in this process as plain Python (what the CLI runs without a Prefect
+API), and, in the slow tests, as the Prefect flow against a real Prefect server
+(`prefect server start` on 127.0.0.1, the conftest's module fixture `prefect_api`); the
+CLI runs as a subprocess (slow). The articles are invented for these tests.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import inspect
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import Answer, LocalServer, Request, Site
+from conftest import NEWSMON, NLP_TOML, Answer, LocalServer, Request, Site, cli_env, copy_domain, newsmon_cli
 from newsmon.errors import ConfigError
 from warehouse import Warehouse
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-NEWSMON = BIN / "newsmon"
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 SINCE = dt.date(2025, 12, 1)
 
@@ -114,19 +102,13 @@ def serve_gazette(site: Site, *, page_gate: threading.Event | None = None) -> st
 
 def write_config(tmp_path: Path, feed_url: str, *, allow_private: bool = True, extra: str = "") -> Path:
     """A config in tmp_path, with frozen copies of the domain files (the miner's version digests them)."""
-    nlp = tmp_path / "nlp"
-    nlp.mkdir(exist_ok=True)
-    for name in ("entities", "topics", "money", "fx", "aid"):
-        shutil.copy(ROOT / "config" / f"{name}.yaml", nlp / f"{name}.yaml")
-    shutil.copytree(ROOT / "config" / "lang" / "en", nlp / "lang", dirs_exist_ok=True)
+    copy_domain(tmp_path)
     path = tmp_path / "newsmon.toml"
     path.write_text(
         '[warehouse]\npath = "news.duckdb"\nlock_timeout_seconds = 120\n\n'
         f"[fetch]\nallow_private_networks = {str(allow_private).lower()}\nper_host_delay = 0\nretries = 0\n\n"
         f'[[feeds]]\nname = "gazette"\nurl = "{feed_url}"\n\n'
-        '[alerts]\nrecipients = ["analyst@example.org"]\n\n'
-        '[nlp]\nentities = "nlp/entities.yaml"\ntopics = "nlp/topics.yaml"\nmoney = "nlp/money.yaml"\n'
-        'fx = "nlp/fx.yaml"\naid = "nlp/aid.yaml"\nlang = "nlp/lang"\n' + extra)
+        '[alerts]\nrecipients = ["analyst@example.org"]\n\n' + NLP_TOML + extra)
     return path
 
 
@@ -162,110 +144,27 @@ def assert_stored_once(wh: Warehouse) -> None:
     assert wh.read("SELECT change_id, recipient FROM alert_outbox GROUP BY ALL HAVING count(*) > 1") == []
 
 
-# -- a real Prefect server -------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrefectServer:
-    """`prefect server start` on 127.0.0.1 with a PREFECT_HOME of its own."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self.log = home / "server.log"
-        self.proc: subprocess.Popen | None = None
-
-    def env(self, **extra: str) -> dict[str, str]:
-        """The environment of a client process of this server (a PREFECT_HOME of its own)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        env.update(PREFECT_API_URL=self.api_url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
-                   PREFECT_LOGGING_LEVEL="WARNING", NO_COLOR="1", **extra)
-        return env
-
-    def start(self, timeout: float = 60.0) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        env.update(PREFECT_HOME=str(self.home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-                   PREFECT_LOGGING_LEVEL="WARNING", PREFECT_SERVER_LOGGING_LEVEL="WARNING",
-                   PREFECT_UI_ENABLED="false", NO_COLOR="1")
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                                          "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT,
-                                         env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited: {self.log.read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.api_url + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            time.sleep(0.3)
-        self.stop()
-        raise TimeoutError(f"prefect server not healthy within {timeout}s: {self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def prefect_server(home: Path) -> Iterator[PrefectServer]:
-    server = PrefectServer(home)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory) -> Iterator[PrefectServer]:
-    """Flows called in this process run against a real Prefect server."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server
-            drain_api_workers()  # send the last logs and events while the server still listens
-
-
-def drain_api_workers() -> None:
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-    from prefect.utilities.asyncutils import run_coro_as_sync
-
-    async def drain() -> None:
-        for result in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
-            if inspect.isawaitable(result):
-                await result
-
-    with contextlib.suppress(RuntimeError):  # a worker that never started
-        run_coro_as_sync(drain())
-
-
 def cli(*args: str, tmp_path: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`newsmon ...` with a temporary Prefect server of its own (no PREFECT_API_URL)."""
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), NO_COLOR="1")
-    return subprocess.run([str(NEWSMON), *args], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=timeout)
+    """`newsmon ...` as a subprocess, without a Prefect API."""
+    return newsmon_cli(*args, cwd=tmp_path, timeout=timeout)
+
+
+@pytest.fixture(params=["plain", pytest.param("flow", marks=pytest.mark.slow)])
+def run_backfill(request):
+    """The backfill as plain Python (what the CLI runs without a Prefect API), and as the Prefect flow
+    against a real server (slow): the same results either way."""
+    from flows import backfill
+
+    if request.param == "flow":
+        request.getfixturevalue("prefect_api")
+        return backfill.backfill
+    return backfill.run_backfill
 
 
 # -- (a) remine: no request, same claims, old versions replaced --------------------------------
-def test_backfill_remine_downloads_nothing_and_yields_the_same_claims(prefect_api, site, http_server: LocalServer,
+def test_backfill_remine_downloads_nothing_and_yields_the_same_claims(run_backfill, site, http_server: LocalServer,
                                                                         tmp_path):
-    from flows.backfill import backfill
-
+    backfill = run_backfill
     config = write_config(tmp_path, serve_gazette(site))
     wh = warehouse(config)
     first = backfill(since=SINCE, config=str(config))
@@ -300,8 +199,8 @@ def test_backfill_remine_downloads_nothing_and_yields_the_same_claims(prefect_ap
     assert len(wh.read("SELECT run_id FROM runs WHERE flow = 'backfill' AND finished_at IS NOT NULL")) == 3
 
 
-def test_backfill_remine_window_limits_what_is_remined(prefect_api, site, tmp_path):
-    from flows.backfill import backfill
+def test_backfill_remine_window_limits_what_is_remined(site, tmp_path):
+    from flows.backfill import run_backfill as backfill
 
     config = write_config(tmp_path, serve_gazette(site))
     backfill(since=dt.date(2025, 11, 1), config=str(config))
@@ -309,8 +208,8 @@ def test_backfill_remine_window_limits_what_is_remined(prefect_api, site, tmp_pa
     assert only_dec_3["articles"]["extracted"] == 1 and only_dec_3["claims"]["articles"] == 1
 
 
-def test_backfill_second_run_changes_nothing(prefect_api, site, tmp_path):
-    from flows.backfill import backfill
+def test_backfill_second_run_changes_nothing(site, tmp_path):
+    from flows.backfill import run_backfill as backfill
 
     config = write_config(tmp_path, serve_gazette(site))
     wh = warehouse(config)
@@ -328,8 +227,8 @@ def test_backfill_second_run_changes_nothing(prefect_api, site, tmp_path):
 
 
 # -- explicit URLs ----------------------------------------------------------------------------
-def test_backfill_urls_are_fetched_once_as_adhoc_entries(prefect_api, site, tmp_path):
-    from flows.backfill import backfill
+def test_backfill_urls_are_fetched_once_as_adhoc_entries(site, tmp_path):
+    from flows.backfill import run_backfill as backfill
 
     extra = site.add("/extra/germany-doubles-aid.html", Answer(page_html("germany-doubles-aid"), headers=HTML))
     config = write_config(tmp_path, serve_gazette(site))
@@ -348,8 +247,8 @@ def test_backfill_urls_are_fetched_once_as_adhoc_entries(prefect_api, site, tmp_
     assert_stored_once(wh)
 
 
-def test_backfill_urls_respect_the_ssrf_guard(prefect_api, site, tmp_path):
-    from flows.backfill import backfill
+def test_backfill_urls_respect_the_ssrf_guard(site, tmp_path):
+    from flows.backfill import run_backfill as backfill
 
     private = site.add("/private-net.html", Answer(page_html("orban-backs-talks"), headers=HTML))
     config = write_config(tmp_path, "http://feeds.invalid/feed.xml", allow_private=False)
@@ -361,6 +260,7 @@ def test_backfill_urls_respect_the_ssrf_guard(prefect_api, site, tmp_path):
 
 
 # -- (b) two overlapping runs ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_backfill_and_ingest_overlapping_both_complete_and_store_once(site, tmp_path):
     gate = threading.Event()  # no page is answered before both runs have polled the feed
     feed_url = serve_gazette(site, page_gate=gate)
@@ -374,8 +274,7 @@ def test_backfill_and_ingest_overlapping_both_complete_and_store_once(site, tmp_
 
     site.add("/feed.xml", counting_feed)
     config = write_config(tmp_path, feed_url)
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), NO_COLOR="1")
+    env = cli_env(tmp_path)
     commands = [[str(NEWSMON), "ingest", "--config", str(config)],
                 [str(NEWSMON), "backfill", "--config", str(config), "--since", "2025-11-01"]]
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
@@ -406,6 +305,7 @@ def test_backfill_and_ingest_overlapping_both_complete_and_store_once(site, tmp_
     (["--since", "notadate"], ["--since", "notadate", "YYYY-MM-DD"]),
     (["--since", "2025-12-01", "--until", "2025-13-01"], ["--until", "2025-13-01"]),
 ], ids=["since-after-until", "since-not-a-date", "until-not-a-date"])
+@pytest.mark.slow
 def test_backfill_cli_bad_window_is_one_line_and_exit_2(tmp_path, args, words):
     config = write_config(tmp_path, "http://feeds.invalid/feed.xml")
     proc = cli("backfill", "--config", str(config), *args, tmp_path=tmp_path, timeout=120)
@@ -416,6 +316,7 @@ def test_backfill_cli_bad_window_is_one_line_and_exit_2(tmp_path, args, words):
     assert not (tmp_path / "news.duckdb").exists()
 
 
+@pytest.mark.slow
 def test_backfill_flow_rejects_bad_parameters(prefect_api, tmp_path):
     from prefect.exceptions import ParameterTypeError
 

@@ -17,9 +17,9 @@ import urllib.parse
 import feedparser
 import pytest
 
-from conftest import CORPUS, Answer
+from conftest import CORPUS, Answer, control_feed, layered_gzip_bomb, needs_corpus
 from newsmon.settings import FeedSettings
-from tasks.feeds import FeedState, parse_feed, poll_feed, strip_doctype
+from tasks.feeds import FeedState, cap_entries, parse_feed, poll_feed, strip_doctype
 from tasks.fetch import Fetcher
 
 MAX_FEED = 5 * 1024 * 1024
@@ -63,6 +63,7 @@ def _title_found(expected: str, titles: set[str]) -> bool:
     return any(pattern.fullmatch(t) for t in titles)
 
 
+@needs_corpus
 @pytest.mark.parametrize("directory", ["feedparser-tests", "real-feeds"])
 def test_feeds_corpus_every_entry_kept_or_rejected(site, fetch_settings, directory):
     rows = _manifest(directory)
@@ -273,3 +274,197 @@ def test_feeds_strip_doctype_linear_on_hostile_input():
     for doc in (b"<?xml " + b"a" * 2_000_000, b"<!DOCTYPE x [" + b"'" * 2_000_000, b" " * 2_000_000 + b"<!DOCTYPE"):
         assert strip_doctype(doc) == doc
     assert time.monotonic() - started < 2
+
+
+# -- hostile feeds beside a healthy one ----------------------------------------------------------
+# Each reproduces an attacker's finding on a clone (issue 9); the control feed's pages must
+# still be stored, within a bound that separates "worked" from "hung" (minutes, hours).
+MiB = 1024 * 1024
+
+
+def assert_control_arrived(run, control_pages: list[str]) -> None:
+    assert run.last_poll("control")["outcome"] == "ok"
+    assert set(control_pages) <= run.stored_pages()
+
+
+def test_feeds_doctype_comment_flood_recorded_and_control_polled(site, run_fetch_stages):
+    # "<!DOCTYPE rss [" + 5 MB of "<!--": the DOCTYPE regex went quadratic (hours at 5 MB)
+    hostile = site.add("/hostile.xml", Answer(b"<!DOCTYPE rss [" + b"<!--" * (5 * MiB // 4), headers=RSS))
+    control, pages = control_feed(site)
+    run = run_fetch_stages({"hostile": hostile, "control": control}, max_feed_bytes=6 * MiB)
+    poll = run.last_poll("hostile")
+    assert poll["outcome"] == "failed" and "not a feed" in poll["error"]
+    assert_control_arrived(run, pages)
+    assert run.seconds < 60
+
+
+@pytest.mark.parametrize("flood", [
+    b"<!DOCTYPE rss [" + b"<!--" * (5 * MiB // 4),
+    b"<?xml " + b"<?" * (5 * MiB // 2),
+    b"<!--" * (5 * MiB // 4),
+    b"<!DOCTYPE x [" + b"<" * (5 * MiB),
+    b"<!DOCTYPE x [<!--" + b"-" * (5 * MiB),
+    b"<!DOCTYPE x " + b'"' * (5 * MiB),
+], ids=["subset-comments", "prolog-pis", "prolog-comments", "subset-lt", "comment-dashes", "quotes"])
+def test_feeds_strip_doctype_unterminated_floods_left_alone(flood):
+    assert strip_doctype(flood) == flood  # no well-formed DOCTYPE: nothing to strip (linear: bench/)
+
+
+def entry_flood(n: int) -> bytes:
+    items = "".join(f"<item><link>http://example.org/{i}</link></item>" for i in range(n))
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Flood</title>{items}'
+            "</channel></rss>").encode()
+
+
+def test_feeds_entry_flood_cut_at_cap_and_recorded(site, run_fetch_stages):
+    # 200,000 entries took over 20 minutes to reject, with the control feed queued behind
+    hostile = site.add("/flood.xml", Answer(entry_flood(200_000), headers=RSS))
+    control, pages = control_feed(site)
+    run = run_fetch_stages({"hostile": hostile, "control": control}, max_feed_bytes=16 * MiB,
+                           max_feed_entries=50)
+    poll = run.last_poll("hostile")
+    assert (poll["outcome"], poll["entries"]) == ("ok", 50)
+    cut = [r for r in run.rejections() if r["key"] == "hostile: entries after #50"]
+    assert len(cut) == 1 and "200000 entries" in cut[0]["reason"] and "fetch.max_feed_entries" in cut[0]["reason"]
+    assert {f"http://example.org/{i}" for i in range(50)} <= {
+        r["url"] for r in run.wh.read("SELECT url FROM feed_entries WHERE feed = 'hostile'")}
+    assert_control_arrived(run, pages)
+    assert run.seconds < 120
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le"])
+@pytest.mark.parametrize("kind", ["rss", "atom", "prefixed"])
+def test_feeds_cap_entries_keeps_the_first_and_a_well_formed_document(encoding, kind):
+    if kind == "atom":
+        doc = ('<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+               + "".join(f'<entry><id>{i}</id><link href="http://example.org/{i}"/></entry>' for i in range(10))
+               + "</feed>")
+    elif kind == "prefixed":
+        doc = ('<a:feed xmlns:a="http://www.w3.org/2005/Atom"><a:title>t</a:title>'
+               + "".join(f'<a:entry><a:id>{i}</a:id><a:link href="http://example.org/{i}"/></a:entry>'
+                         for i in range(10)) + "</a:feed>")
+    else:
+        doc = entry_flood(10).decode().removeprefix('<?xml version="1.0"?>')
+    doc = f'<?xml version="1.0" encoding="{encoding[:6]}"?>' + doc
+    data = ("\ufeff" + doc).encode(encoding) if encoding != "utf-8" else doc.encode()
+    capped, cut = cap_entries(data, 3)
+    assert cut == 7
+    entries, rejected, bozo = parse_feed(capped, "http://example.org/feed", "application/xml")
+    assert [e.url for e in entries] == [f"http://example.org/{i}" for i in range(3)]
+    assert bozo is None and rejected == []
+    assert cap_entries(data, 10) == (data, 0)
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+def test_feeds_layered_gzip_bomb_refused_and_control_polled(site, run_fetch_stages, layers):
+    # "gzip, gzip, gzip" (10 GiB) ended in MemoryError and rc 1 on every run
+    import tracemalloc
+
+    import flows.stages  # noqa: F401 - imported before the count starts
+
+    codings = ", ".join(["gzip"] * layers)
+    hostile = site.add("/bomb.xml", Answer(layered_gzip_bomb(1024 * MiB, layers),
+                                          headers={**RSS, "Content-Encoding": codings}))
+    control, pages = control_feed(site)
+    tracemalloc.start()
+    try:
+        run = run_fetch_stages({"hostile": hostile, "control": control}, max_feed_bytes=MiB)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    poll = run.last_poll("hostile")
+    assert poll["outcome"] == "failed" and "exceeds" in poll["error"]
+    assert_control_arrived(run, pages)
+    assert peak < 64 * MiB  # the cap is 1 MiB; main held the GiB (and more) of one decoded layer
+
+
+def test_feeds_trickling_feed_cut_at_deadline_and_control_polled(site, run_fetch_stages):
+    # one byte every few seconds: no overall deadline per request, the run hung until killed
+    hostile = site.add("/slow.xml", Answer(entry_flood(3), headers=RSS, trickle=0.2))
+    control, pages = control_feed(site)
+    run = run_fetch_stages({"hostile": hostile, "control": control}, request_deadline_seconds=1.5,
+                           read_timeout=30)
+    poll = run.last_poll("hostile")
+    assert poll["outcome"] == "failed" and "fetch.request_deadline_seconds" in poll["error"]
+    assert_control_arrived(run, pages)
+    assert run.seconds < 15  # the trickle alone would take over a minute
+
+
+@pytest.mark.slow
+def test_feeds_sigterm_stops_a_run_stuck_on_a_trickling_feed(site, tmp_path):
+    # SIGTERM took 210 s more while a feed sent one byte every 5 s
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url = site.add("/slow.xml", Answer(entry_flood(3), headers=RSS, trickle=5))
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'[warehouse]\npath = "w.duckdb"\n[fetch]\nallow_private_networks = true\n'
+                      f'[[feeds]]\nname = "slow"\nurl = "{url}"\n')
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}  # a loaded machine: not what is tested
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("newsmon")), "ingest", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        site.wait_for("/slow.xml", timeout=240)
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        proc.wait(timeout=60)
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+CHILD_RUN = """
+import json, resource, sys, uuid
+from flows import stages
+from newsmon.settings import FeedSettings, FetchSettings, Settings, WarehouseSettings
+from warehouse import Warehouse
+feeds, db = json.loads(sys.argv[1]), sys.argv[2]
+settings = Settings(warehouse=WarehouseSettings(path=db), feeds=[FeedSettings(name=n, url=u) for n, u in feeds.items()],
+                    fetch=FetchSettings(allow_private_networks=True, per_host_delay=0, retries=0,
+                                        request_deadline_seconds=3, max_feed_bytes=16 * 2**20))
+wh = Warehouse(db)
+wh.migrate()
+run_id = str(uuid.uuid4())
+counts = {"feeds": stages.poll_feeds.fn(settings, wh, run_id), "pages": stages.fetch_pages.fn(settings, wh, run_id)}
+print(json.dumps({"counts": counts, "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+@pytest.mark.slow
+def test_feeds_every_hostile_feed_in_one_run_bounded_in_time_and_memory(site, tmp_path):
+    # the issue's bound: the healthy feed's articles arrive, and a run's peak RSS stays <= 1 GB
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    bomb_page = site.add("/bomb.html", Answer(layered_gzip_bomb(1024 * MiB, 2),
+                                             headers={"Content-Type": "text/html", "Content-Encoding": "gzip, gzip"}))
+    hostile = {
+        "doctype": site.add("/doctype.xml", Answer(b"<!DOCTYPE rss [" + b"<!--" * (5 * MiB // 4), headers=RSS)),
+        "entries": site.add("/entries.xml", Answer(entry_flood(200_000), headers=RSS)),
+        "bomb": site.add("/bomb.xml", Answer(layered_gzip_bomb(1024 * MiB, 3),
+                                             headers={**RSS, "Content-Encoding": "gzip, gzip, gzip"})),
+        "trickle": site.add("/trickle.xml", Answer(entry_flood(3), headers=RSS, trickle=0.5)),
+        "bomb-page": site.add("/with-bomb.xml", Answer(rss(("Bomb", bomb_page)), headers=RSS)),
+    }
+    control, pages = control_feed(site)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", CHILD_RUN, json.dumps({**hostile, "control": control}),
+                           str(tmp_path / "w.duckdb")], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"hostile run: {time.monotonic() - started:.1f} s, peak RSS {report['max_rss_kib'] / 1024:.0f} MiB")
+    assert time.monotonic() - started < 300
+    assert report["max_rss_kib"] < 1024 * 1024  # 1 GiB
+    from warehouse import Warehouse
+
+    stored = {r["url"] for r in Warehouse(tmp_path / "w.duckdb").read("SELECT url FROM pages")}
+    assert set(pages) <= stored and bomb_page not in stored

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from conftest import Answer, gzip_bomb, has_ipv6_loopback
+from conftest import CONTROL_PAGE, Answer, control_feed, gzip_bomb, has_ipv6_loopback, layered_gzip_bomb
 from newsmon.errors import RefusedFetchError, TransientFetchError
 from newsmon.settings import FetchSettings
-from tasks.fetch import FEED_TYPES, HTML_TYPES, Fetcher
+from tasks.fetch import FEED_TYPES, HTML_TYPES, Fetcher, check_address
 
 PAGE = b"<!doctype html><html><head><title>t</title></head><body><p>hello</p></body></html>"
 HTML = {"Content-Type": "text/html; charset=utf-8"}
@@ -314,3 +314,223 @@ def test_fetch_per_host_delay_spaces_requests(site, fetch_settings):
             f.get(url, max_bytes=MiB)
     times = [site.hits(f"/d{i}")[0].at for i in range(3)]
     assert all(b - a >= 0.25 for a, b in zip(times, times[1:]))
+
+
+# -- hostile servers (issue 9): each reproduces an attacker's finding ----------------------------
+@pytest.mark.parametrize("host", [
+    "2002:7f00:1::",                            # 6to4 of 127.0.0.1
+    "2002:a00:1::1",                            # 6to4 of 10.0.0.1
+    "2002:a9fe:a9fe::",                         # 6to4 of the metadata address 169.254.169.254
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",     # Teredo, client 127.0.0.1 (obfuscated)
+    "64:ff9b::7f00:1",                          # NAT64 of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",                       # NAT64 of 169.254.169.254
+    "::127.0.0.1",                              # IPv4-compatible (deprecated)
+])
+def test_fetch_embedded_ipv4_forms_refused(site, host):
+    site.add("/secret", Answer(PAGE, headers=HTML))
+    with pytest.raises(RefusedFetchError) as err:
+        get(FetchSettings(), f"http://[{host}]:{site.server.port}{site.prefix}/secret")
+    assert err.value.reason == "ssrf"
+    assert site.hits() == []
+
+
+@pytest.mark.parametrize("host", ["2002:808:808::1", "64:ff9b::808:808"])  # 8.8.8.8 behind 6to4, NAT64
+def test_fetch_embedded_public_ipv4_passes_the_guard(host):
+    assert check_address(host, 80, allow_private=False) == host
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["new-connection", "pooled-connection"])
+def test_fetch_trickling_server_cut_at_deadline(site, fetch_settings, warm):
+    # one byte every 0.2 s, status line and headers included: every read is quick, the answer never ends
+    site.add("/ok", Answer(PAGE, headers=HTML))
+    url = site.add("/slow", Answer(PAGE, headers=HTML, trickle=0.2))
+    with Fetcher(fetch_settings(request_deadline_seconds=1.0, read_timeout=30)) as f:
+        if warm:  # the trickle then comes on a kept-alive connection opened by an earlier request
+            f.get(site.url("/ok"), max_bytes=MiB)
+        started = time.monotonic()
+        with pytest.raises(TransientFetchError) as err:
+            f.get(url, max_bytes=MiB)
+        elapsed = time.monotonic() - started
+        assert f.get(site.url("/ok"), max_bytes=MiB).content == PAGE  # the fetcher still works after
+    assert err.value.reason == "deadline"
+    assert "fetch.request_deadline_seconds" in str(err.value)
+    assert elapsed < 5  # the whole answer would take about 40 s
+
+
+def test_fetch_deadline_covers_retries(site, fetch_settings):
+    url = site.add("/busy", Answer(b"", status=503, headers={"Retry-After": "2"}))
+    started = time.monotonic()
+    with pytest.raises(TransientFetchError):
+        get(fetch_settings(retries=5, request_deadline_seconds=1.0), url)
+    assert len(site.hits("/busy")) == 1  # a 2 s wait does not fit in what is left of 1 s
+    assert time.monotonic() - started < 1.5
+
+
+def test_fetch_retry_after_30_on_429_leaves_the_page_for_a_later_run(site, fetch_settings):
+    # Retry-After: 30 on a 429 cost 60 s of every run (two in-call retries)
+    url = site.add("/later", Answer(b"", status=429, headers={"Retry-After": "30"}))
+    slept: list[float] = []
+    with Fetcher(fetch_settings(retries=2), sleep=slept.append) as f:  # default max_retry_after
+        with pytest.raises(TransientFetchError) as err:
+            f.get(url, max_bytes=MiB)
+    assert (err.value.reason, slept) == ("http_429", [])
+    assert len(site.hits("/later")) == 1
+
+
+def test_fetch_retry_waits_capped_per_run(site, fetch_settings):
+    urls = [site.add(f"/b{i}", Answer(b"", status=503, headers={"Retry-After": "3"})) for i in range(4)]
+    slept: list[float] = []
+    with Fetcher(fetch_settings(retries=2, max_retry_after=5, retry_wait_budget_seconds=7),
+                 sleep=slept.append) as f:
+        for url in urls:
+            with pytest.raises(TransientFetchError):
+                f.get(url, max_bytes=MiB)
+    assert slept == [3.0, 3.0]  # then the budget is spent: the other pages wait for the next run
+
+
+# -- content codings ---------------------------------------------------------------------------
+@pytest.mark.parametrize("layers", [2, 3])
+def test_fetch_layered_gzip_bomb_refused_with_bounded_memory(site, fetch_settings, layers):
+    # a 1.8 KB page with "gzip, gzip" reached 2.4-4.4 GB peak RSS: httpx undid a whole layer
+    # before the byte cap looked; here the cap applies to every layer as it streams
+    import tracemalloc
+
+    url = site.add("/bomb", Answer(layered_gzip_bomb(1024 * MiB, layers),
+                                  headers={**HTML, "Content-Encoding": ", ".join(["gzip"] * layers)}))
+    tracemalloc.start()
+    try:
+        with pytest.raises(RefusedFetchError) as err:
+            get(fetch_settings(), url, max_bytes=MiB)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.value.reason == "too_large"
+    assert peak < 16 * MiB  # a few steps of 64 KiB over the 1 MiB cap; main held the GiB
+
+
+@pytest.mark.parametrize("codings", [["gzip", "gzip"], ["deflate", "gzip"], ["gzip", "deflate", "gzip"]])
+def test_fetch_layered_codings_under_cap_decoded(site, fetch_settings, codings):
+    import zlib
+
+    body = PAGE * 50
+    for coding in codings:  # applied in the order listed
+        body = gzip.compress(body) if coding == "gzip" else zlib.compress(body)
+    url = site.add("/layers", Answer(body, headers={**HTML, "Content-Encoding": ", ".join(codings)}, chunked=True))
+    assert get(fetch_settings(), url).content == PAGE * 50
+
+
+def test_fetch_raw_deflate_decoded(site, fetch_settings):
+    import zlib
+
+    raw = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    url = site.add("/raw", Answer(raw.compress(PAGE) + raw.flush(), headers={**HTML, "Content-Encoding": "deflate"}))
+    assert get(fetch_settings(), url).content == PAGE
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "compress", "gzip, br"])
+def test_fetch_unsupported_coding_refused_not_stored_raw(site, fetch_settings, coding):
+    # br bodies were stored undecoded
+    url = site.add("/enc", Answer(b"\x1b\x03\x00\xf8\xa5\x02", headers={**HTML, "Content-Encoding": coding}))
+    with pytest.raises(RefusedFetchError) as err:
+        get(fetch_settings(), url)
+    assert err.value.reason == "encoding"
+    assert "not supported" in str(err.value)
+
+
+def test_fetch_corrupt_gzip_refused(site, fetch_settings):
+    url = site.add("/bad", Answer(b"\x1f\x8b\x08\x00garbage-not-deflate",
+                                  headers={**HTML, "Content-Encoding": "gzip"}))
+    with pytest.raises(RefusedFetchError) as err:
+        get(fetch_settings(), url)
+    assert err.value.reason == "decoding"
+
+
+# -- file URLs ----------------------------------------------------------------------------------
+def test_fetch_redirect_to_file_never_followed(site, fetch_settings, tmp_path):
+    # an entry of a local file feed that answered 302 to file:///... was followed: the file landed in articles
+    secret = tmp_path / "secret.html"
+    secret.write_bytes(b"<html><body>root:x:0:0</body></html>")
+    for target in (secret.as_uri(), "file:///dev/zero"):
+        url = site.add("/to-file", Answer(b"", status=302, headers={"Location": target}))
+        for allow in (True, tmp_path):
+            with pytest.raises(RefusedFetchError) as err:
+                get(fetch_settings(), url, allow_file=allow)
+            assert err.value.reason == "scheme" and "redirect" in str(err.value)
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/urandom", "/tmp"])
+def test_fetch_file_url_reads_regular_files_only(fetch_settings, path):
+    with pytest.raises(RefusedFetchError) as err:
+        get(fetch_settings(), "file://" + path, allow_file=True, accept=())
+    assert err.value.reason in ("not_a_file", "io")
+
+
+def test_fetch_file_url_outside_the_folder_refused(fetch_settings, tmp_path):
+    root, outside = tmp_path / "feeds", tmp_path / "outside"
+    root.mkdir(), outside.mkdir()
+    (outside / "secret.html").write_bytes(PAGE)
+    (root / "page.html").write_bytes(PAGE)
+    (root / "evil.html").symlink_to(outside / "secret.html")
+    (root / "inner.html").symlink_to(root / "page.html")
+    assert get(fetch_settings(), (root / "page.html").as_uri(), allow_file=root).content == PAGE
+    assert get(fetch_settings(), (root / "inner.html").as_uri(), allow_file=root).content == PAGE
+    for url in ((root / "evil.html").as_uri(), (outside / "secret.html").as_uri(),
+                (root / ".." / "outside" / "secret.html").as_uri()):
+        with pytest.raises(RefusedFetchError) as err:
+            get(fetch_settings(), url, allow_file=root)
+        assert err.value.reason == "outside_root"
+
+
+def test_fetch_file_feed_pages_stay_in_their_folder(site, run_fetch_stages, tmp_path):
+    # a local feed's entries: a page beside it (kept), a .html symlink to a file outside, a link to
+    # file:///dev/zero, and an http page that redirects to a file; the control feed beside it
+    conf, outside = tmp_path / "conf", tmp_path / "outside"
+    (conf / "feeds").mkdir(parents=True), (conf / "pages").mkdir(), outside.mkdir()
+    (outside / "secret.html").write_bytes(b"<html><body><p>" + b"secret text " * 20 + b"</p></body></html>")
+    (conf / "pages" / "ok.html").write_bytes(CONTROL_PAGE.format(n="local", text="local page " * 20).encode())
+    (conf / "pages" / "evil.html").symlink_to(outside / "secret.html")
+    hop = site.add("/hop.html", Answer(b"", status=302, headers={"Location": (outside / "secret.html").as_uri()}))
+    links = ["../pages/ok.html", "../pages/evil.html", "file:///dev/zero", hop]
+    items = "".join(f"<item><title>{i}</title><link>{link}</link></item>" for i, link in enumerate(links))
+    feed_file = conf / "feeds" / "local.xml"
+    feed_file.write_text(f'<rss version="2.0"><channel><title>local</title>{items}</channel></rss>')
+    control, pages = control_feed(site)
+    run = run_fetch_stages({"local": feed_file.as_uri(), "control": control}, config_dir=conf)
+    assert run.stored_pages() == {(conf / "pages" / "ok.html").as_uri(), *pages}
+    refused = {r["url"]: r["reason"]
+               for r in run.wh.read("SELECT url, reason FROM fetches WHERE outcome = 'refused'")}
+    assert refused.pop((conf / "pages" / "evil.html").as_uri()) == "outside_root"
+    assert refused.pop(hop) == "scheme"
+    [(zero, reason)] = refused.items()  # feedparser spells it file://dev/zero; never read either way
+    assert zero.endswith("dev/zero") and reason == "outside_root"
+    assert run.wh.read("SELECT count(*) AS n FROM raw_blobs") == [{"n": 3}]  # nothing else was stored
+
+
+def test_fetch_bundled_sample_pages_read_from_the_config_folder(run_fetch_stages):
+    # the sample keeps its pages beside feeds/ (config/sample/pages): inside the config's folder
+    from newsmon.settings import DEFAULT_CONFIG, load_settings
+
+    settings = load_settings(DEFAULT_CONFIG)
+    run = run_fetch_stages({f.name: f.url for f in settings.feeds}, config_dir=DEFAULT_CONFIG.parent)
+    stored = run.stored_pages()
+    assert stored and all(url.startswith((DEFAULT_CONFIG.parent / "sample").as_uri()) for url in stored)
+    assert run.counts["pages"].get("refused", 0) == 0
+
+
+def test_fetch_unresolvable_host_looked_up_once_per_run(fetch_settings):
+    # 1,000 entries linking one dead name cost 1,000 slow DNS lookups in every run
+    host = "newsmon-test.invalid"  # RFC 6761: never resolves
+    with Fetcher(fetch_settings()) as f:
+        started = time.monotonic()
+        with pytest.raises(TransientFetchError) as first:
+            f.get(f"http://{host}/0", max_bytes=MiB)
+        once = time.monotonic() - started
+        started = time.monotonic()
+        for i in range(1, 50):
+            with pytest.raises(TransientFetchError) as err:
+                f.get(f"http://{host}/{i}", max_bytes=MiB)
+            assert err.value.reason == "dns"
+        assert time.monotonic() - started <= once + 0.5  # 49 more URLs cost about one lookup, not 49
+    assert first.value.reason == "dns"
+    with Fetcher(fetch_settings()) as f, pytest.raises(TransientFetchError):  # a new run asks again
+        f.get(f"http://{host}/0", max_bytes=MiB)

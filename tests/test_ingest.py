@@ -2,8 +2,9 @@
 local server -> feed entries -> stored pages -> the `articles` view.
 
 The stage functions run as plain functions (`.fn`) against a DuckDB file in tmp_path;
-the kill test runs the real CLI (which starts a temporary Prefect server), kills it
-mid-fetch with SIGKILL and re-runs it: every article must end up stored once.
+the kill test runs the real CLI (plain Python: no Prefect API, no server), kills it
+mid-fetch with SIGKILL and re-runs it: every article must end up stored once, and the
+killed run is marked killed.
 """
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import Answer, Site
+from conftest import NEWSMON, Answer, Site, cli_env
 from flows import stages
 from newsmon.errors import ExtractError
 from newsmon.settings import Settings, load_settings
@@ -26,7 +26,6 @@ from tasks.extract import extract_article
 from warehouse import Warehouse
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "site"
-NEWSMON = Path(sys.executable).with_name("newsmon")
 PAGES = ["eu-ministers-agree-energy-package.html", "kommunen-winterhilfe.html", "port-reopens-after-repairs.html"]
 UTC = dt.timezone.utc
 HTML = {"Content-Type": "text/html; charset=utf-8"}
@@ -204,10 +203,10 @@ def test_ingest_cli_killed_mid_fetch_then_rerun_stores_each_article_once(site, t
     routes = {PAGES[1]: [Answer(FIXTURES / PAGES[1], headers=HTML, gate=gate),
                          Answer(FIXTURES / PAGES[1], headers=HTML)]}
     config = write_config(tmp_path, {"courier": serve_site(site, page_routes=routes)})
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "NO_COLOR": "1"}
+    env = cli_env(tmp_path)
     cmd = [str(NEWSMON), "ingest", "--config", str(config)]
     log = tmp_path / "killed-run.log"  # a file, not a pipe nobody reads while waiting
-    # A session of its own, so that SIGKILL reaches the temporary Prefect server it starts too.
+    # A session of its own, so that SIGKILL reaches anything it starts too.
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
                                 start_new_session=True)
@@ -238,5 +237,9 @@ def test_ingest_cli_killed_mid_fetch_then_rerun_stores_each_article_once(site, t
     assert "ingest done" in output
     assert_articles_stored_once(wh, site)
     assert site.hits("/feed.xml")[-1].headers.get("if-none-match") == '"feed-v1"'
-    runs = wh.read("SELECT finished_at FROM runs ORDER BY started_at")
+    runs = wh.read("SELECT finished_at, status, error FROM runs ORDER BY started_at")
     assert len(runs) == 2 and runs[0]["finished_at"] is None and runs[1]["finished_at"] is not None
+    assert [r["status"] for r in runs] == ["killed", "completed"]
+    assert f"process {proc.pid} " in runs[0]["error"] and "is gone" in runs[0]["error"]
+    # no Prefect server, temporary or not, was started (it would leave its database in PREFECT_HOME)
+    assert not any(p.is_file() for p in (tmp_path / "prefect-home").rglob("*"))

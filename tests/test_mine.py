@@ -17,20 +17,11 @@ from newsmon.errors import ConfigError
 from newsmon.settings import NlpSettings, load_settings
 from tasks.claims import RULE_MODULES, rules_version
 from tasks.mine import CLAIM_FIELDS, Miner, miner_version, read_passages
+from conftest import NLP_TOML, copy_domain
 from tests.test_ingest import PAGES, serve_site
 from warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def copy_domain(tmp_path: Path) -> Path:
-    """Copies of every domain file the miner reads, so a test may edit them."""
-    nlp = tmp_path / "nlp"
-    nlp.mkdir()
-    for name in ("entities", "topics", "money", "fx", "aid"):
-        shutil.copy(ROOT / "config" / f"{name}.yaml", nlp / f"{name}.yaml")
-    shutil.copytree(ROOT / "config" / "lang" / "en", nlp / "lang")
-    return nlp
 
 
 def nlp_settings(nlp: Path) -> NlpSettings:
@@ -70,9 +61,7 @@ def test_mine_next_ingest_remines_stored_articles_after_a_rule_edit_without_down
     feed = serve_site(site)
     config = tmp_path / "newsmon.toml"
     config.write_text('[warehouse]\npath = "news.duckdb"\n\n[fetch]\nallow_private_networks = true\n'
-                      f'per_host_delay = 0\nretries = 0\n\n[[feeds]]\nname = "courier"\nurl = "{feed}"\n\n'
-                      '[nlp]\nentities = "nlp/entities.yaml"\ntopics = "nlp/topics.yaml"\nmoney = "nlp/money.yaml"\n'
-                      'fx = "nlp/fx.yaml"\naid = "nlp/aid.yaml"\nlang = "nlp/lang"\n')
+                      f'per_host_delay = 0\nretries = 0\n\n[[feeds]]\nname = "courier"\nurl = "{feed}"\n\n' + NLP_TOML)
 
     def run() -> dict:
         settings = load_settings(config)
@@ -235,3 +224,11 @@ def test_mine_batch_size_changes_memory_not_claims(miner):
     rows_one, _ = one.mine(articles)
     rows_many, _ = many.mine(articles)
     assert rows_one == rows_many and rows_one["position_claims"]
+
+
+def test_a_frame_with_an_unknown_key_is_a_config_error(tmp_path):
+    from tasks.topics import load_topics
+    path = tmp_path / "topics.yaml"
+    path.write_text("topics:\n  t:\n    cues: [x]\n    frames:\n      - {predicates: [leave], arguments: [land], agent: [x]}\n")
+    with pytest.raises(ConfigError, match="unknown key 'agent'"):
+        load_topics(path)

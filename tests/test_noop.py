@@ -6,6 +6,7 @@ nothing new, runs the same stages in a fresh interpreter, which reports what it 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import uuid
@@ -35,7 +36,9 @@ print(json.dumps({"counts": counts, "imported": sorted(m for m in sys.modules if
 
 
 def sample_config(tmp_path: Path) -> Path:
-    feeds = ROOT / "config" / "sample" / "feeds"
+    # a copy of the sample beside the config: a local feed's pages must lie in the config's folder
+    shutil.copytree(ROOT / "config" / "sample", tmp_path / "sample")
+    feeds = tmp_path / "sample" / "feeds"
     cfg = tmp_path / "newsmon.toml"
     cfg.write_text('[warehouse]\npath = "w.duckdb"\n\n[nlp]\nprocesses = 1\n\n'
                    f'[[feeds]]\nname = "kyiv"\nurl = "{(feeds / "kyiv-ledger.xml").as_uri()}"\n\n'

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from test_backfill import ARTICLES, NEWSMON, drain_api_workers, prefect_server, serve_gazette, warehouse, write_config
+from conftest import NEWSMON, drain_api_workers, prefect_server
+from test_backfill import ARTICLES, serve_gazette, warehouse, write_config
 
 pytestmark = pytest.mark.slow
 

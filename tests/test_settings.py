@@ -2,17 +2,11 @@
 relative to the TOML file; the shipped defaults keep the SSRF guard on."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
+from conftest import newsmon_cli
 from newsmon.errors import ConfigError
 from newsmon.settings import DEFAULT_CONFIG, FetchSettings, load_settings
-
-NEWSMON = Path(sys.executable).with_name("newsmon")
 
 BAD_CONFIGS = [
     # (id, TOML text, what the one line must name)
@@ -31,6 +25,34 @@ BAD_CONFIGS = [
     ("bad-toml", "[fetch\nread_timeout = 1\n", "line 1"),
     ("bad-cron", '[schedule]\ncron = "* *"\n', "schedule.cron"),
     ("missing-nlp-file", '[nlp]\nentities = "nowhere.yaml"\n', "nlp.entities"),
+    # accepted, then crashing or hanging a run (issue 9)
+    ("inf-timeout", "[fetch]\nread_timeout = inf\n", "fetch.read_timeout"),
+    ("nan-timeout", "[fetch]\nconnect_timeout = nan\n", "fetch.connect_timeout"),
+    ("inf-delay", "[fetch]\nper_host_delay = inf\n", "fetch.per_host_delay"),
+    ("nan-delay", "[fetch]\nper_host_delay = nan\n", "fetch.per_host_delay"),
+    ("inf-deadline", "[fetch]\nrequest_deadline_seconds = inf\n", "fetch.request_deadline_seconds"),
+    ("huge-backoff", "[fetch]\nfeed_backoff_base_seconds = 1e300\n", "fetch.feed_backoff_base_seconds"),
+    ("huge-backoff-max", "[fetch]\nfeed_backoff_max_seconds = 1e300\n", "fetch.feed_backoff_max_seconds"),
+    ("inf-retry-after", "[fetch]\nmax_retry_after = inf\n", "fetch.max_retry_after"),
+    ("inf-lock-timeout", "[warehouse]\nlock_timeout_seconds = inf\n", "warehouse.lock_timeout_seconds"),
+    ("inf-smtp-timeout", "[smtp]\ntimeout = inf\n", "smtp.timeout"),
+    ("nan-aid-change", '[alerts]\nrecipients = [{ address = "a@example.org", min_aid_change = nan }]\n',
+     "alerts.recipients[0].min_aid_change"),
+    ("crlf-user-agent", '[fetch]\nuser_agent = "bot\\r\\nX-Evil: 1"\n', "fetch.user_agent"),
+    ("empty-user-agent", '[fetch]\nuser_agent = ""\n', "fetch.user_agent"),
+    ("feed-url-javascript", '[[feeds]]\nname = "a"\nurl = "javascript:alert(1)"\n', "feeds[0].url"),
+    ("feed-url-no-host", '[[feeds]]\nname = "a"\nurl = "http://"\n', "feeds[0].url"),
+    ("feed-url-bad-port", '[[feeds]]\nname = "a"\nurl = "http://example.org:99999/feed"\n', "feeds[0].url"),
+    ("feed-url-ftp", '[[feeds]]\nname = "a"\nurl = "ftp://example.org/feed"\n', "feeds[0].url"),
+    ("feed-url-space", '[[feeds]]\nname = "a"\nurl = "http://example.org/a feed"\n', "feeds[0].url"),
+    ("cron-out-of-range", '[schedule]\ncron = "99 99 * * *"\n', "schedule.cron"),
+    ("cron-bad-weekday", '[schedule]\ncron = "0 9 * * funday"\n', "schedule.cron"),
+    ("timezone-unknown", '[schedule]\ntimezone = "Mars/Olympus"\n', "schedule.timezone"),
+    ("timezone-path", '[schedule]\ntimezone = "../../etc/passwd"\n', "schedule.timezone"),
+    ("password-block-name", '[smtp]\npassword_block = "My Secret!"\n', "smtp.password_block"),
+    ("warehouse-under-a-file", '[warehouse]\npath = "newsmon.toml/w.duckdb"\n', "warehouse.path"),
+    ("warehouse-is-a-folder", '[warehouse]\npath = "."\n', "warehouse.path"),
+    ("too-many-feed-entries", "[fetch]\nmax_feed_entries = 0\n", "fetch.max_feed_entries"),
 ]
 
 
@@ -104,14 +126,84 @@ def test_settings_allow_hosts_normalised():
     assert FetchSettings(allow_hosts=["LocalHost:8080", "[::1]:80"]).allow_hosts == ["localhost:8080", "[::1]:80"]
 
 
+@pytest.mark.slow
 def test_settings_cli_bad_config_is_one_clean_line(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[fetch]\nread_timeout = -1\n")
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
-    proc = subprocess.run([str(NEWSMON), "ingest", "--config", str(path)], capture_output=True, text=True,
-                          timeout=120, env=env)
+    proc = newsmon_cli("ingest", "--config", str(path), cwd=tmp_path, timeout=120)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "fetch.read_timeout" in lines[0]
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("text, what", [
+    ("foo: 1\n", "unknown section 'foo'"),
+    ("countries: []\n", "no entries"),
+    ("", "no entries"),
+    ("- a\n- b\n", "mapping"),
+], ids=["unknown-section", "empty-sections", "empty-file", "a-list"])
+def test_settings_entity_catalog_without_entities_is_a_config_error(tmp_path, text, what):
+    # entities.yaml holding {foo: 1} was read as an empty catalog: 0 claims, silently
+    (tmp_path / "entities.yaml").write_text(text)
+    path = tmp_path / "newsmon.toml"
+    path.write_text('[nlp]\nentities = "entities.yaml"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert "\n" not in str(err.value)
+    assert "nlp.entities" in str(err.value) and what in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["https://example.org/feed.xml", "http://127.0.0.1:8080/f", "http://[::1]:80/f",
+                                 "file:///srv/feeds/a.xml"])
+def test_settings_good_feed_urls_accepted(tmp_path, url):
+    path = tmp_path / "newsmon.toml"
+    path.write_text(f'[[feeds]]\nname = "a"\nurl = "{url}"\n')
+    assert load_settings(path).feeds[0].url == url
+
+
+def test_settings_good_schedule_and_agent_accepted(tmp_path):
+    path = tmp_path / "newsmon.toml"
+    path.write_text('[schedule]\ncron = "0 7-19/2 * * mon-fri"\ntimezone = "Europe/Kyiv"\n'
+                    '[fetch]\nuser_agent = "newsmon/0.1 (+https://example.org/bot)"\n'
+                    '[smtp]\npassword_block = "newsmon-smtp"\n')
+    s = load_settings(path)
+    assert (s.schedule.cron, s.schedule.timezone, s.smtp.password_block) == (
+        "0 7-19/2 * * mon-fri", "Europe/Kyiv", "newsmon-smtp")
+
+
+@pytest.mark.slow  # Prefect may start a temporary server to look the block up
+def test_settings_unknown_password_block_is_one_config_error_line(monkeypatch, tmp_path):
+    # an unknown password_block crashed the send with a traceback; now one line naming the key
+    from newsmon.settings import SmtpSettings
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing listens: no such block either way
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    smtp = SmtpSettings(password_env=None, password_block="no-such-block")
+    with pytest.raises(ConfigError) as err:
+        smtp.password()
+    assert str(err.value).startswith("smtp.password_block: cannot load the Prefect Secret block 'no-such-block'")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text, key", [
+    ('[schedule]\ncron = "99 99 * * *"\n', "schedule.cron"),
+    ('[schedule]\ntimezone = "Mars/Olympus"\n', "schedule.timezone"),
+    ('[[feeds]]\nname = "a"\nurl = "javascript:alert(1)"\n', "feeds[0].url"),
+    ('[nlp]\nentities = "entities.yaml"\n', "nlp.entities"),
+    ("[fetch]\nread_timeout = inf\n", "fetch.read_timeout"),
+], ids=["cron", "timezone", "javascript-url", "entities-foo", "inf"])
+@pytest.mark.parametrize("command", ["ingest", "serve"])
+def test_settings_cli_new_checks_are_one_clean_line_before_prefect(tmp_path, text, key, command):
+    # these passed validation and failed later, inside a flow, among 35-108 lines of Prefect traceback
+    (tmp_path / "entities.yaml").write_text("foo: 1\n")
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    proc = subprocess.run([str(NEWSMON), command, "--config", str(path)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("newsmon: config "), proc.stderr
+    assert key in proc.stderr and "Traceback" not in proc.stderr + proc.stdout

@@ -6,7 +6,6 @@ import csv
 import datetime as dt
 import io
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import newsmon_cli
 from newsmon.errors import WarehouseError
 from tasks.feeds import FeedEntry, FeedPoll
 from warehouse import Warehouse
@@ -22,7 +22,6 @@ from warehouse import queries as q
 from warehouse.db import MIGRATIONS, VIEWS, insert_rows
 from warehouse.readonly import run_readonly
 
-NEWSMON = Path(sys.executable).with_name("newsmon")
 UTC = dt.timezone.utc
 
 
@@ -129,14 +128,13 @@ def sql_config(tmp_path, wh) -> Path:
 
 
 def newsmon_sql(config: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PREFECT_HOME": str(config.parent / "prefect")}
-    return subprocess.run([str(NEWSMON), "sql", *args, "--config", str(config)], capture_output=True, text=True,
-                          timeout=60, env=env, cwd=config.parent)
+    return newsmon_cli("sql", *args, "--config", str(config), cwd=config.parent, timeout=60)
 
 
 QUERY = "SELECT name, url FROM feeds ORDER BY name"
 
 
+@pytest.mark.slow
 def test_warehouse_sql_table_format(sql_config):
     proc = newsmon_sql(sql_config, QUERY)
     assert proc.returncode == 0, proc.stderr
@@ -146,6 +144,7 @@ def test_warehouse_sql_table_format(sql_config):
     assert lines[-1] == "(2 rows)"
 
 
+@pytest.mark.slow
 def test_warehouse_sql_csv_format(sql_config):
     proc = newsmon_sql(sql_config, QUERY, "--format", "csv")
     assert proc.returncode == 0, proc.stderr
@@ -153,6 +152,7 @@ def test_warehouse_sql_csv_format(sql_config):
         ["name", "url"], ["kyiv", "http://example.org/feed"], ["wire", "http://example.org/atom"]]
 
 
+@pytest.mark.slow
 def test_warehouse_sql_json_format(sql_config):
     proc = newsmon_sql(sql_config, QUERY, "--format", "json")
     assert proc.returncode == 0, proc.stderr
@@ -168,6 +168,7 @@ def test_warehouse_sql_json_format(sql_config):
     "SELECT 1; COPY (SELECT 1) TO 'out.csv'",
     "EXPLAIN ANALYZE COPY (SELECT * FROM feeds) TO 'out.csv'",
 ])
+@pytest.mark.slow
 def test_warehouse_sql_refuses_writes(sql_config, statement):
     before = sorted(p.name for p in sql_config.parent.iterdir())
     proc = newsmon_sql(sql_config, statement)

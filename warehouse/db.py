@@ -102,6 +102,8 @@ class Warehouse:
             )
             con.execute("CREATE TABLE IF NOT EXISTS schema_views (name VARCHAR PRIMARY KEY, sha256 VARCHAR NOT NULL)")
             done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
+            self._refuse_newer_schema(con, done)
+            self._check_tables(con, done)
             for path in sorted(MIGRATIONS.glob("*.sql")):
                 m = _MIGRATION_NAME.match(path.name)
                 if not m:
@@ -125,11 +127,75 @@ class Warehouse:
             if applied or digests != known:
                 con.execute("BEGIN TRANSACTION")
                 for p in files:
-                    con.execute(p.read_text())
+                    try:
+                        con.execute(p.read_text())
+                    except duckdb.Error as exc:
+                        con.execute("ROLLBACK")
+                        raise WarehouseError(f"warehouse {self.path}: view {p.name} cannot be created: "
+                                             f"{str(exc).splitlines()[0]}") from None
                 con.execute("DELETE FROM schema_views")
                 con.executemany("INSERT INTO schema_views VALUES (?, ?)", list(digests.items()))
                 con.execute("COMMIT")
         return applied
+
+    # -- schema checks (before anything is written) ------------------------------------
+    def _refuse_newer_schema(self, con: duckdb.DuckDBPyConnection, done: set[int]) -> None:
+        """WarehouseError when the file records a migration this code does not have (a newer newsmon's)."""
+        latest = latest_known_version()
+        newest = max(done, default=0)
+        if newest > latest:
+            name = con.execute("SELECT name FROM schema_migrations WHERE version = ?", [newest]).fetchone()
+            raise WarehouseError(
+                f"warehouse {self.path} has schema version {newest} ({name[0] if name else '?'}), newer than this "
+                f"newsmon knows (up to version {latest}): it was written by a newer newsmon. Nothing was written; "
+                "upgrade newsmon, or point warehouse.path at another file")
+
+    def _check_tables(self, con: duckdb.DuckDBPyConnection, done: set[int]) -> None:
+        """WarehouseError naming the tables the applied migrations made that are gone (renamed or dropped by hand)."""
+        present = {n for (n,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = current_schema()").fetchall()}
+        missing = sorted(expected_tables(done) - present)
+        if missing:
+            raise WarehouseError(
+                f"warehouse {self.path} lacks the table(s) {', '.join(missing)} that its schema needs (renamed or "
+                "dropped outside newsmon?); nothing was written. Restore them (or the file from a backup), or point "
+                "warehouse.path at a new file and run `newsmon backfill` to rebuild")
+
+
+def latest_known_version() -> int:
+    """The highest migration number this code has."""
+    versions = [int(m.group(1)) for p in MIGRATIONS.glob("*.sql") if (m := _MIGRATION_NAME.match(p.name))]
+    return max(versions, default=0)
+
+
+_CREATE_TABLE = re.compile(r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([A-Za-z_][A-Za-z0-9_]*)", re.I)
+_DROP_TABLE = re.compile(r"\bDROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?([A-Za-z_][A-Za-z0-9_]*)", re.I)
+_RENAME_TABLE = re.compile(r"\bALTER\s+TABLE\s+([A-Za-z_][A-Za-z0-9_]*)\s+RENAME\s+TO\s+([A-Za-z_][A-Za-z0-9_]*)",
+                           re.I)
+
+
+def expected_tables(versions: set[int] | None = None) -> set[str]:
+    """The tables the migrations (those numbered in `versions`, default all) leave behind: created, minus
+    dropped, renames followed, in file order."""
+    tables = {"schema_migrations", "schema_views"}
+    for path in sorted(MIGRATIONS.glob("*.sql")):
+        m = _MIGRATION_NAME.match(path.name)
+        if versions is not None and (not m or int(m.group(1)) not in versions):
+            continue
+        text = re.sub(r"--[^\n]*", "", path.read_text())
+        events = [(m.start(), "create", m.group(1)) for m in _CREATE_TABLE.finditer(text)]
+        events += [(m.start(), "drop", m.group(1)) for m in _DROP_TABLE.finditer(text)]
+        events += [(m.start(), "rename", (m.group(1), m.group(2))) for m in _RENAME_TABLE.finditer(text)]
+        for _, kind, name in sorted(events, key=lambda e: e[0]):
+            if kind == "create":
+                tables.add(name.lower())
+            elif kind == "drop":
+                tables.discard(name.lower())
+            else:
+                tables.discard(name[0].lower())
+                tables.add(name[1].lower())
+    return tables
 
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:

@@ -12,6 +12,14 @@ The alert stage (`flows.notify.send_alerts`) moves outbox rows through
      └────mark_failed────┘      (after max_attempts: failed)
     due/failed ──(change retracted)──▶ retracted ──(restored)──▶ due
 
+Corrections (`alert_corrections`, migration 0010): when `record_changes` retracts a
+change whose alert was sent (or handed over) to a recipient, it queues one correction
+for that (change, recipient, announcing message) in the same transaction. Corrections
+move through the same states (due -> sending -> sent, `failed` for good, `cancelled`
+when the change is restored first or the announcement never went out) and share the
+Message-ID protocol below: the correction's rows and the alert rows it carries (the
+changes that now stand in the retracted one's place) are claimed with one Message-ID.
+
 `claim_due` composes nothing: the caller composes the digest inside the same
 transaction and passes its Message-ID, which is committed *before* the send. Rows
 left in "sending" (a crash between the send and `mark_sent`, or a connection lost
@@ -35,6 +43,9 @@ __all__ = [
     "claims_for_changes", "stored_changes", "record_changes", "due_alerts", "claim_due", "stale_alerts",
     "claim_stale", "mark_sent", "mark_failed", "mark_unknown", "outbox_counts", "list_alerts",
     "requeue", "find_change_ids", "STATUSES",
+    "due_corrections", "claim_corrections", "stale_corrections", "mark_message_failed",
+    "mark_corrections_failed", "corrections_of_message", "outbox_rows_of_message", "correction_counts",
+    "change_row", "alert_recipients", "briefing_facts", "list_corrections",
 ]
 
 Con = duckdb.DuckDBPyConnection
@@ -79,18 +90,46 @@ def record_changes(con: Con, diff, pairs: Sequence[tuple[str, str]], now: dt.dat
     the old change, rather than announced twice.
     """
     insert_rows(con, "change_log", [dict(c.as_row(), detected_at=now) for c in diff.new])
+    corrections = 0
     if diff.retracted:
         con.execute("UPDATE change_log SET retracted_at = ? WHERE list_contains(?::VARCHAR[], change_id)",
                     [now, diff.retracted])
         con.execute("UPDATE alert_outbox SET status = 'retracted' "
                     "WHERE status IN ('due', 'failed') AND list_contains(?::VARCHAR[], change_id)",
                     [diff.retracted])
+        # Owed a correction: every recipient the change was announced to, unless a new change
+        # with the same key took its place (the same news, dated by a late article).
+        superseded = set(diff.supersedes.values())
+        owed = [cid for cid in diff.retracted if cid not in superseded]
+        if owed:
+            corrections = con.execute("""
+                INSERT INTO alert_corrections (change_id, recipient, announced_message_id, announced_at, status,
+                                               attempts, created_at)
+                SELECT change_id, recipient, message_id, sent_at, 'due', 0, ?
+                FROM alert_outbox
+                WHERE status IN ('sent', 'sending') AND message_id IS NOT NULL
+                  AND list_contains(?::VARCHAR[], change_id)
+                ON CONFLICT DO UPDATE SET status = CASE WHEN alert_corrections.status = 'cancelled'
+                                                        THEN 'due' ELSE alert_corrections.status END""",
+                                      [now, owed]).fetchone()[0]
     restored = [c.change_id for c in diff.restored]
     if restored:
         con.execute("UPDATE change_log SET retracted_at = NULL WHERE list_contains(?::VARCHAR[], change_id)",
                     [restored])
         con.execute("UPDATE alert_outbox SET status = 'due', attempts = 0, last_error = NULL "
                     "WHERE status = 'retracted' AND list_contains(?::VARCHAR[], change_id)", [restored])
+        # A correction not sent yet has nothing left to correct. One already sent told the
+        # recipient the change was withdrawn: announce it again (a message of its own).
+        con.execute("UPDATE alert_corrections SET status = 'cancelled' "
+                    "WHERE status IN ('due', 'failed') AND list_contains(?::VARCHAR[], change_id)", [restored])
+        reannounce = fetch_dicts(con, """
+            SELECT DISTINCT k.change_id, k.recipient FROM alert_corrections k
+            WHERE k.status IN ('sent', 'sending') AND list_contains(?::VARCHAR[], k.change_id)""", [restored])
+        for r in reannounce:
+            con.execute("""
+                UPDATE alert_outbox SET status = 'due', attempts = 0, last_error = NULL, message_id = NULL,
+                       sent_at = NULL, announced_as = NULL, resends = coalesce(resends, 0) + 1
+                WHERE change_id = ? AND recipient = ? AND status = 'sent'""", [r["change_id"], r["recipient"]])
     announced: dict[tuple[str, str], dict[str, Any]] = {}
     if diff.supersedes:
         for r in fetch_dicts(con, "SELECT change_id, recipient, message_id, sent_at FROM alert_outbox "
@@ -110,7 +149,7 @@ def record_changes(con: Con, diff, pairs: Sequence[tuple[str, str]], now: dt.dat
     insert_rows(con, "alert_outbox", rows, on_conflict="ignore")
     return dict(new=len(diff.new), retracted=len(diff.retracted), restored=len(restored),
                 unchanged=diff.unchanged, queued=sum(r["status"] == "due" for r in rows),
-                already_announced=sum(r["status"] == "sent" for r in rows))
+                already_announced=sum(r["status"] == "sent" for r in rows), corrections_queued=corrections)
 
 
 # -- sending ---------------------------------------------------------------------
@@ -144,19 +183,31 @@ def stale_alerts(con: Con, older_than: dt.datetime) -> list[dict[str, Any]]:
 
 
 def claim_stale(con: Con, recipient: str, message_id: str, older_than: dt.datetime, now: dt.datetime) -> int:
-    """Take a stale 'sending' message for a re-send (so that no concurrent run takes it too)."""
-    return con.execute("""
-        UPDATE alert_outbox SET last_attempt_at = ?, last_error = NULL
-        WHERE status = 'sending' AND recipient = ? AND message_id = ?
-          AND (last_error IS NOT NULL OR last_attempt_at <= ?)""",
-                       [now, recipient, message_id, older_than]).fetchone()[0]
+    """Take a stale 'sending' message (its alert and correction rows) for a re-send, so that no
+    concurrent run takes it too."""
+    n = 0
+    for table in ("alert_outbox", "alert_corrections"):
+        n += con.execute(f"""
+            UPDATE {table} SET last_attempt_at = ?, last_error = NULL
+            WHERE status = 'sending' AND recipient = ? AND message_id = ?
+              AND (last_error IS NOT NULL OR last_attempt_at <= ?)""",
+                         [now, recipient, message_id, older_than]).fetchone()[0]
+    return n
 
 
 def mark_sent(con: Con, recipient: str, message_id: str, now: dt.datetime) -> int:
-    return con.execute("""
-        UPDATE alert_outbox SET status = 'sent', sent_at = ?, last_error = NULL
-        WHERE status = 'sending' AND recipient = ? AND message_id = ?""",
-                       [now, recipient, message_id]).fetchone()[0]
+    """Every row (alerts and corrections) the message `message_id` carried -> 'sent'."""
+    n = 0
+    for table in ("alert_outbox", "alert_corrections"):
+        n += con.execute(f"""
+            UPDATE {table} SET status = 'sent', sent_at = ?, last_error = NULL
+            WHERE status = 'sending' AND recipient = ? AND message_id = ?""",
+                         [now, recipient, message_id]).fetchone()[0]
+    # a correction queued while this announcement was in flight learns when it went out
+    con.execute("UPDATE alert_corrections SET announced_at = ? "
+                "WHERE recipient = ? AND announced_message_id = ? AND announced_at IS NULL",
+                [now, recipient, message_id])
+    return n
 
 
 def mark_failed(con: Con, recipient: str, change_ids: Sequence[str], error: str, now: dt.datetime,
@@ -172,11 +223,120 @@ def mark_failed(con: Con, recipient: str, change_ids: Sequence[str], error: str,
 def mark_unknown(con: Con, recipient: str, message_id: str, error: str, now: dt.datetime,
                  max_attempts: int) -> int:
     """Whether the message arrived is unknown: keep it 'sending' (same Message-ID next time), attempts + 1."""
+    n = 0
+    for table in ("alert_outbox", "alert_corrections"):
+        n += con.execute(f"""
+            UPDATE {table} SET status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'sending' END,
+                   attempts = attempts + 1, last_error = ?, last_attempt_at = ?
+            WHERE status = 'sending' AND recipient = ? AND message_id = ?""",
+                         [max_attempts, error[:2000], now, recipient, message_id]).fetchone()[0]
+    return n
+
+
+def mark_message_failed(con: Con, recipient: str, message_id: str, error: str, now: dt.datetime,
+                        max_attempts: int, *, permanent: bool = False) -> int:
+    """The message `message_id` was not delivered: its rows go back to 'due' without the
+    Message-ID (or to 'failed' after max_attempts, or at once when `permanent`: the
+    server refused the recipient or the message for good), attempts + 1."""
+    n = 0
+    for table in ("alert_outbox", "alert_corrections"):
+        n += con.execute(f"""
+            UPDATE {table} SET status = CASE WHEN ? OR attempts + 1 >= ? THEN 'failed' ELSE 'due' END,
+                   attempts = attempts + 1, last_error = ?, last_attempt_at = ?, message_id = NULL
+            WHERE status = 'sending' AND recipient = ? AND message_id = ?""",
+                         [permanent, max_attempts, error[:2000], now, recipient, message_id]).fetchone()[0]
+    return n
+
+
+# -- corrections ---------------------------------------------------------------------
+def _cancel_orphan_corrections(con: Con) -> None:
+    """A correction whose announcement never went out after all (refused, failed) is cancelled."""
+    con.execute("""
+        UPDATE alert_corrections SET status = 'cancelled'
+        WHERE status = 'due' AND NOT EXISTS (
+            SELECT 1 FROM alert_outbox o
+            WHERE o.change_id = alert_corrections.change_id AND o.recipient = alert_corrections.recipient
+              AND o.status IN ('sent', 'sending'))""")
+
+
+def due_corrections(con: Con, recipient: str | None = None) -> list[dict[str, Any]]:
+    """Due corrections whose announcement is known to be sent, with the retracted change's columns.
+
+    Ordered by recipient, then announcing message: one correction message per group.
+    """
+    _cancel_orphan_corrections(con)
+    return fetch_dicts(con, f"""
+        SELECT k.recipient, k.announced_message_id, k.announced_at, k.attempts, {_CHANGE_COLUMNS}
+        FROM alert_corrections k JOIN change_log c USING (change_id)
+        WHERE k.status = 'due' AND c.retracted_at IS NOT NULL AND (?::VARCHAR IS NULL OR k.recipient = ?)
+          AND EXISTS (SELECT 1 FROM alert_outbox o WHERE o.change_id = k.change_id AND o.recipient = k.recipient
+                      AND o.status = 'sent')
+        ORDER BY k.recipient, k.announced_at, k.announced_message_id, c.new_published_at, c.new_url,
+                 c.change_id""", [recipient, recipient])
+
+
+def claim_corrections(con: Con, recipient: str, announced_message_id: str, change_ids: Sequence[str],
+                      message_id: str, now: dt.datetime) -> int:
+    """Due corrections -> 'sending' with the correction's Message-ID (commit this before sending)."""
     return con.execute("""
-        UPDATE alert_outbox SET status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'sending' END,
+        UPDATE alert_corrections SET status = 'sending', message_id = ?, last_attempt_at = ?, last_error = NULL
+        WHERE status = 'due' AND recipient = ? AND announced_message_id = ?
+          AND list_contains(?::VARCHAR[], change_id)""",
+                       [message_id, now, recipient, announced_message_id, list(change_ids)]).fetchone()[0]
+
+
+def mark_corrections_failed(con: Con, recipient: str, announced_message_id: str, error: str,
+                            now: dt.datetime, max_attempts: int) -> int:
+    """Due corrections that could not be tried (the server is down): attempts + 1, stay due."""
+    return con.execute("""
+        UPDATE alert_corrections SET status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'due' END,
                attempts = attempts + 1, last_error = ?, last_attempt_at = ?
-        WHERE status = 'sending' AND recipient = ? AND message_id = ?""",
-                       [max_attempts, error[:2000], now, recipient, message_id]).fetchone()[0]
+        WHERE status = 'due' AND recipient = ? AND announced_message_id = ?""",
+                       [max_attempts, error[:2000], now, recipient, announced_message_id]).fetchone()[0]
+
+
+def stale_corrections(con: Con, older_than: dt.datetime) -> list[dict[str, Any]]:
+    """Corrections left in 'sending' (see `stale_alerts`)."""
+    return fetch_dicts(con, f"""
+        SELECT k.recipient, k.message_id, k.announced_message_id, k.announced_at, k.attempts, {_CHANGE_COLUMNS}
+        FROM alert_corrections k JOIN change_log c USING (change_id)
+        WHERE k.status = 'sending' AND (k.last_error IS NOT NULL OR k.last_attempt_at <= ?)
+        ORDER BY k.recipient, k.message_id, c.new_published_at, c.new_url, c.change_id""", [older_than])
+
+
+def corrections_of_message(con: Con, recipient: str, message_id: str) -> list[dict[str, Any]]:
+    """The corrections one message carries (to compose it again, identically)."""
+    return fetch_dicts(con, f"""
+        SELECT k.recipient, k.message_id, k.announced_message_id, k.announced_at, {_CHANGE_COLUMNS}
+        FROM alert_corrections k JOIN change_log c USING (change_id)
+        WHERE k.recipient = ? AND k.message_id = ?
+        ORDER BY c.new_published_at, c.new_url, c.change_id""", [recipient, message_id])
+
+
+def outbox_rows_of_message(con: Con, recipient: str, message_id: str) -> list[dict[str, Any]]:
+    """The alerts one message carries (to compose it again, identically)."""
+    return fetch_dicts(con, f"""
+        SELECT o.recipient, o.message_id, coalesce(o.resends, 0) AS resends, {_CHANGE_COLUMNS}
+        FROM alert_outbox o JOIN change_log c USING (change_id)
+        WHERE o.recipient = ? AND o.message_id = ?
+        ORDER BY c.new_published_at, c.new_url, c.change_id""", [recipient, message_id])
+
+
+def list_corrections(con: Con, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Corrections as `alerts list --corrections` shows them, newest first."""
+    return fetch_dicts(con, """
+        SELECT k.change_id, k.recipient, k.status, k.attempts, c.kind, c.actor_group, c.subject, c.old_value,
+               c.new_value, k.announced_message_id, k.announced_at, k.message_id, k.sent_at, k.last_error
+        FROM alert_corrections k JOIN change_log c USING (change_id)
+        WHERE (?::VARCHAR IS NULL OR k.status = ?)
+        ORDER BY k.created_at DESC, k.change_id, k.recipient
+        LIMIT ?""", [status, status, limit])
+
+
+def correction_counts(con: Con) -> dict[str, int]:
+    """Corrections per status."""
+    return dict(con.execute("SELECT status, count(*) FROM alert_corrections GROUP BY status "
+                            "ORDER BY status").fetchall())
 
 
 # -- inspection and manual requeue ---------------------------------------------------
@@ -203,6 +363,19 @@ def find_change_ids(con: Con, prefix: str) -> list[dict[str, Any]]:
                             "ORDER BY change_id LIMIT 10", [prefix])
 
 
+def change_row(con: Con, change_id: str) -> dict[str, Any] | None:
+    """One change_log row with the columns a digest is composed from (and retracted_at)."""
+    rows = fetch_dicts(con, f"SELECT {_CHANGE_COLUMNS}, c.retracted_at FROM change_log c WHERE c.change_id = ?",
+                       [change_id])
+    return rows[0] if rows else None
+
+
+def alert_recipients(con: Con, change_id: str) -> list[str]:
+    """Everyone with an outbox row for the change."""
+    return [r for (r,) in con.execute("SELECT recipient FROM alert_outbox WHERE change_id = ? ORDER BY recipient",
+                                      [change_id]).fetchall()]
+
+
 def requeue(con: Con, change_id: str, recipient: str | None, now: dt.datetime) -> int:
     """Make one change's alert due again (all its recipients, or one, queued anew if it has no row).
 
@@ -221,3 +394,50 @@ def requeue(con: Con, change_id: str, recipient: str | None, now: dt.datetime) -
                                                     attempts=0, resends=1, created_at=now)],
                         on_conflict="ignore")
     return n
+
+
+# -- what the briefing adds to a change ----------------------------------------------------
+#: At most this many earlier claims per chart.
+HISTORY_POINTS = 40
+
+
+def briefing_facts(con: Con, changes: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """Per change id: the claims' actor / cue / kind / EUR amount / money text, each article's
+    outlet (the feed that listed it), and the history of the series up to the change (every
+    stance of the actor group on the topic, or every amount of the donor to the recipient).
+
+    `changes` are `tasks.changes.Change`s. Read-only; what is missing (a claim re-mined away)
+    is simply absent.
+    """
+    if not changes:
+        return {}
+    claim_ids = sorted({cid for c in changes for cid in (c.old_claim_id, c.new_claim_id) if cid})
+    urls = sorted({u for c in changes for u in (c.old_url, c.new_url) if u})
+    positions = {r["claim_id"]: r for r in fetch_dicts(con, """
+        SELECT claim_id, actor, cue FROM position_claims WHERE list_contains(?::VARCHAR[], claim_id)""",
+                                                       [claim_ids])}
+    pledges = {r["claim_id"]: r for r in fetch_dicts(con, """
+        SELECT claim_id, kind, amount, currency, amount_eur, money_text FROM pledge_claims
+        WHERE list_contains(?::VARCHAR[], claim_id)""", [claim_ids])}
+    outlets = dict(con.execute("""
+        SELECT url, min(feed) FROM feed_entries WHERE list_contains(?::VARCHAR[], url) GROUP BY url""",
+                               [urls]).fetchall())
+    out: dict[str, dict[str, Any]] = {}
+    for c in changes:
+        claims = positions if c.kind == "position" else pledges
+        if c.kind == "position":
+            history = fetch_dicts(con, """
+                SELECT published_at, stance AS value FROM positions
+                WHERE actor_group = ? AND topic = ? AND published_at <= ?
+                ORDER BY published_at DESC, url, sentence_index LIMIT ?""",
+                                  [c.actor_group, c.subject, c.new_published_at, HISTORY_POINTS])
+        else:
+            history = fetch_dicts(con, """
+                SELECT published_at, amount AS value, currency, amount_eur FROM aid_pledges
+                WHERE donor = ? AND recipient = ? AND published_at <= ? AND amount IS NOT NULL
+                ORDER BY published_at DESC, url, sentence_index LIMIT ?""",
+                                  [c.actor_group, c.subject, c.new_published_at, HISTORY_POINTS])
+        out[c.change_id] = dict(old_claim=claims.get(c.old_claim_id), new_claim=claims.get(c.new_claim_id),
+                                old_outlet=outlets.get(c.old_url), new_outlet=outlets.get(c.new_url),
+                                history=history[::-1])
+    return out

@@ -304,3 +304,85 @@ def add_url_entries(con: Con, feed: str, feed_url: str, urls: Sequence[str]) -> 
     (stored,) = con.execute("SELECT count(*) FROM pages WHERE list_contains(?::VARCHAR[], url)",
                             [list(urls)]).fetchone()
     return {"given": len(urls), "new_entries": new, "already_stored": stored}
+
+
+# -- derived: catalogs and the search index (see warehouse/search.py) ----------------------
+def schema_is_current(con: Con) -> bool:
+    """Whether every migration is applied and every view is as its file says (a read-only check;
+    `Warehouse.migrate` brings it up to date)."""
+    from warehouse.db import MIGRATIONS, VIEWS
+
+    try:
+        done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
+        known = dict(con.execute("SELECT name, sha256 FROM schema_views").fetchall())
+    except duckdb.CatalogException:
+        return False
+    versions = {int(p.name[:4]) for p in MIGRATIONS.glob("*.sql")}
+    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in VIEWS.glob("*.sql")}
+    return versions <= done and digests == known
+
+
+def derived_digest(con: Con, name: str) -> str | None:
+    """The digest of the input `name` was last built from (None: never built)."""
+    # no parameter: the first bound parameter makes duckdb's Python module import pandas (~1 s),
+    # and every read command asks this
+    return dict(con.execute("SELECT name, digest FROM derived_state").fetchall()).get(name)
+
+
+def record_derived(con: Con, name: str, digest: str) -> None:
+    con.execute("INSERT OR REPLACE INTO derived_state (name, digest, refreshed_at) VALUES (?, ?, ?)",
+                [name, digest, utcnow()])
+
+
+def sync_catalog(con: Con, topics: Sequence[dict[str, Any]], entities: Sequence[dict[str, Any]], digest: str) -> None:
+    """Replace the topic and entity catalogs (caller's transaction) and record their digest."""
+    con.execute("DELETE FROM topic_catalog")
+    con.execute("DELETE FROM entity_catalog")
+    insert_rows(con, "topic_catalog", list(topics))
+    insert_rows(con, "entity_catalog", list(entities))
+    record_derived(con, "catalog", digest)
+
+
+# -- report (`newsmon report`) -------------------------------------------------------------------
+def report_rows(con: Con, since: dt.datetime, until: dt.datetime | None) -> dict[str, list[dict[str, Any]]]:
+    """What the report page of a window shows, read from the public views only.
+
+    changes: the changes whose new statement falls in the window; positions: every position
+    stated in the window (first copies of syndicated stories), with the last one stated before
+    it per (actor group, topic) for context; pledges: the pledges standing at the window's end
+    (current_pledges as of `until`); topics: descriptions.
+    """
+    window = [since, until, until]
+    in_window = "published_at >= ? AND (?::TIMESTAMPTZ IS NULL OR published_at < ?)"
+    changes = fetch_dicts(con, f"""
+        SELECT c.*, t.description AS topic_description, o.title AS old_title, n.title AS new_title,
+               o.feed AS old_feed, n.feed AS new_feed
+        FROM changes c
+        LEFT JOIN topics t ON c.kind = 'position' AND t.topic = c.subject
+        LEFT JOIN articles o ON o.url = c.old_url
+        LEFT JOIN articles n ON n.url = c.new_url
+        WHERE {in_window.replace('published_at', 'c.new_published_at')}
+        ORDER BY c.new_published_at, c.kind, c.actor_group""", window)
+    positions = fetch_dicts(con, f"""
+        WITH counted AS (SELECT * FROM positions WHERE story_id IS NULL OR story_id = url),
+        before AS (
+            SELECT actor_group, topic, arg_max(counted, published_at) AS p FROM counted
+            WHERE published_at < ? GROUP BY ALL
+        )
+        SELECT p.published_at, p.actor_group, p.actor, p.topic, p.stance, p.evidence, p.url, a.title,
+               false AS before_window
+        FROM counted p JOIN articles a USING (url)
+        WHERE {in_window.replace('published_at', 'p.published_at')}
+        UNION ALL
+        SELECT b.p.published_at, b.actor_group, b.p.actor, b.topic, b.p.stance, b.p.evidence, b.p.url, a.title, true
+        FROM before b JOIN articles a ON a.url = b.p.url
+        WHERE (b.actor_group, b.topic) IN (SELECT (actor_group, topic) FROM counted
+                                           WHERE {in_window.replace('published_at', 'counted.published_at')})
+        ORDER BY topic, actor_group, published_at""", [since, *window, *window])
+    pledges = fetch_dicts(con, """
+        SELECT * FROM pledges_as_of(?::TIMESTAMPTZ)
+        ORDER BY recipient, amount_eur DESC NULLS LAST, donor""", [until])
+    topics = fetch_dicts(con, "SELECT topic, description FROM topics ORDER BY topic")
+    (articles,) = con.execute(f"SELECT count(*) FROM articles WHERE {in_window}", window).fetchone()
+    return dict(changes=changes, positions=positions, pledges=pledges, topics=topics,
+                counts=[dict(articles=articles)])

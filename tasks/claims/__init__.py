@@ -29,7 +29,7 @@ from pathlib import Path
 from spacy.tokens import Doc
 
 from tasks.claims.actors import quote_speaker
-from tasks.claims.discourse import Context, paragraph_starts, speaker_labels
+from tasks.claims.discourse import Context, in_quotation, paragraph_starts, speaker_labels
 from tasks.claims.lexicon import LEXICON_FILES, Lexicon, load_lexicon
 from tasks.claims.meetings import meetings_in
 from tasks.claims.pledges import AidLexicon, dedupe_pledges, load_aid_lexicon, pledges_in
@@ -82,7 +82,10 @@ def mine_doc(doc: Doc, url: str, published: dt.datetime | None, *, catalog: Enti
             label = labels.get(p)
             ctx.speaker = label if isinstance(label, Actor) else None
             ctx.skip_paragraph = label is NOT_AN_ACTOR
-        ctx.quote_speaker = quote_speaker(sent, ctx)
+            ctx.quote_speaker = None
+        # a quotation that runs on past the sentence naming its speaker is still theirs
+        ctx.in_quote = in_quotation(doc.text, pstarts[p], sent.start_char, sent.end_char)
+        ctx.quote_speaker = quote_speaker(sent, ctx) or (ctx.quote_speaker if ctx.in_quote else None)
         stripped = sent.text.strip()
         question = stripped.endswith("?") or lexicon.hypothetical_start.match(stripped) is not None
         if not ctx.skip_paragraph and not question:
@@ -93,6 +96,9 @@ def mine_doc(doc: Doc, url: str, published: dt.datetime | None, *, catalog: Enti
     # positions implied by pledges (a military pledge states support for military aid)
     for pl in pledges:
         for topic in topics.topics.values():
+            if topic.implied_when_cued and not any(
+                    c.topic == topic.id and not c.counter for c in topics.cues_in(pl.evidence.text)):
+                continue   # "a loan repaid from the profits on immobilised Russian assets"
             if pl.kind in topic.implied_kinds and (not topic.implied_donors or pl.donor in topic.implied_donors):
                 positions.append(Position(evidence=pl.evidence, actor=pl.donor, actor_group=pl.donor, topic=topic.id,
                                           stance="support", cue=pl.money_text))

@@ -16,7 +16,7 @@ from tasks.claims.records import NOT_AN_ACTOR, Actor, Found, NotAnActor
 from tasks.nlp import ent_role
 
 __all__ = ["resolve_subject", "subject_of", "subject_and_owner", "find_actor", "is_condition", "content_clause",
-           "reports", "quote_speaker"]
+           "reports", "quote_speaker", "co_actors"]
 
 
 def resolve_subject(subj: Token, ctx: Context) -> Actor | NotAnActor | None:
@@ -29,12 +29,14 @@ def resolve_subject(subj: Token, ctx: Context) -> Actor | NotAnActor | None:
         if low in lex.third_person:
             return ctx.last_person
         if low in ("it", "they"):
-            if subj.dep_ == "expl" or subj.head.lemma_ == "be":   # "It was not clear ..."
-                return NOT_AN_ACTOR
-            return ctx.last_group
+            if subj.dep_ == "expl" or subj.head.lemma_ == "be" and not _agentive(subj.head, ctx):
+                return None   # "it was too early to decide": nobody; the one who says so may be the actor
+            return ctx.last_group   # "it was ready to talk"
         if low in ("who", "which", "that") and subj.head.dep_ == "relcl":
             return resolve_subject(subj.head.head, ctx)
         return None
+    if _out_of_office(subj, lex):
+        return NOT_AN_ACTOR   # "former US envoy Kurt Volker", "the opposition leader": no government's voice
     ent = ctx.ent_at(subj)
     if ent is not None and ent.label_ not in ("MONEY", "CARDINAL", "DATE", "PERCENT"):
         actor = ctx.actor_of_ent(ent)
@@ -78,6 +80,29 @@ def resolve_subject(subj: Token, ctx: Context) -> Actor | NotAnActor | None:
     return None
 
 
+def _agentive(be: Token, ctx: Context) -> bool:
+    """Does the copula predicate an agent's readiness or will ("is ready to accept", "was
+    unwilling to talk")? Its subject then acts; other copular clauses describe or evaluate,
+    and so does readiness for a state ("Ukraine was not ready for NATO membership")."""
+    return any(c.dep_ == "acomp" and c.lower_ in ctx.lex.agentive_adjectives
+               and any(x.dep_ == "xcomp" for x in c.children) for c in be.children)
+
+
+def _deontic(verb: Token, ctx: Context) -> bool:
+    """Does a modal of obligation govern the verb ("Ukraine should not join NATO")? Reported, it
+    states the reporter's view of what the subject should do."""
+    return any(c.dep_ == "aux" and c.lower_ in ctx.lex.deontic_modals for c in verb.children)
+
+
+def _out_of_office(subj: Token, lex) -> bool:
+    """Is the subject described as out of office or in opposition, by a modifier of its own
+    ("former President ...", "opposition leader ...") or of its apposition ("Kurt Volker, a
+    former US special envoy, said")?"""
+    heads = [subj, *(c for c in subj.children if c.dep_ in ("appos", "compound"))]   # "Former [Polish President] Walesa"
+    return any(c.dep_ in ("amod", "compound", "nmod") and c.lower_ in lex.non_actor_modifiers
+               for h in heads for c in h.children)
+
+
 def subject_of(verb: Token) -> Token | None:
     found = subject_and_owner(verb)
     return found[0] if found else None
@@ -113,7 +138,8 @@ def subject_and_owner(verb: Token, cue: set[int] | frozenset = frozenset()) -> t
 
 
 def is_condition(clause: Token, ctx: Context) -> bool:
-    return clause.dep_ == "advcl" and any(c.dep_ == "mark" and c.lower_ in ctx.lex.condition_marks
+    # the subordinator is a mark, or for wh-words the parser's advmod ("only when we have guarantees")
+    return clause.dep_ == "advcl" and any(c.dep_ in ("mark", "advmod") and c.lower_ in ctx.lex.condition_marks
                                           for c in clause.children)
 
 
@@ -190,7 +216,8 @@ def _find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                             pending = Found(actor, list(path))
                             pronoun = subj.lower_
                     elif pending is None:
-                        if t.lemma_ == "be" and t.dep_ in ("ccomp", "conj"):
+                        if t.dep_ in ("ccomp", "conj") and (t.lemma_ == "be" and not _agentive(t, ctx)
+                                                            or _deontic(t, ctx)):
                             reporter = _reporter_above(t, ctx)
                             if reporter and reporter.actor.group != actor.group:
                                 return Found(reporter.actor, path + reporter.path)
@@ -266,3 +293,29 @@ def quote_speaker(sent: Span, ctx: Context) -> Actor | None:
                 if actor:
                     return actor
     return None
+
+
+def co_actors(found: Found, ctx: Context) -> list[Actor]:
+    """The other actors coordinated with the found one as the subject of its verb: "imposed by the
+    G7, the European Union and Australia", "the foreign ministers of Poland, Lithuania and Estonia
+    said", "Hungary, Slovakia and the Czech Republic will not contribute"."""
+    verb = found.path[-1]
+    subj = subject_of(verb)
+    if subj is None:
+        return []
+    heads = [subj]
+    if ctx.ent_at(subj) is None:   # "the foreign ministers of Poland, ...": the entities the noun belongs to
+        heads += [g for c in subj.children if c.dep_ == "prep" and c.lower_ in ("of", "from")
+                  for g in c.children if g.dep_ == "pobj"]
+    named: list[Actor] = []
+    for head in heads:
+        for t in (head, *head.conjuncts):
+            ent = ctx.ent_at(t)
+            actor = ctx.actor_of_ent(ent) if ent is not None else None
+            if actor and actor not in named:
+                named.append(actor)
+    # only the found actor's own co-subjects: an interviewee answering about "Ukraine needs ..."
+    # does not make Ukraine a co-author of the answer
+    if not any(a.group == found.actor.group for a in named):
+        return []
+    return [a for a in named if a.group != found.actor.group]

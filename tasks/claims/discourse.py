@@ -14,7 +14,7 @@ from tasks.claims.lexicon import Lexicon
 from tasks.claims.records import NOT_AN_ACTOR, Actor, NotAnActor
 from tasks.nlp import MentionResolver, ent_role, ents_by_token
 
-__all__ = ["Context", "SUBJECT_DEPS", "speaker_labels", "paragraph_starts"]
+__all__ = ["Context", "SUBJECT_DEPS", "speaker_labels", "paragraph_starts", "in_quotation"]
 
 SUBJECT_DEPS = {"nsubj", "nsubjpass", "csubj"}
 SPEAKER_LABEL = re.compile(r"^\s*([A-Z][\w.'’ -]{1,40}?)\s*:\s+\S")
@@ -32,7 +32,8 @@ class Context:
         self.last_group: Actor | None = None
         self.speaker: Actor | None = None      # the interviewee answering in this paragraph
         self.skip_paragraph = False            # an interviewer's question
-        self.quote_speaker: Actor | None = None
+        self.quote_speaker: Actor | None = None   # who speaks the quotation of this sentence
+        self.in_quote = False                     # the sentence is (part of) a quotation
         self.lead: Actor | None = None         # the first state/organisation acting in the article
         self._counts: dict[str, int] | None = None   # mentions per canonical name, counted on first use
 
@@ -111,3 +112,21 @@ def speaker_labels(doc: Doc, pstarts: list[int], resolver: MentionResolver) -> d
                     actor = Actor(info.name, group)   # an outlet's name ("Continental Post:") asks
         labels[k] = actor if actor else NOT_AN_ACTOR
     return labels
+
+
+OPEN_QUOTES = "“\"«„"
+QUOTES = OPEN_QUOTES + "”»"
+
+
+def in_quotation(text: str, para_start: int, start: int, end: int) -> bool:
+    """Is the sentence text[start:end] quoted speech: it opens with a quotation mark, or a
+    quotation opened earlier in the paragraph is still open where it starts?"""
+    head = text[start:end].lstrip()
+    if head[:1] in OPEN_QUOTES:
+        return True
+    before = text[para_start:start]
+    opened = sum(before.count(q) for q in "“«„")
+    closed = sum(before.count(q) for q in "”»")
+    if opened or closed:
+        return opened > closed
+    return before.count('"') % 2 == 1

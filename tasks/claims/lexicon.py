@@ -26,6 +26,7 @@ class Lexicon:
     quote_verbs: frozenset[str]
     non_actors: frozenset[str]
     non_actor_modifiers: frozenset[str]
+    agentive_adjectives: frozenset[str]
     group_nouns: frozenset[str]
     document_nouns: frozenset[str]
     content_nouns: frozenset[str]
@@ -39,6 +40,7 @@ class Lexicon:
     # stance
     oppose: re.Pattern
     negation: frozenset[str]
+    negation_idioms: re.Pattern
     conditional: re.Pattern
     undecided: re.Pattern
     condition_marks: frozenset[str]
@@ -46,11 +48,17 @@ class Lexicon:
     restricting_conjuncts: re.Pattern
     condition_prepositions: frozenset[str]
     event_predicates: frozenset[str]
+    event_phrases: dict[str, frozenset[str]]   # light verb lemma -> nouns that make it an event
     topic_predicates: frozenset[str]
     stance_predicates: frozenset[str]
     stance_modals: frozenset[str]
     circumstance_prepositions: frozenset[str]
     question_predicates: frozenset[str]
+    event_reports: frozenset[str]
+    speech_predicates: frozenset[str]
+    refusal_verbs: frozenset[str]
+    deontic_modals: frozenset[str]
+    constraint_predicates: frozenset[str]
     # events
     meeting_words: frozenset[str]
     talks_words: re.Pattern
@@ -60,6 +68,14 @@ class Lexicon:
     @property
     def pronouns(self) -> frozenset[str]:
         return self.first_person | self.third_person | self.group_pronouns
+
+
+def _light_verbs(phrases) -> dict[str, frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for p in phrases:
+        verb, noun = p.split(None, 1)
+        out.setdefault(verb, set()).add(noun)
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 def load_lexicon(folder: str | Path) -> Lexicon:
@@ -98,20 +114,24 @@ def load_lexicon(folder: str | Path) -> Lexicon:
     openers_re = "|".join(r"\s+".join(map(re.escape, w.split())) for w in words(openers, f"{path}: hypothetical_openers"))
     return Lexicon(
         reporting_verbs=wordset("reporting_verbs"), quote_verbs=wordset("quote_verbs"),
-        non_actors=wordset("non_actors"), non_actor_modifiers=wordset("non_actor_modifiers"), group_nouns=wordset("group_nouns"), document_nouns=wordset("document_nouns"),
+        non_actors=wordset("non_actors"), non_actor_modifiers=wordset("non_actor_modifiers"),
+        agentive_adjectives=wordset("agentive_adjectives"), group_nouns=wordset("group_nouns"), document_nouns=wordset("document_nouns"),
         content_nouns=wordset("content_nouns"), proxy_nouns=wordset("proxy_nouns"),
         negative_proxy_nouns=wordset("negative_proxy_nouns"),
         first_person=pronoun_set("first_person"), third_person=pronoun_set("third_person"),
         group_pronouns=pronoun_set("group"), person_nouns=wordset("person_nouns"),
         hypothetical_start=re.compile(rf"^\W*(?:{openers_re})\b", re.IGNORECASE),
-        oppose=phrases("oppose"), negation=wordset("negation"), conditional=phrases("conditional"),
+        oppose=phrases("oppose"), negation=wordset("negation"), negation_idioms=phrases("negation_idioms"), conditional=phrases("conditional"),
         undecided=phrases("undecided"), condition_marks=wordset("condition_marks"),
         idiomatic_ifs=phrases("idiomatic_ifs"), restricting_conjuncts=phrases("restricting_conjuncts"),
         condition_prepositions=wordset("condition_prepositions"),
-        event_predicates=wordset("event_predicates"), topic_predicates=wordset("topic_predicates"), stance_predicates=wordset("stance_predicates"),
+        event_predicates=frozenset(w for w in wordset("event_predicates") if " " not in w),
+        event_phrases=_light_verbs(w for w in wordset("event_predicates") if " " in w), topic_predicates=wordset("topic_predicates"), stance_predicates=wordset("stance_predicates"),
         stance_modals=wordset("stance_modals"),
         circumstance_prepositions=wordset("circumstance_prepositions"),
         question_predicates=wordset("question_predicates"),
+        event_reports=wordset("event_reports"), speech_predicates=wordset("speech_predicates"),
+        refusal_verbs=wordset("refusal_verbs"), deontic_modals=wordset("deontic_modals"), constraint_predicates=wordset("constraint_predicates"),
         meeting_words=wordset("meeting_words"), talks_words=phrases("talks_words"), event_verbs=wordset("event_verbs"),
         modal_words=wordset("modal_words"),
     )

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from spacy.tokens import Span
 
-from tasks.claims.actors import find_actor, reports
+from tasks.claims.actors import co_actors, find_actor, reports
 from tasks.claims.discourse import Context
 from tasks.claims.records import Evidence, Found, Position
 from tasks.claims.stance import mention_only, stance_of
@@ -38,14 +38,28 @@ def _proxy_cues(sent: Span, cues: list, ctx: Context) -> list:
     return out
 
 
+def _said_of(path, ctx: Context):
+    """The path through the quotation when the cue is what a quotation is said of ("'This is theft,'
+    Zakharova said of the EU's plan"): [the quotation's head, the reporting verb]; else None."""
+    for k, t in enumerate(path[1:], 1):
+        if t.dep_ == "prep" and t.lower_ in ("of", "about") and t.head.lemma_.lower() in ctx.lex.reporting_verbs \
+                and k + 1 < len(path) and path[k + 1].i == t.head.i:
+            quote = next((c for c in t.head.children if c.dep_ == "ccomp"), None)
+            return [quote, t.head] if quote is not None else None
+    return None
+
+
 def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> list[Position]:
     out = []
     text = sent.text
     cues = resolve_overlaps(book.cues_in(text) + book.frames_in(sent))
-    for cue in cues + _proxy_cues(sent, cues, ctx):
+    spans = []
+    proxies = _proxy_cues(sent, cues, ctx)
+    for cue in cues + proxies:
         cspan = sent.doc.char_span(sent.start_char + cue.start, sent.start_char + cue.end, alignment_mode="expand")
-        if cspan is None:
-            continue
+        if cspan is not None:
+            spans.append((cue, cspan))
+    for cue, cspan in spans:
         cue_tokens = set(range(cspan.start, cspan.end))
         anchor = cspan.root
         found = find_actor(anchor, ctx, cue_tokens)
@@ -54,6 +68,9 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
             # an interview answer: what it asserts is the interviewee's position, unless it
             # reports someone else's words ("Putin said ...")
             found = Found(ctx.speaker, found.path if found else [anchor, *anchor.ancestors])
+        if not found and ctx.in_quote and ctx.quote_speaker is not None:
+            # a quotation asserts what its speaker holds ("This is not the moment for talks.")
+            found = Found(ctx.quote_speaker, [anchor, *anchor.ancestors])
         if not found:
             continue
         actor, path = found
@@ -63,10 +80,18 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
             continue
         if mention_only(cue_tokens, path, ctx):
             continue
-        stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
-        out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
-                            actor=actor.name, actor_group=actor.group, topic=cue.topic, stance=stance,
-                            cue=cspan.text))
+        if cue in proxies and not cue.counter:
+            cue_tokens = set()   # "no decision has been taken": the proxy's own words count
+        said_of = _said_of(path, ctx)
+        if said_of is not None:
+            # "'This is theft,' Zakharova said of the EU's plan": the quotation judges what it is said of
+            stance = stance_of(set(), said_of, cue.counter, ctx).stance
+        else:
+            stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
+        for who in (actor, *co_actors(found, ctx)):
+            out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
+                                actor=who.name, actor_group=who.group, topic=cue.topic, stance=stance,
+                                cue=cspan.text))
     return out
 
 

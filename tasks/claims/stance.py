@@ -44,16 +44,33 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
                 window[c.i] = c
             elif c.dep_ == "prep" and c.lower_ == "as" and c.i not in on_path:   # "treat any use of it as theft"
                 window.update((g.i, g) for g in c.children if g.dep_ == "pobj")
+            elif c.dep_ == "prep" and t.lemma_ == "be" and c.i not in on_path \
+                    and not any(x.dep_ in ("attr", "acomp") for x in t.children) \
+                    and not any(x.i in cue_tokens for x in c.subtree):
+                # the phrase is the predicate ("is off the table", "is out of the question"),
+                # not an adjunct beside one ("without anything behind it, could be dangerous")
+                window.update((g.i, g) for g in c.subtree)
+            if c.dep_ == "advmod" and c.i not in on_path:   # "no longer transferring", "not anymore"
+                window.update((g.i, g) for g in c.children if g.lower_ in lex.negation)
             elif c.dep_ in ("oprd", "attr", "acomp", "dobj", "ccomp", "xcomp") and c.i not in on_path \
                     and not any(x.i in cue_tokens for x in c.subtree):
                 window[c.i] = c   # 'called the plan "theft"', "saw no point in"
+                if c.dep_ in ("attr", "oprd") and t.lemma_ == "be" or c.dep_ == "oprd":
+                    # a predicate nominal evaluates the cue as a whole phrase: "would be nothing
+                    # more than a breather", "is a recipe for disaster"
+                    window.update((g.i, g) for g in c.subtree if g.pos_ in ("NOUN", "ADJ", "ADP"))
                 window.update((g.i, g) for g in c.children if g.dep_ in ("det", "neg") and g.lower_ in lex.negation)
     for c in anchor.children:   # "no ceasefire", "any settlement"
         if c.dep_ in ("det", "neg"):
             window[c.i] = c
+    for i in cue_tokens:   # "not a single Hungarian bullet will go": a negated argument of the cue
+        for c in anchor.doc[i].children:
+            if c.dep_ in ("det", "neg", "preconj") and c.lower_ in lex.negation and c.i not in cue_tokens:
+                window[c.i] = c
     words = [window[i] for i in sorted(window) if i not in cue_tokens]
     text = " ".join(t.text for t in words)
-    flips = sum(1 for t in words if t.lower_ in lex.negation)
+    flips = sum(1 for t in words if t.lower_ in lex.negation
+                and not lex.negation_idioms.match(t.doc.text, t.idx))   # "nothing more than" negates nothing
     opposers = [m.group(0) for m in lex.oppose.finditer(text)]
     flips += len(opposers) + (1 if counter else 0)
     stance = "support" if flips % 2 == 0 else "oppose"
@@ -70,9 +87,11 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
                 continue
             if is_condition(c, ctx):
                 extra.append(" ".join(x.text for x in c.children if x.dep_ in ("mark", "advmod")) + " if")
-            elif c.dep_ == "prep" and c.lower_ in lex.condition_prepositions:
+            elif c.dep_ == "prep" and (c.lower_ in lex.condition_prepositions or any(
+                    x.dep_ == "advmod" and x.lower_ == "only" for x in c.children)):   # "but only with a mandate"
                 extra.append(" ".join(x.text for x in list(c.subtree)[:6]))
-            elif c.dep_ in ("advmod", "acomp", "attr", "dobj", "xcomp", "ccomp", "amod"):
+            elif c.dep_ in ("advmod", "acomp", "attr", "dobj", "xcomp", "ccomp", "amod", "nsubjpass"):
+                # (a passive subject belongs to the clause: "no decision has been taken on ...")
                 extra.append(" ".join(x.text for x in list(c.subtree)[:8]))
             elif c.dep_ == "conj":   # "..., but only if the Russian leader was prepared to ..."
                 head_words = " ".join(x.text for x in list(c.subtree)[:5])
@@ -85,6 +104,9 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
     m = lex.undecided.search(clause_text)
     if m:
         return Stance("undecided", m.group(0))
+    constraint = _constraint(anchor, lex)
+    if constraint:
+        return Stance("conditional", constraint)
     clause_text = lex.idiomatic_ifs.sub(" ", clause_text)
     m = lex.conditional.search(clause_text)
     if m and not (demanded and m.group(0).lower() in lex.condition_marks):
@@ -108,31 +130,68 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
     """
     lex = ctx.lex
     anchor = path[0]
-    first = anchor if anchor.pos_ == "VERB" and anchor.lemma_.lower() in lex.event_predicates else None
+    for t in (*path, *path[-1].ancestors):   # "declined to comment on reports that ...", "would not say whether ..."
+        if t.lemma_.lower() in lex.speech_predicates and (
+                t.dep_ == "xcomp" and t.head.lemma_.lower() in lex.refusal_verbs
+                or any(c.dep_ == "neg" for c in t.children)):
+            return f"no comment: {t.text}"
+    first = anchor if anchor.pos_ == "VERB" and _is_event(anchor, lex) else None
     for t in path[1:]:
         if any(c.dep_ == "mark" and c.lower_ in ("whether", "if") for c in t.children) and \
                 t.head.lemma_.lower() in lex.question_predicates:
             return f"question: {t.head.text}"
         if t.i in cue_tokens or first is not None:
             continue
-        if t.pos_ == "ADP" and t.lower_ in lex.circumstance_prepositions:
+        if t.pos_ == "ADP" and (t.lower_ in lex.circumstance_prepositions or t.head.lower_ in lex.circumstance_prepositions):
+            # "after talks", "ahead of talks", "on the sidelines of talks"
             return f"circumstance: {t.text}"
         if _predicate(t):
             first = t
     if first is None:
         return None
     word = first.lemma_.lower()
-    if word in lex.stance_predicates or (word not in lex.event_predicates and word not in lex.topic_predicates):
+    event = _is_event(first, lex)
+    if word in lex.stance_predicates or first.lower_ in lex.stance_predicates \
+            or (not event and word not in lex.topic_predicates):   # "prepared to speak" is no "prepare"
         return None   # "open to talks": a word of stance first
     aux = {c.lower_ for c in first.children if c.dep_ in ("aux", "auxpass")}
     agentive = not any(c.dep_ in ("nsubj", "nsubjpass") and (c.i in cue_tokens or c.i == anchor.i)
                        for c in first.children)
-    if word in lex.event_predicates and (aux & lex.stance_modals or agentive and aux & lex.modal_words):
+    if event and (aux & lex.stance_modals or agentive and aux & lex.modal_words):
         return None   # "talks can begin only once ...", "he would sit down with Putin", "will not take part"
     for t in first.ancestors:
+        if t.lemma_.lower() in lex.event_reports:
+            continue   # "denied that they had discussed ...": about the event, not the proposition
         if _predicate(t) and (t.lemma_.lower() in lex.stance_predicates or lex.oppose.fullmatch(t.text)):
             return None
     return f"event: {first.text}"
+
+
+def _constraint(anchor: Token, lex) -> str | None:
+    """A requirement set on the proposition: the cue is the subject of a predicate of constraint
+    under a modal of obligation ("any use of the assets must respect international law", "any
+    exchange of territory would have to be put to a referendum")."""
+    if anchor.dep_ not in ("nsubj", "nsubjpass"):
+        return None
+    verb = anchor.head
+    obliged = any(c.dep_ == "aux" and c.lower_ in lex.deontic_modals for c in verb.children)
+    if verb.lemma_ == "have":   # "would have to be put to ...": the obligation is the xcomp
+        verb = next((c for c in verb.children if c.dep_ == "xcomp"), None)
+        obliged = verb is not None
+    if not obliged:
+        return None
+    words = [verb, *(c for c in verb.children if c.dep_ in ("acomp", "attr"))]
+    hit = next((w for w in words if w.lemma_.lower() in lex.constraint_predicates), None)
+    return f"{hit.text} (a requirement)" if hit is not None else None
+
+
+def _is_event(t: Token, lex) -> bool:
+    """Is t a predicate of events: a lemma of event_predicates, or a light verb with its noun
+    ("take part", "take place": the entry "take part" needs the child "part")."""
+    lemma = t.lemma_.lower()
+    if lemma in lex.event_predicates:
+        return True
+    return any(c.lower_ in lex.event_phrases.get(lemma, ()) for c in t.children)
 
 
 def _predicate(t: Token) -> bool:

@@ -1,0 +1,268 @@
+"""One orchestration path, two ways to run it: plain Python, or as a Prefect flow.
+
+The ingest and backfill pipelines are plain functions (`flows.ingest.run_ingest`,
+`flows.backfill.run_backfill`) that call the stage functions of `flows/stages.py` and
+`flows/notify.py` through `stage()`. The Prefect flows `ingest` and `backfill` are thin
+wrappers around them. So:
+
+- `newsmon ingest` / `newsmon backfill` without a Prefect API (no PREFECT_API_URL in the
+  environment or the Prefect profile) call the pipeline directly: no Prefect server, no
+  temporary one either; `stage()` hands back each task's plain function.
+- With an API (PREFECT_API_URL set, or a flow run started by `newsmon serve`), the CLI
+  runs the flow; inside a flow run `stage()` hands back the Prefect task, so every stage
+  is a task run, the run holds the writer slot (flows/writer.py) and leaves a summary
+  artifact.
+
+Either way the run is recorded in the warehouse's `runs` table (warehouse/runs.py) with
+its outcome, and a run whose stage failed, or that could poll no feed, raises `RunFailed`
+(a flow run ends Failed) after recording what it did.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from newsmon.errors import NewsmonError, OrchestratorError, RunFailed, WarehouseError
+from warehouse import Warehouse
+from warehouse import runs as wr
+
+__all__ = ["in_flow_run", "stage", "current_run_id", "run_pipeline", "run_failure", "run_problems",
+           "prefect_api_url", "check_prefect_api", "is_orchestrator_error", "RunFailed"]
+
+T = TypeVar("T")
+log = logging.getLogger("newsmon")
+
+
+def in_flow_run() -> bool:
+    """True inside a Prefect flow run (of this process)."""
+    if "prefect" not in sys.modules:  # never imported: certainly not in a flow run
+        return False
+    from prefect.context import FlowRunContext
+
+    return FlowRunContext.get() is not None
+
+
+def stage(task: T) -> T:
+    """The Prefect task inside a flow run (one task run per call), else its plain function."""
+    if in_flow_run():
+        return task
+    return getattr(task, "fn", task)
+
+
+def current_run_id() -> str:
+    """The flow run's id inside a flow run, else a new UUID."""
+    if in_flow_run():
+        from prefect.context import FlowRunContext
+
+        return str(FlowRunContext.get().flow_run.id)
+    return str(uuid.uuid4())
+
+
+def _logger():
+    if in_flow_run():
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    return log
+
+
+@contextlib.contextmanager
+def _writer_slot() -> Iterator[None]:
+    if not in_flow_run():  # plain runs rely on the warehouse's own lock retry
+        yield
+        return
+    from flows.writer import warehouse_writer
+
+    with warehouse_writer():
+        yield
+
+
+def _publish(title: str, key: str, result: dict[str, Any], failure: str | None) -> None:
+    if not in_flow_run():
+        return
+    from prefect.artifacts import create_markdown_artifact
+
+    from flows.report import summary_markdown
+
+    markdown = summary_markdown(title, result)
+    problems = run_problems(result)
+    if failure or problems:
+        markdown += "\n## Problems\n\n" + "".join(f"- {p}\n" for p in ([failure] if failure else []) + problems)
+    create_markdown_artifact(markdown=markdown, key=key, description=f"Counts of one {key.split('-')[0]} run")
+
+
+# -- outcome ------------------------------------------------------------------------------
+def run_failure(result: dict[str, dict[str, Any]]) -> str | None:
+    """Why a run failed (one line), or None: a stage that raised, or feeds of which none could be polled."""
+    reasons = []
+    failed = [name for name, counts in result.items() if isinstance(counts, dict) and counts.get("error")]
+    if failed:
+        reasons.append("stage " + ", ".join(f"{n} failed ({result[n]['error']})" for n in failed))
+    feeds = result.get("feeds")
+    if isinstance(feeds, dict) and not feeds.get("error"):
+        polled_ok = feeds.get("polled", 0) - feeds.get("failed", 0)
+        attempted = feeds.get("polled", 0) + feeds.get("skipped_backoff", 0)
+        if attempted and polled_ok <= 0:
+            why = ", ".join(f"{k}={v}" for k, v in sorted((feeds.get("failures") or {}).items()))
+            backoff = feeds.get("skipped_backoff", 0)
+            detail = "; ".join(x for x in (f"failed: {why}" if why else "",
+                                            f"{backoff} backing off after failures" if backoff else "") if x)
+            reasons.append(f"no feed could be polled ({detail})" if detail else "no feed could be polled")
+    return "; ".join(reasons) or None
+
+
+def run_problems(result: dict[str, dict[str, Any]]) -> list[str]:
+    """Partial failures worth a line of the summary (the run itself may still have completed)."""
+    out = []
+    for name, counts in result.items():
+        if not isinstance(counts, dict) or counts.get("error"):
+            continue
+        failures = counts.get("failures") or {}
+        if failures:
+            what = {"feeds": "feed(s) failed", "pages": "page(s) not fetched"}.get(name, "failed")
+            out.append(f"{name}: {sum(failures.values())} {what}: "
+                       + ", ".join(f"{k}={v}" for k, v in sorted(failures.items())))
+        if name == "articles" and counts.get("rejected"):
+            out.append(f"articles: {counts['rejected']} page(s) without article text (see the rejections table)")
+        if name == "alerts":
+            if counts.get("failed") or counts.get("unknown"):
+                out.append(f"alerts: {counts.get('failed', 0) + counts.get('unknown', 0)} alert(s) not sent "
+                           "this run; they stay due")
+            if counts.get("smtp_not_configured"):
+                out.append(f"alerts: {counts.get('due', 0)} alert(s) due but no [smtp] section is configured")
+    return out
+
+
+# -- the run --------------------------------------------------------------------------------
+Step = tuple[str, Callable[[str], dict[str, Any]]]  # a stage: its name, and a call taking the run id
+
+
+def run_pipeline(wh: Warehouse, flow: str, plan: list[Step], *, title: str,
+                 on_stage: Callable[[str, int, int, dict[str, Any] | None], None] | None = None,
+                 ) -> dict[str, dict[str, Any]]:
+    """Run `plan` (named stages, in order, each called with the run id) as one recorded run.
+
+    Returns each stage's counts.
+    A stage that raises is recorded as `{"error": ...}` and the run goes on with the next
+    stage (each works off what the warehouse says is pending), except after a warehouse
+    error, which the later stages would only meet again. Raises RunFailed, after the run is
+    recorded as failed, when `run_failure` finds a reason. Ctrl-C or SIGTERM records the run
+    as interrupted and re-raises.
+    """
+    logger = _logger()
+    run_id = current_run_id()
+    result: dict[str, dict[str, Any]] = {}
+    with _writer_slot():
+        wh.migrate()
+        with wh.transaction() as con:
+            killed = wr.mark_vanished_runs(con)
+            wr.start_run(con, run_id, flow)
+        if killed:
+            logger.warning("marked %d earlier run(s) as killed (their process is gone): %s", len(killed),
+                           ", ".join(killed))
+        try:
+            stop: str | None = None
+            for index, (name, step) in enumerate(plan, 1):
+                if stop:
+                    result[name] = {"error": f"not run: {stop}"}
+                    continue
+                if on_stage:
+                    on_stage(name, index, len(plan), None)
+                try:
+                    result[name] = step(run_id)
+                except Exception as exc:  # noqa: BLE001 - recorded, reported, and the run fails
+                    if in_flow_run() and is_orchestrator_error(exc):
+                        raise  # the flow run cannot be recorded either: the CLI says so in one line
+                    message = str(exc) if isinstance(exc, NewsmonError) else f"{type(exc).__name__}: {exc}"
+                    message = " ".join(message.split())[:500] or type(exc).__name__
+                    result[name] = {"error": message}
+                    # a bug deserves its traceback in the log; an expected error does not
+                    logger.error("stage %s failed: %s", name, message, exc_info=not isinstance(exc, NewsmonError))
+                    if isinstance(exc, WarehouseError):
+                        stop = f"the {name} stage met a warehouse error"
+                if on_stage:
+                    on_stage(name, index, len(plan), result[name])
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                with wh.transaction() as con:
+                    wr.finish_run(con, run_id, result, "interrupted",
+                                  f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__)
+            raise
+        failure = run_failure(result)
+        with wh.transaction() as con:
+            wr.finish_run(con, run_id, result, "failed" if failure else "completed", failure)
+    _publish(title, f"{flow}-summary", result, failure)
+    if failure:
+        raise RunFailed(failure, result)
+    return result
+
+
+# -- Prefect API ------------------------------------------------------------------------------
+def prefect_api_url() -> str | None:
+    """The Prefect API the CLI should run flows on: PREFECT_API_URL (environment or Prefect profile), or None."""
+    if os.environ.get("PREFECT_API_URL", None) == "":
+        return None
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+def check_prefect_api(url: str, timeout: float = 20.0) -> None:
+    """OrchestratorError (one line) unless the Prefect API at `url` answers its health check within `timeout`.
+
+    The check runs in a daemon thread with a hard deadline: Prefect's client retries
+    connection errors with backoff, which against a hung server takes minutes.
+    """
+    import contextvars
+    import threading
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    answer: list[BaseException | None] = []
+
+    def ask() -> None:
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                with get_client(httpx_settings={"timeout": timeout}, sync_client=True) as client:
+                    answer.append(client.api_healthcheck())
+        except Exception as exc:  # noqa: BLE001 - any failure to reach it is the same answer
+            answer.append(exc)
+
+    context = contextvars.copy_context()  # the caller's Prefect settings, in the thread too
+    thread = threading.Thread(target=context.run, args=(ask,), name="prefect-health", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not answer:
+        raise OrchestratorError(orchestrator_message(TimeoutError(f"no answer within {timeout:.0f}s"), url))
+    if answer[0] is not None:
+        raise OrchestratorError(orchestrator_message(answer[0], url))
+
+
+def orchestrator_message(exc: BaseException, url: str | None = None) -> str:
+    where = f" at {url}" if url else ""
+    detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return (f"the Prefect API{where} did not answer ({type(exc).__name__}: {detail}); nothing was run by Prefect. "
+            "Start it (`prefect server start`) or fix PREFECT_API_URL, or unset PREFECT_API_URL to run "
+            "without Prefect")
+
+
+def is_orchestrator_error(exc: BaseException) -> bool:
+    """An error of talking to the Prefect API (connection, timeout, HTTP status), not of newsmon's work."""
+    if isinstance(exc, OrchestratorError):
+        return True
+    if "prefect" not in sys.modules:
+        return False
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    if isinstance(exc, (httpx.TransportError, PrefectHTTPStatusError)):
+        return True
+    return isinstance(exc, RuntimeError) and "Prefect API" in str(exc)
