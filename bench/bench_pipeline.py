@@ -16,9 +16,10 @@ with a temporary warehouse and config. Measured, each `newsmon` command a subpro
   ingest of the pages served once, then twice (under other URLs): peak RSS must not grow
   with the window.
 
-Modes: `temp` runs the CLI as a user would without PREFECT_API_URL (each command starts a
-temporary Prefect server, today's default); `server` starts one `prefect server start` first
-and points PREFECT_API_URL at it, so the figures are the pipeline's without server start-up.
+Modes: `temp` runs the CLI as a user would without PREFECT_API_URL (before 331ffe6 each
+command started a temporary Prefect server; since, the CLI runs the plain-Python pipeline with
+no server at all); `server` starts one `prefect server start` first and points
+PREFECT_API_URL at it (the Prefect flows), the server's start-up not counted.
 """
 from __future__ import annotations
 
