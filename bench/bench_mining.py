@@ -1,13 +1,16 @@
 """Mining throughput on real article pages, as a ratio against bare spaCy in the same run.
 
-    python bench/bench_mining.py [--corpus ../shared/corpus/zyte-articles] [--repeat 2]
+    python bench/bench_mining.py [--corpus ../shared/corpus/zyte-articles] [--repeat 2] [--processes 2]
 
 Texts: trafilatura's extraction of the 181 real pages of the Zyte benchmark (what the
 pipeline mines). Baseline: `nlp.pipe` of the same en_core_web_sm model, no extra
 components, same texts, same batch size. Measured: newsmon's Miner (entity ruler + money
 component + claim rules). Reports words/s for both and the ratio (1.0 = no overhead);
 the target is a ratio of at least 0.5 (mining at least half as fast as bare parsing).
-Also reports extraction throughput on the same pages against trafilatura's own `extract`.
+Also reports extraction throughput on the same pages against trafilatura's own `extract`,
+and with `--processes N` (N > 1) the Miner on N worker processes (`tasks.mine.mine_chunks`,
+chunks of 32 articles as the pipeline's, worker start-up and model loads included) against
+the one-process Miner of the same run.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from newsmon.settings import NlpSettings  # noqa: E402
 from tasks.extract import extract_article  # noqa: E402
-from tasks.mine import Miner  # noqa: E402
+from tasks.mine import Miner, mine_chunks  # noqa: E402
 from tasks.nlp import MODEL  # noqa: E402
 
 
@@ -36,6 +39,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--min-ratio", type=float, default=0.5)
+    ap.add_argument("--processes", type=int, default=1, help="also time mining on this many processes")
     args = ap.parse_args()
     corpus = Path(args.corpus)
     pages = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines() if line.strip()]
@@ -79,6 +83,17 @@ def main() -> int:
           f"ratio {ratio:.2f} (target >= {args.min_ratio})")
     print(f"claims: {len(rows['mentions'])} mentions, {len(rows['pledge_claims'])} pledges, "
           f"{len(rows['position_claims'])} positions, {len(rows['meeting_claims'])} meetings")
+    if args.processes > 1:
+        chunks = [articles[i:i + 32] for i in range(0, len(articles), 32)]
+        best_pool = float("inf")
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            for _chunk in mine_chunks(NlpSettings(), iter(chunks), args.processes):
+                pass
+            best_pool = min(best_pool, time.perf_counter() - t0)
+        print(f"newsmon mining on {args.processes} processes: {words / best_pool:,.0f} words/s "
+              f"(start-up included): {best_mine / best_pool:.2f}x one process, "
+              f"{(words / best_pool) / (words / best_bare):.2f}x bare nlp.pipe")
     return 0 if ratio >= args.min_ratio else 1
 
 

@@ -30,7 +30,8 @@ def run_ingest(config: str | None = None) -> dict[str, dict[str, Any]]:
     Raises RunFailed (after recording the run) when a stage failed or no feed could be polled.
     """
     settings = load_settings(config)
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
+    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds,
+                   settings.warehouse.memory_limit)
     plan = [
         ("feeds", lambda run_id: stage(stages.poll_feeds)(settings, wh, run_id)),
         ("pages", lambda run_id: stage(stages.fetch_pages)(settings, wh, run_id)),

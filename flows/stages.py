@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -18,15 +19,15 @@ from newsmon.settings import Settings
 from tasks.extract import EXTRACTOR_VERSION, extract_article
 from tasks.feeds import FeedState, local_root, poll_feed
 from tasks.fetch import HTML_TYPES, Fetcher
-from tasks.mine import Miner
-from tasks.stories import assign_stories
+from tasks.mine import current_version, mine_chunks
+from tasks.stories import SKETCH_CANDIDATES, assign_stories, shingles, sketch
 from warehouse import Warehouse
 from warehouse import queries as q
 
 MAX_TRANSIENT_ATTEMPTS = 5
 FETCH_BATCH = 20
 EXTRACT_BATCH = 50
-MINE_BATCH = 200
+MINE_BATCH = 32   # articles a mining worker takes at a time; their claims commit together
 
 
 def _logger():
@@ -129,19 +130,19 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
                      until: dt.datetime | None = None, redo: bool = False) -> dict[str, Any]:
     """Extract stored pages into articles (batched), and link syndicated copies into stories."""
     counts: dict[str, Any] = collections.Counter()
-    done: set[str] = set()
+    after: tuple[dt.datetime, str] | None = None   # keyset: the last page of the previous batch
+    sketched_before: int | None = None              # stored articles sketched before the first batch
     while True:
         with wh.connect(read_only=True) as con:
-            pending = [p for p in q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until,
-                                                        redo=redo, limit=EXTRACT_BATCH + len(done))
-                       if p["url"] not in done][:EXTRACT_BATCH]
+            pending = q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
+                                            limit=EXTRACT_BATCH, after=after)
             blobs = {p["sha256"]: q.raw_content(con, p["sha256"]) for p in pending}
         if not pending:
             break
+        after = (pending[-1]["fetched_at"], pending[-1]["url"])
         rows, rejected = [], []
         now = dt.datetime.now(dt.timezone.utc)
         for p in pending:
-            done.add(p["url"])
             try:
                 art = extract_article(blobs[p["sha256"]], p["url"], feed_title=p["title"], feed_author=p["author"],
                                       feed_published=p["published_at"])
@@ -156,28 +157,59 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
                              author=art.author, published_at=published, date_source=source,
                              language=art.language, text=art.text, text_sha256=art.text_sha256,
                              page_sha256=p["sha256"], extractor_version=EXTRACTOR_VERSION, extracted_at=now))
+        if sketched_before is None:
+            sketched_before = sketch_stored_articles(wh)
+        shingled = [shingles(r["text"]) for r in rows]
         with wh.transaction() as con:
-            others = q.story_candidates(con, [r["url"] for r in rows])
+            others = q.story_candidates(con, [(i, h) for i, sh in enumerate(shingled) for h in sh],
+                                        [r["url"] for r in rows], SKETCH_CANDIDATES)
             assign_stories(rows, others, settings.nlp.min_similarity_syndicated)
             q.save_articles(con, rows)
+            q.save_story_sketches(con, [dict(url=r["url"], hashes=sketch(sh)) for r, sh in zip(rows, shingled)])
             if rejected:
                 q.reject(con, rejected, run_id)
         counts["extracted"] += len(rows)
     return dict(counts)
 
 
+def sketch_stored_articles(wh: Warehouse) -> int:
+    """Sketch the stored articles that have no story sketch yet (stored before sketches existed), batch by batch."""
+    done = 0
+    while True:
+        with wh.connect(read_only=True) as con:
+            batch = q.unsketched_articles(con, EXTRACT_BATCH * 4)
+        if not batch:
+            return done
+        with wh.transaction() as con:
+            q.save_story_sketches(con, [dict(url=a["url"], hashes=sketch(shingles(a["text"] or ""))) for a in batch])
+        done += len(batch)
+
+
 
 @task(name="mine_articles")
 def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
                   until: dt.datetime | None = None, redo: bool = False) -> dict[str, Any]:
-    """Mine entities, pledges, positions and meetings from articles not mined at the current version."""
-    miner = Miner.from_settings(settings.nlp)
-    with wh.connect(read_only=True) as con:
-        pending = q.pending_mining(con, miner.version, since=since, until=until, redo=redo)
+    """Mine entities, pledges, positions and meetings from articles not mined at the current version.
+
+    The pending articles are read MINE_BATCH texts at a time and mined on `nlp.processes`
+    processes; each batch's claims commit as they come. spaCy is not even imported when
+    nothing is pending.
+    """
+    version = current_version(settings.nlp)
+
+    def batches() -> Iterator[list[dict[str, Any]]]:
+        after = None
+        while True:
+            with wh.connect(read_only=True) as con:
+                batch = q.pending_mining(con, version, since=since, until=until, redo=redo, after=after,
+                                         limit=MINE_BATCH)
+            if not batch:
+                return
+            after = batch[-1]["url"]
+            yield batch
+
     counts: dict[str, Any] = collections.Counter()
-    for start in range(0, len(pending), MINE_BATCH):
-        batch = pending[start:start + MINE_BATCH]
-        rows, mined = miner.mine(batch)
+    for batch, rows, mined in mine_chunks(settings.nlp, batches(), settings.nlp.processes):
         with wh.transaction() as con:
             q.replace_claims(con, [a["url"] for a in batch], rows, mined)
         counts["articles"] += len(batch)

@@ -13,11 +13,12 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
-
-import trafilatura
-from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from typing import TYPE_CHECKING
 
 from newsmon.errors import ExtractError
+
+if TYPE_CHECKING:
+    from py3langid.langid import LanguageIdentifier
 
 __all__ = ["EXTRACTOR_VERSION", "Article", "extract_article", "detect_language"]
 
@@ -51,6 +52,8 @@ def detect_language(text: str, declared: str | None = None) -> str | None:
     """ISO 639-1 code of `text`; the page's declared language decides when the text is too short to tell."""
     global _identifier
     if _identifier is None:
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier  # numpy and a model: only when needed
+
         _identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     sample = text[:5000]
     if len(sample) >= 200:
@@ -85,6 +88,8 @@ def extract_article(html: bytes, url: str, *, feed_title: str | None = None, fee
     """The article in a page. Raises ExtractError when there is no main text."""
     if len(html) > max_bytes:
         raise ExtractError(f"{url}: page of {len(html)} bytes exceeds the extraction cap of {max_bytes}")
+    import trafilatura  # ~1 s of imports (lxml, htmldate, courlan): only in a run that has pages to extract
+
     doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
                                       include_tables=False, favor_precision=True)
     text = (doc.text if doc is not None else "") or ""

