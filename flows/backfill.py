@@ -170,7 +170,7 @@ def backfill(
     settings = load_settings(config)
     _check_feeds(settings, feeds)
     explicit = list(dict.fromkeys([*(urls or []), *(read_urls_file(urls_file) if urls_file else [])]))
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
+    wh = Warehouse.from_settings(settings.warehouse)
     run_id = current_run_id()
 
     plan: list[tuple[str, Callable[[], dict[str, Any]]]] = []

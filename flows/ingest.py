@@ -16,6 +16,7 @@ from flows import notify, stages
 from flows.report import summary_markdown
 from flows.writer import warehouse_writer
 from newsmon.settings import load_settings
+from tasks.shard import in_shard, parse_shard
 from warehouse import Warehouse
 from warehouse import queries as q
 
@@ -28,22 +29,29 @@ def current_run_id() -> str:
 
 
 @flow(name="ingest", log_prints=True)
-def ingest(config: str | None = None) -> dict:
+def ingest(config: str | None = None, shard: str | None = None) -> dict:
     """Poll every configured feed and carry what is new through to alerts.
 
     Args:
         config: the newsmon TOML config file (default: $NEWSMON_CONFIG, else config/newsmon.toml)
+        shard: "i/n": poll and fetch only the feeds of shard i of n (a stable hash of the feed URL),
+            so that n workers sharing one warehouse never poll a feed twice; the later stages
+            take whatever is pending
     """
     settings = load_settings(config)
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
+    feeds = None
+    if shard:
+        index, count = parse_shard(shard)
+        feeds = [f.name for f in settings.feeds if in_shard(f.url, index, count)]
+    wh = Warehouse.from_settings(settings.warehouse)
     run_id = current_run_id()
     with warehouse_writer():
         wh.migrate()
         with wh.transaction() as con:
             q.start_run(con, run_id, "ingest")
         result = {
-            "feeds": stages.poll_feeds(settings, wh, run_id),
-            "pages": stages.fetch_pages(settings, wh, run_id),
+            "feeds": stages.poll_feeds(settings, wh, run_id, feeds=feeds),
+            "pages": stages.fetch_pages(settings, wh, run_id, feeds=feeds),
             "articles": stages.extract_articles(settings, wh, run_id),
             "claims": stages.mine_articles(settings, wh, run_id),
             "changes": notify.detect_changes(settings, wh, run_id),

@@ -41,7 +41,11 @@ def fail(message: str, code: int = 2) -> None:
 
 
 @app.command()
-def ingest(config: ConfigOption = None) -> None:
+def ingest(config: ConfigOption = None,
+           shard: Annotated[Optional[str], typer.Option(
+               help="i/n: poll only the feeds of shard i of n (stable hash of the feed URL), for n workers "
+                    "sharing one warehouse", show_default=False)] = None,
+           ) -> None:
     """Run the pipeline once: poll feeds, fetch, extract, mine, detect changes, send due alerts.
 
     Example: newsmon ingest --config config/newsmon.toml
@@ -49,9 +53,13 @@ def ingest(config: ConfigOption = None) -> None:
     from flows.report import summary_line
 
     settings = load_settings(config)  # validate before Prefect starts, so a bad value is one line
+    if shard is not None:
+        from tasks.shard import parse_shard
+
+        parse_shard(shard)  # ConfigError (one line) before the run starts
     from flows.ingest import ingest as ingest_flow
 
-    result = ingest_flow(config=str(settings.source))
+    result = ingest_flow(config=str(settings.source), **({"shard": shard} if shard else {}))
     typer.echo(f"ingest done: {summary_line(result)}")
 
 
@@ -69,7 +77,7 @@ def sql(query: Annotated[str, typer.Argument(help="one or more read-only stateme
     from warehouse.readonly import run_readonly
 
     settings = load_settings(config)
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
+    wh = Warehouse.from_settings(settings.warehouse)
     columns, rows = run_readonly(wh, query)
     if format is Format.json:
         typer.echo(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))

@@ -26,7 +26,9 @@ def utcnow() -> dt.datetime:
 
 # -- runs ------------------------------------------------------------------------
 def start_run(con: Con, run_id: str, flow: str) -> None:
-    con.execute("INSERT OR IGNORE INTO runs (run_id, flow, started_at) VALUES (?, ?, ?)", [run_id, flow, utcnow()])
+    # Statements here run on the DuckDB file and on DuckLake (no constraints there): no OR IGNORE / ON CONFLICT.
+    con.execute("INSERT INTO runs (run_id, flow, started_at) SELECT ?, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = ?)", [run_id, flow, utcnow(), run_id])
 
 
 def finish_run(con: Con, run_id: str, counts: dict[str, Any]) -> None:
@@ -37,14 +39,12 @@ def finish_run(con: Con, run_id: str, counts: dict[str, Any]) -> None:
 # -- feeds -----------------------------------------------------------------------
 def sync_feeds(con: Con, feeds: Iterable[tuple[str, str]]) -> None:
     """Make the feeds table list the configured feeds; a changed URL forgets the old validators."""
+    # Only what changed is written: on DuckLake every UPDATE rewrites rows (and makes a snapshot).
     for name, url in feeds:
-        con.execute(
-            "INSERT INTO feeds (name, url) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
-            "url = excluded.url, "
-            "etag = CASE WHEN feeds.url = excluded.url THEN feeds.etag END, "
-            "last_modified = CASE WHEN feeds.url = excluded.url THEN feeds.last_modified END, "
-            "body_sha256 = CASE WHEN feeds.url = excluded.url THEN feeds.body_sha256 END",
-            [name, url])
+        con.execute("UPDATE feeds SET url = ?, etag = NULL, last_modified = NULL, body_sha256 = NULL "
+                    "WHERE name = ? AND url <> ?", [url, name, url])
+        con.execute("INSERT INTO feeds (name, url) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM feeds WHERE name = ?)",
+                    [name, url, name])
 
 
 def feed_states(con: Con) -> dict[str, dict[str, Any]]:
@@ -248,7 +248,8 @@ def add_url_entries(con: Con, feed: str, feed_url: str, urls: Sequence[str]) -> 
 
     Returns how many URLs were new entries and how many pages are already stored (not downloaded again).
     """
-    con.execute("INSERT INTO feeds (name, url) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", [feed, feed_url])
+    con.execute("INSERT INTO feeds (name, url) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM feeds WHERE name = ?)",
+                [feed, feed_url, feed])
     known = {u for (u,) in con.execute(
         "SELECT url FROM feed_entries WHERE feed = ? AND list_contains(?::VARCHAR[], url)",
         [feed, list(urls)]).fetchall()}

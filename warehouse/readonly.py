@@ -20,7 +20,7 @@ ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 def run_readonly(wh: Warehouse, sql: str) -> tuple[list[str], list[tuple]]:
     """Columns and rows of the last statement of `sql`; raises WarehouseError for anything that writes."""
-    with wh.connect(read_only=True) as con:
+    with wh.analyst_connection() as con:
         con.execute("SET enable_external_access = false")  # cannot be turned back on by the query
         try:
             statements = con.extract_statements(sql)
