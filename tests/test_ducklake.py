@@ -259,7 +259,8 @@ def _sample_config(tmp_path: Path, name: str, warehouse: str) -> Path:
 
 def _newsmon(args: list[str], tmp_path: Path, home: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(PREFECT_HOME=str(tmp_path / home), NO_COLOR="1")
+    # every CLI run starts a temporary Prefect server; two or three at once on a busy machine are slow to come up
+    env.update(PREFECT_HOME=str(tmp_path / home), NO_COLOR="1", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="300")
     log = open(tmp_path / f"{home}.log", "w")
     return subprocess.Popen([str(NEWSMON), *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
                             start_new_session=True)
@@ -279,7 +280,7 @@ def test_lake_two_ingest_workers_leave_the_views_of_one_duckdb_ingest(postgres, 
     lake.migrate()  # so that `newsmon sql` has the views while the workers run
     workers = [_newsmon(["ingest", "--config", str(lake_cfg), "--shard", f"{i}/2"], tmp_path, f"worker{i}")
                for i in (1, 2)]
-    single = _newsmon(["ingest", "--config", str(file_cfg)], tmp_path, "single")
+    procs = list(workers)
     answers = []
     try:
         while any(w.poll() is None for w in workers):
@@ -287,9 +288,10 @@ def test_lake_two_ingest_workers_leave_the_views_of_one_duckdb_ingest(postgres, 
                                    "SELECT count(*) AS n FROM articles"], capture_output=True, text=True,
                                   timeout=120, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
             answers.append((done.returncode, done.stdout, done.stderr))
-        codes = [w.wait(600) for w in workers] + [single.wait(600)]
+        procs.append(_newsmon(["ingest", "--config", str(file_cfg)], tmp_path, "single"))  # the reference, alone
+        codes = [p.wait(600) for p in procs]
     finally:
-        for p in (*workers, single):
+        for p in procs:
             if p.poll() is None:
                 p.kill()
     logs = {n: (tmp_path / f"{n}.log").read_text()[-3000:] for n in ("worker1", "worker2", "single")}
