@@ -278,6 +278,8 @@ def warehouse(tmp_path: Path):
 # removed at teardown. The binaries refuse to run as root, so as root they run as the
 # `postgres` user. Tests using it skip, saying why, when the binaries are not installed.
 
+import contextlib  # noqa: E402  (this section's own import)
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
@@ -317,40 +319,59 @@ def _pg_run(tool: str, *args: str) -> None:
         raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    """A PostgreSQL server of the test session (see above); `postgres.createdb(name)` gives a database."""
+def pg_unavailable() -> str | None:
+    """Why a PostgreSQL server cannot be started here (None when it can)."""
     import os
+
+    if _pg_bin() is None:
+        return ("PostgreSQL server binaries not found (/usr/lib/postgresql/15/bin): "
+                "apt-get install -y postgresql (as .ci/run does)")
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root and there is no `postgres` user to run PostgreSQL as"
+    return None
+
+
+@contextlib.contextmanager
+def temporary_postgres() -> Iterator[Postgres]:
+    """Start a PostgreSQL cluster in a temporary directory; stop and remove it on exit (also for bench/)."""
+    import os
+    import pwd
     import shutil
     import tempfile
 
-    if _pg_bin() is None:
-        pytest.skip("PostgreSQL server binaries not found (/usr/lib/postgresql/15/bin): "
-                    "apt-get install -y postgresql (as .ci/run does)")
-    if os.geteuid() == 0:
-        try:
-            import pwd
-
-            pw = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no `postgres` user to run PostgreSQL as")
     root = Path(tempfile.mkdtemp(prefix="newsmon-pg-"))
     if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
         os.chown(root, pw.pw_uid, pw.pw_gid)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     pg = Postgres(socket_dir=root, port=port)
-    _pg_run("initdb", "-D", str(root / "data"), "-A", "trust", "-U", pg.user, "--no-sync", "-E", "UTF8")
-    _pg_run("pg_ctl", "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-t", "60", "start",
-            "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100")
     try:
-        yield pg
-    finally:
+        _pg_run("initdb", "-D", str(root / "data"), "-A", "trust", "-U", pg.user, "--no-sync", "-E", "UTF8")
+        _pg_run("pg_ctl", "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-t", "60", "start",
+                "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100")
         try:
-            _pg_run("pg_ctl", "-D", str(root / "data"), "-w", "-t", "60", "-m", "fast", "stop")
+            yield pg
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            _pg_run("pg_ctl", "-D", str(root / "data"), "-w", "-t", "60", "-m", "fast", "stop")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server of the test session (see above); `postgres.createdb(name)` gives a database."""
+    reason = pg_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with temporary_postgres() as pg:
+        yield pg
 
 
 _lake_ids = itertools.count()

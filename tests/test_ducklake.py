@@ -158,6 +158,33 @@ def test_lake_write_transactions_of_two_processes_take_turns(lake_warehouse):
     assert b0 >= a1 - 0.05  # the second transaction began after the first committed
 
 
+def test_lake_two_processes_create_and_migrate_a_new_lake_at_once(postgres, tmp_path):
+    """The first ATTACH of an empty catalog creates DuckLake's tables; two workers starting
+    together on a new lake must not collide there, nor apply a migration twice."""
+    lake = LakeConfig(postgres.createdb("lake_new_together"), str(tmp_path / "lake") + "/")
+    whs = [Warehouse(tmp_path / "local.duckdb", lock_timeout=60, lake=lake) for _ in range(2)]
+    start = threading.Barrier(2, timeout=30)
+    results: list = []
+
+    def migrate(wh: Warehouse) -> None:
+        start.wait()
+        try:
+            results.append(wh.migrate())
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            results.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(wh,)) for wh in whs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    files = sorted(p.name for p in MIGRATIONS.glob("*.sql"))
+    assert sorted(results, key=len) == [[], files]
+    assert whs[0].read("SELECT count(*) AS n FROM schema_migrations") == [{"n": len(files)}]
+    for wh in whs:
+        wh.close()
+
+
 def test_lake_writer_gives_up_after_lock_timeout_with_a_clear_error(lake_warehouse):
     impatient = Warehouse(lake_warehouse.path, lock_timeout=0.5, lake=lake_warehouse.lake)
     try:

@@ -89,7 +89,7 @@ class Warehouse:
     def _lake_base(self) -> duckdb.DuckDBPyConnection:
         with self._base_lock:
             if self._base is None or self._base_pid != os.getpid():  # never share a DuckDB across fork
-                self._base = open_lake(self.lake)
+                self._base = open_lake(self.lake, lock_timeout=self.lock_timeout)
                 self._base_pid = os.getpid()
             return self._base
 

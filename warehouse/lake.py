@@ -98,19 +98,28 @@ def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def open_lake(lake: LakeConfig, *, read_only: bool = False, host: str = ":memory:",
-              lock_db: bool = True) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection (`host`: a file or in memory) with the lake attached as LAKE and in use."""
+              lock_timeout: float = 120.0) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection (`host`: a file or in memory) with the lake attached as LAKE and in use.
+
+    A writer attaches the catalog database as LOCK_DB too (for `writer_lock`), and attaches
+    the lake holding that lock: the first ATTACH of an empty catalog creates DuckLake's
+    metadata tables, and two processes doing that at once collide.
+    """
     con = duckdb.connect(host, read_only=read_only and host != ":memory:")
     try:
         load_extensions(con)
-        if not read_only and "://" not in lake.data_path:
-            Path(lake.data_path).mkdir(parents=True, exist_ok=True)
         options = f"DATA_PATH {_quote(lake.data_path)}" + (", READ_ONLY" if read_only else "")
-        con.execute(f"ATTACH {_quote('ducklake:' + lake.catalog)} AS {LAKE} ({options})")
-        if lock_db and not read_only:
+        attach = f"ATTACH {_quote('ducklake:' + lake.catalog)} AS {LAKE} ({options})"
+        if read_only:
+            con.execute(attach)
+        else:
+            if "://" not in lake.data_path:
+                Path(lake.data_path).mkdir(parents=True, exist_ok=True)
             con.execute(f"ATTACH {_quote(lake.postgres_dsn)} AS {LOCK_DB} (TYPE postgres)")
+            with writer_lock(con, lock_timeout):
+                con.execute(attach)
         con.execute(f"USE {LAKE}")
-    except duckdb.Error as exc:
+    except (duckdb.Error, WarehouseError) as exc:
         con.close()
         raise WarehouseError(f"cannot attach the DuckLake catalog {lake.catalog!r} (data {lake.data_path}): "
                              f"{str(exc).splitlines()[0]}; check [warehouse] catalog and that PostgreSQL "
