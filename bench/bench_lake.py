@@ -50,8 +50,8 @@ def run_pipeline(config: str, shard: str | None) -> dict:
         q.start_run(con, run_id, "bench")
     steps = {"feeds": lambda: stages.poll_feeds.fn(settings, wh, run_id, feeds=feeds),
              "pages": lambda: stages.fetch_pages.fn(settings, wh, run_id, feeds=feeds),
-             "articles": lambda: stages.extract_articles.fn(settings, wh, run_id),
-             "claims": lambda: stages.mine_articles.fn(settings, wh, run_id),
+             "articles": lambda: stages.extract_articles.fn(settings, wh, run_id, feeds=feeds),
+             "claims": lambda: stages.mine_articles.fn(settings, wh, run_id, feeds=feeds),
              "changes": lambda: notify.detect_changes.fn(settings, wh, run_id),
              "alerts": lambda: notify.send_alerts.fn(settings, wh, run_id)}
     counts, seconds = {}, {}

@@ -299,11 +299,15 @@ class Postgres:
 
 
 def _pg_bin() -> Path | None:
+    """Debian keeps the server binaries off PATH, one folder per major version: take 15, else the newest."""
     import shutil
 
     if (PG_BIN / "initdb").exists():
         return PG_BIN
-    found = shutil.which("initdb") or shutil.which("pg_ctl")
+    versions = sorted(PG_BIN.parent.glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if versions:
+        return versions[-1].parent
+    found = shutil.which("initdb")
     return Path(found).parent if found else None
 
 
@@ -324,8 +328,8 @@ def pg_unavailable() -> str | None:
     import os
 
     if _pg_bin() is None:
-        return ("PostgreSQL server binaries not found (/usr/lib/postgresql/15/bin): "
-                "apt-get install -y postgresql (as .ci/run does)")
+        return ("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin): "
+                "apt-get install -y postgresql (as .ci/run does when it runs as root)")
     if os.geteuid() == 0:
         import pwd
 

@@ -4,6 +4,7 @@ writers serialised across processes, `newsmon sql` read-only, and feed shards.""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -326,6 +327,11 @@ def test_lake_two_ingest_workers_leave_the_views_of_one_duckdb_ingest(postgres, 
     assert answers and all(rc == 0 and out.startswith("n\n") for rc, out, _ in answers), answers
     polls = lake.read("SELECT run_id, list(feed ORDER BY feed) AS feeds FROM feed_polls GROUP BY run_id")
     assert sorted(r["feeds"] for r in polls) == sorted(sorted(f) for f in shards.values() if f)  # no feed twice
+    runs = [json.loads(r["counts"]) for r in lake.read("SELECT counts FROM runs WHERE flow = 'ingest'")]
+    (articles,) = lake.read("SELECT count(*) AS n FROM article_texts")
+    assert len(runs) == 2 and articles["n"] > 0
+    for stage, key in (("articles", "extracted"), ("claims", "articles")):  # no page parsed twice
+        assert sum(r[stage].get(key, 0) for r in runs) == articles["n"], runs
 
     file_wh = Warehouse(tmp_path / "file.duckdb")
     expected, got = _view_rows(file_wh), _view_rows(lake)

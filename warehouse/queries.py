@@ -185,8 +185,9 @@ def raw_content(con: Con, sha256: str) -> bytes:
 # -- extract -----------------------------------------------------------------------
 def pending_extractions(con: Con, version: str, *, since: dt.datetime | None = None,
                         until: dt.datetime | None = None, redo: bool = False, limit: int | None = None,
-                        ) -> list[dict[str, Any]]:
-    """Stored pages without an article at `version` (all pages in the window with `redo`)."""
+                        feeds: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Stored pages without an article at `version` (all pages in the window with `redo`);
+    with `feeds`, only pages whose entry (its first feed) is of those feeds."""
     return fetch_dicts(con, """
         WITH entries AS (
             SELECT url, arg_min(feed, first_seen_at) AS feed, arg_min(title, first_seen_at) AS title,
@@ -201,9 +202,10 @@ def pending_extractions(con: Con, version: str, *, since: dt.datetime | None = N
           AND (? OR p.url NOT IN (SELECT key FROM rejections WHERE stage = 'extract'))
           AND (?::TIMESTAMPTZ IS NULL OR coalesce(a.published_at, e.published_at, p.fetched_at) >= ?)
           AND (?::TIMESTAMPTZ IS NULL OR coalesce(a.published_at, e.published_at, p.fetched_at) < ?)
+          AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], e.feed))
         ORDER BY p.fetched_at, p.url
         LIMIT ?
-    """, [redo, version, redo, since, since, until, until, limit])
+    """, [redo, version, redo, since, since, until, until, feeds, feeds, limit])
 
 
 def save_articles(con: Con, rows: Sequence[dict[str, Any]]) -> int:
@@ -218,16 +220,17 @@ def story_candidates(con: Con, exclude: Sequence[str]) -> list[dict[str, Any]]:
 
 # -- mine --------------------------------------------------------------------------
 def pending_mining(con: Con, version: str, *, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                   redo: bool = False) -> list[dict[str, Any]]:
-    """Articles not mined at `version` (all articles of the window with `redo`)."""
+                   redo: bool = False, feeds: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Articles not mined at `version` (all articles of the window with `redo`); with `feeds`, only theirs."""
     return fetch_dicts(con, """
         SELECT a.url, a.published_at, a.language, a.text
         FROM article_texts a LEFT JOIN mined_articles m USING (url)
         WHERE (? OR m.url IS NULL OR m.extractor_version <> ?)
           AND (?::TIMESTAMPTZ IS NULL OR a.published_at >= ?)
           AND (?::TIMESTAMPTZ IS NULL OR a.published_at < ?)
+          AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], a.feed))
         ORDER BY a.published_at, a.url
-    """, [redo, version, since, since, until, until])
+    """, [redo, version, since, since, until, until, feeds, feeds])
 
 
 CLAIM_TABLES = ("mentions", "pledge_claims", "position_claims", "meeting_claims")
