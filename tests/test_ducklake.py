@@ -124,11 +124,14 @@ def test_lake_feed_and_run_statements_are_idempotent_on_both(backend, lake_wareh
 
 
 # -- concurrent writers ------------------------------------------------------------------------
-def test_lake_write_transactions_of_two_processes_take_turns(lake_warehouse):
-    """Two writers (each its own PostgreSQL session, as two processes) both check that a run id is
-    new and insert it. DuckLake alone would commit both (appends never conflict); the writer
-    lock makes the second wait, see the first's row, and insert nothing."""
-    other = Warehouse(lake_warehouse.path, lock_timeout=30, lake=lake_warehouse.lake)
+@pytest.mark.parametrize("writers", ["two processes", "two threads of one process"])
+def test_lake_write_transactions_of_two_writers_take_turns(lake_warehouse, writers):
+    """Two writers both check that a run id is new and insert it. DuckLake alone would commit
+    both (appends never conflict); the writer lock makes the second wait, see the first's row,
+    and insert nothing. Two Warehouse objects stand for two processes (each its own DuckDB and
+    PostgreSQL sessions); one Warehouse used from two threads shares its DuckDB."""
+    other = Warehouse(lake_warehouse.path, lock_timeout=30, lake=lake_warehouse.lake) \
+        if writers == "two processes" else lake_warehouse
     inside = threading.Barrier(2, timeout=30)
     spans: dict[str, tuple[float, float]] = {}
     errors: list[BaseException] = []
@@ -152,7 +155,8 @@ def test_lake_write_transactions_of_two_processes_take_turns(lake_warehouse):
         t.start()
     for t in threads:
         t.join(60)
-    other.close()
+    if other is not lake_warehouse:
+        other.close()
     assert not errors
     assert lake_warehouse.read("SELECT count(*) AS n FROM runs WHERE run_id = 'same'") == [{"n": 1}]
     (a0, a1), (b0, b1) = sorted(spans.values())

@@ -86,19 +86,20 @@ class Warehouse:
                 self._base.close()
             self._base = None
 
-    def _lake_base(self) -> duckdb.DuckDBPyConnection:
+    def _lake_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own (a cursor) to this process's DuckDB with the lake attached."""
         with self._base_lock:
             if self._base is None or self._base_pid != os.getpid():  # never share a DuckDB across fork
                 self._base = open_lake(self.lake, lock_timeout=self.lock_timeout)
                 self._base_pid = os.getpid()
-            return self._base
+            return self._base.cursor()
 
     # -- connections -------------------------------------------------------------
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection; waits (with backoff) while another process holds the file."""
         if self.lake is not None:
-            cur = self._lake_base().cursor()
+            cur = self._lake_cursor()
             try:
                 cur.execute(f"USE {LAKE}")
                 yield cur
@@ -157,7 +158,7 @@ class Warehouse:
         if self.lake is None:
             yield
             return
-        with writer_lock(self._lake_base(), self.lock_timeout):
+        with writer_lock(self._lake_cursor(), self.lock_timeout):
             yield
 
     @contextlib.contextmanager

@@ -101,9 +101,9 @@ def open_lake(lake: LakeConfig, *, read_only: bool = False, host: str = ":memory
               lock_timeout: float = 120.0) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection (`host`: a file or in memory) with the lake attached as LAKE and in use.
 
-    A writer attaches the catalog database as LOCK_DB too (for `writer_lock`), and attaches
-    the lake holding that lock: the first ATTACH of an empty catalog creates DuckLake's
-    metadata tables, and two processes doing that at once collide.
+    A writer attaches the catalog database as LOCK_DB too (for `writer_lock`). The first
+    ATTACH of an empty catalog creates DuckLake's metadata tables, and two processes doing
+    that at once collide, so on an empty catalog the lake is attached holding the lock.
     """
     con = duckdb.connect(host, read_only=read_only and host != ":memory:")
     try:
@@ -116,8 +116,13 @@ def open_lake(lake: LakeConfig, *, read_only: bool = False, host: str = ":memory
             if "://" not in lake.data_path:
                 Path(lake.data_path).mkdir(parents=True, exist_ok=True)
             con.execute(f"ATTACH {_quote(lake.postgres_dsn)} AS {LOCK_DB} (TYPE postgres)")
-            with writer_lock(con, lock_timeout):
+            exists = "SELECT count(*) > 0 FROM pg_catalog.pg_tables WHERE tablename = 'ducklake_metadata'"
+            (created,) = con.execute(f"SELECT * FROM postgres_query({_quote(LOCK_DB)}, {_quote(exists)})").fetchone()
+            if created:  # the usual case: attaching never waits for a writer
                 con.execute(attach)
+            else:
+                with writer_lock(con.cursor(), lock_timeout):
+                    con.execute(attach)
         con.execute(f"USE {LAKE}")
     except (duckdb.Error, WarehouseError) as exc:
         con.close()
@@ -134,14 +139,13 @@ def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 @contextlib.contextmanager
-def writer_lock(base: duckdb.DuckDBPyConnection, timeout: float) -> Iterator[None]:
+def writer_lock(cur: duckdb.DuckDBPyConnection, timeout: float) -> Iterator[None]:
     """Hold the PostgreSQL advisory lock LOCK_KEY while the block runs (waits with backoff up to `timeout`).
 
-    The lock is transaction-scoped on a connection of its own (a cursor of `base` in an
-    open transaction): it ends with that transaction, or with the connection when the
-    process dies, so a killed writer never leaves the lake locked.
+    `cur` is a connection of its own (a cursor of the lake's connection; closed here). The
+    lock is scoped to a transaction held open on it: it ends with that transaction, or with
+    the connection when the process dies, so a killed writer never leaves the lake locked.
     """
-    cur = base.cursor()
     deadline = time.monotonic() + timeout
     delay = 0.02
     try:
