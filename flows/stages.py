@@ -124,14 +124,15 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
 
 @task(name="extract_articles")
 def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
-                     until: dt.datetime | None = None, redo: bool = False) -> dict[str, Any]:
-    """Extract stored pages into articles (batched), and link syndicated copies into stories."""
+                     until: dt.datetime | None = None, redo: bool = False,
+                     feeds: list[str] | None = None) -> dict[str, Any]:
+    """Extract stored pages (of `feeds` only, if given) into articles (batched), and link syndicated copies."""
     counts: dict[str, Any] = collections.Counter()
     done: set[str] = set()
     while True:
         with wh.connect(read_only=True) as con:
             pending = [p for p in q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until,
-                                                        redo=redo, limit=EXTRACT_BATCH + len(done))
+                                                        redo=redo, limit=EXTRACT_BATCH + len(done), feeds=feeds)
                        if p["url"] not in done][:EXTRACT_BATCH]
             blobs = {p["sha256"]: q.raw_content(con, p["sha256"]) for p in pending}
         if not pending:
@@ -167,11 +168,13 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
 
 @task(name="mine_articles")
 def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
-                  until: dt.datetime | None = None, redo: bool = False) -> dict[str, Any]:
-    """Mine entities, pledges, positions and meetings from articles not mined at the current version."""
+                  until: dt.datetime | None = None, redo: bool = False,
+                  feeds: list[str] | None = None) -> dict[str, Any]:
+    """Mine entities, pledges, positions and meetings from articles (of `feeds` only, if given) not mined
+    at the current version."""
     miner = Miner.from_settings(settings.nlp)
     with wh.connect(read_only=True) as con:
-        pending = q.pending_mining(con, miner.version, since=since, until=until, redo=redo)
+        pending = q.pending_mining(con, miner.version, since=since, until=until, redo=redo, feeds=feeds)
     counts: dict[str, Any] = collections.Counter()
     for start in range(0, len(pending), MINE_BATCH):
         batch = pending[start:start + MINE_BATCH]

@@ -26,7 +26,9 @@ def utcnow() -> dt.datetime:
 
 # -- runs ------------------------------------------------------------------------
 def start_run(con: Con, run_id: str, flow: str) -> None:
-    con.execute("INSERT OR IGNORE INTO runs (run_id, flow, started_at) VALUES (?, ?, ?)", [run_id, flow, utcnow()])
+    # Statements here run on the DuckDB file and on DuckLake (no constraints there): no OR IGNORE / ON CONFLICT.
+    con.execute("INSERT INTO runs (run_id, flow, started_at) SELECT ?, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = ?)", [run_id, flow, utcnow(), run_id])
 
 
 def finish_run(con: Con, run_id: str, counts: dict[str, Any]) -> None:
@@ -37,14 +39,12 @@ def finish_run(con: Con, run_id: str, counts: dict[str, Any]) -> None:
 # -- feeds -----------------------------------------------------------------------
 def sync_feeds(con: Con, feeds: Iterable[tuple[str, str]]) -> None:
     """Make the feeds table list the configured feeds; a changed URL forgets the old validators."""
+    # Only what changed is written: on DuckLake every UPDATE rewrites rows (and makes a snapshot).
     for name, url in feeds:
-        con.execute(
-            "INSERT INTO feeds (name, url) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
-            "url = excluded.url, "
-            "etag = CASE WHEN feeds.url = excluded.url THEN feeds.etag END, "
-            "last_modified = CASE WHEN feeds.url = excluded.url THEN feeds.last_modified END, "
-            "body_sha256 = CASE WHEN feeds.url = excluded.url THEN feeds.body_sha256 END",
-            [name, url])
+        con.execute("UPDATE feeds SET url = ?, etag = NULL, last_modified = NULL, body_sha256 = NULL "
+                    "WHERE name = ? AND url <> ?", [url, name, url])
+        con.execute("INSERT INTO feeds (name, url) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM feeds WHERE name = ?)",
+                    [name, url, name])
 
 
 def feed_states(con: Con) -> dict[str, dict[str, Any]]:
@@ -185,8 +185,9 @@ def raw_content(con: Con, sha256: str) -> bytes:
 # -- extract -----------------------------------------------------------------------
 def pending_extractions(con: Con, version: str, *, since: dt.datetime | None = None,
                         until: dt.datetime | None = None, redo: bool = False, limit: int | None = None,
-                        ) -> list[dict[str, Any]]:
-    """Stored pages without an article at `version` (all pages in the window with `redo`)."""
+                        feeds: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Stored pages without an article at `version` (all pages in the window with `redo`);
+    with `feeds`, only pages whose entry (its first feed) is of those feeds."""
     return fetch_dicts(con, """
         WITH entries AS (
             SELECT url, arg_min(feed, first_seen_at) AS feed, arg_min(title, first_seen_at) AS title,
@@ -201,9 +202,10 @@ def pending_extractions(con: Con, version: str, *, since: dt.datetime | None = N
           AND (? OR p.url NOT IN (SELECT key FROM rejections WHERE stage = 'extract'))
           AND (?::TIMESTAMPTZ IS NULL OR coalesce(a.published_at, e.published_at, p.fetched_at) >= ?)
           AND (?::TIMESTAMPTZ IS NULL OR coalesce(a.published_at, e.published_at, p.fetched_at) < ?)
+          AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], e.feed))
         ORDER BY p.fetched_at, p.url
         LIMIT ?
-    """, [redo, version, redo, since, since, until, until, limit])
+    """, [redo, version, redo, since, since, until, until, feeds, feeds, limit])
 
 
 def save_articles(con: Con, rows: Sequence[dict[str, Any]]) -> int:
@@ -218,16 +220,17 @@ def story_candidates(con: Con, exclude: Sequence[str]) -> list[dict[str, Any]]:
 
 # -- mine --------------------------------------------------------------------------
 def pending_mining(con: Con, version: str, *, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                   redo: bool = False) -> list[dict[str, Any]]:
-    """Articles not mined at `version` (all articles of the window with `redo`)."""
+                   redo: bool = False, feeds: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Articles not mined at `version` (all articles of the window with `redo`); with `feeds`, only theirs."""
     return fetch_dicts(con, """
         SELECT a.url, a.published_at, a.language, a.text
         FROM article_texts a LEFT JOIN mined_articles m USING (url)
         WHERE (? OR m.url IS NULL OR m.extractor_version <> ?)
           AND (?::TIMESTAMPTZ IS NULL OR a.published_at >= ?)
           AND (?::TIMESTAMPTZ IS NULL OR a.published_at < ?)
+          AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], a.feed))
         ORDER BY a.published_at, a.url
-    """, [redo, version, since, since, until, until])
+    """, [redo, version, since, since, until, until, feeds, feeds])
 
 
 CLAIM_TABLES = ("mentions", "pledge_claims", "position_claims", "meeting_claims")
@@ -248,7 +251,8 @@ def add_url_entries(con: Con, feed: str, feed_url: str, urls: Sequence[str]) -> 
 
     Returns how many URLs were new entries and how many pages are already stored (not downloaded again).
     """
-    con.execute("INSERT INTO feeds (name, url) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", [feed, feed_url])
+    con.execute("INSERT INTO feeds (name, url) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM feeds WHERE name = ?)",
+                [feed, feed_url, feed])
     known = {u for (u,) in con.execute(
         "SELECT url FROM feed_entries WHERE feed = ? AND list_contains(?::VARCHAR[], url)",
         [feed, list(urls)]).fetchall()}
