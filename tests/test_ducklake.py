@@ -353,6 +353,11 @@ def test_lake_two_ingest_workers_leave_the_views_of_one_duckdb_ingest(postgres, 
         assert sum(r[stage].get(key, 0) for r in runs) == articles["n"], runs
 
     file_wh = Warehouse(tmp_path / "file.duckdb")
+    # the topic/entity catalog views are filled by the read commands (the lake's `newsmon sql` above)
+    from newsmon.reading import refresh_derived
+
+    refresh_derived(load_settings(file_cfg), file_wh)
+    refresh_derived(settings, lake)
     expected, got = _view_rows(file_wh), _view_rows(lake)
     assert expected["articles"] and expected["positions"] and expected["changes"]  # the sample has something
     for view in VIEW_NAMES:

@@ -288,8 +288,7 @@ def derived_digest(con: Con, name: str) -> str | None:
 
 
 def record_derived(con: Con, name: str, digest: str) -> None:
-    con.execute("INSERT OR REPLACE INTO derived_state (name, digest, refreshed_at) VALUES (?, ?, ?)",
-                [name, digest, utcnow()])
+    insert_rows(con, "derived_state", [dict(name=name, digest=digest, refreshed_at=utcnow())], on_conflict="replace")
 
 
 def sync_catalog(con: Con, topics: Sequence[dict[str, Any]], entities: Sequence[dict[str, Any]], digest: str) -> None:
