@@ -163,8 +163,7 @@ def run_backfill(
     settings = load_settings(config)
     check_feeds(settings, feeds)
     explicit = list(dict.fromkeys([*(urls or []), *(read_urls_file(urls_file) if urls_file else [])]))
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds,
-                   settings.warehouse.memory_limit)
+    wh = Warehouse.from_settings(settings.warehouse)
 
     plan: list[tuple[str, Callable[[str], dict[str, Any]]]] = []
     if explicit:

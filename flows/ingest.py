@@ -19,24 +19,29 @@ from flows import notify, stages
 from flows.runtime import current_run_id, run_pipeline, stage
 from newsmon.errors import NewsmonError
 from newsmon.settings import load_settings
+from tasks.shard import in_shard, parse_shard
 from warehouse import Warehouse
 
 __all__ = ["ingest", "run_ingest", "current_run_id"]
 
 
-def run_ingest(config: str | None = None) -> dict[str, dict[str, Any]]:
+def run_ingest(config: str | None = None, shard: str | None = None) -> dict[str, dict[str, Any]]:
     """Poll every configured feed and carry what is new through to alerts; each stage's counts.
 
+    `shard` ("i/n"): poll, fetch, extract and mine only the feeds of shard i of n (see `ingest`).
     Raises RunFailed (after recording the run) when a stage failed or no feed could be polled.
     """
     settings = load_settings(config)
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds,
-                   settings.warehouse.memory_limit)
+    feeds = None
+    if shard:
+        index, count = parse_shard(shard)
+        feeds = [f.name for f in settings.feeds if in_shard(f.url, index, count)]
+    wh = Warehouse.from_settings(settings.warehouse)
     plan = [
-        ("feeds", lambda run_id: stage(stages.poll_feeds)(settings, wh, run_id)),
-        ("pages", lambda run_id: stage(stages.fetch_pages)(settings, wh, run_id)),
-        ("articles", lambda run_id: stage(stages.extract_articles)(settings, wh, run_id)),
-        ("claims", lambda run_id: stage(stages.mine_articles)(settings, wh, run_id)),
+        ("feeds", lambda run_id: stage(stages.poll_feeds)(settings, wh, run_id, feeds=feeds)),
+        ("pages", lambda run_id: stage(stages.fetch_pages)(settings, wh, run_id, feeds=feeds)),
+        ("articles", lambda run_id: stage(stages.extract_articles)(settings, wh, run_id, feeds=feeds)),
+        ("claims", lambda run_id: stage(stages.mine_articles)(settings, wh, run_id, feeds=feeds)),
         ("changes", lambda run_id: stage(notify.detect_changes)(settings, wh, run_id)),
         ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id)),
     ]
@@ -44,13 +49,16 @@ def run_ingest(config: str | None = None) -> dict[str, dict[str, Any]]:
 
 
 @flow(name="ingest", log_prints=True)
-def ingest(config: str | None = None) -> dict:
+def ingest(config: str | None = None, shard: str | None = None) -> dict:
     """Poll every configured feed and carry what is new through to alerts.
 
     Args:
         config: the newsmon TOML config file (default: $NEWSMON_CONFIG, else config/newsmon.toml)
+        shard: "i/n": poll, fetch, extract and mine only the feeds of shard i of n (a stable hash
+            of the feed URL), so that n workers sharing one warehouse never poll a feed or parse a page
+            twice; changes and alerts are computed over everything
     """
     try:
-        return run_ingest(config)
+        return run_ingest(config, shard)
     except NewsmonError as exc:  # RunFailed (recorded), a config or warehouse error: Failed, without a traceback
         return Failed(message=str(exc), data=exc)

@@ -72,8 +72,10 @@ def _logger():
 
 
 @contextlib.contextmanager
-def _writer_slot() -> Iterator[None]:
-    if not in_flow_run():  # plain runs rely on the warehouse's own lock retry
+def _writer_slot(wh: Warehouse) -> Iterator[None]:
+    # plain runs rely on the warehouse's own lock retry; on a lake each write transaction holds
+    # the catalog's advisory lock, so workers' runs overlap instead of taking turns
+    if not in_flow_run() or wh.lake is not None:
         yield
         return
     from flows.writer import warehouse_writer
@@ -157,7 +159,7 @@ def run_pipeline(wh: Warehouse, flow: str, plan: list[Step], *, title: str,
     logger = _logger()
     run_id = current_run_id()
     result: dict[str, dict[str, Any]] = {}
-    with _writer_slot():
+    with _writer_slot(wh):
         wh.migrate()
         with wh.transaction() as con:
             killed = wr.mark_vanished_runs(con)

@@ -127,15 +127,16 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
 
 @task(name="extract_articles")
 def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
-                     until: dt.datetime | None = None, redo: bool = False) -> dict[str, Any]:
-    """Extract stored pages into articles (batched), and link syndicated copies into stories."""
+                     until: dt.datetime | None = None, redo: bool = False,
+                     feeds: list[str] | None = None) -> dict[str, Any]:
+    """Extract stored pages (of `feeds` only, if given) into articles (batched), and link syndicated copies."""
     counts: dict[str, Any] = collections.Counter()
     after: tuple[dt.datetime, str] | None = None   # keyset: the last page of the previous batch
     sketched_before: int | None = None              # stored articles sketched before the first batch
     while True:
         with wh.connect(read_only=True) as con:
             pending = q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
-                                            limit=EXTRACT_BATCH, after=after)
+                                            limit=EXTRACT_BATCH, after=after, feeds=feeds)
             blobs = {p["sha256"]: q.raw_content(con, p["sha256"]) for p in pending}
         if not pending:
             break
@@ -188,8 +189,10 @@ def sketch_stored_articles(wh: Warehouse) -> int:
 
 @task(name="mine_articles")
 def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
-                  until: dt.datetime | None = None, redo: bool = False) -> dict[str, Any]:
-    """Mine entities, pledges, positions and meetings from articles not mined at the current version.
+                  until: dt.datetime | None = None, redo: bool = False,
+                  feeds: list[str] | None = None) -> dict[str, Any]:
+    """Mine entities, pledges, positions and meetings from articles (of `feeds` only, if given) not
+    mined at the current version.
 
     The pending articles are read MINE_BATCH texts at a time and mined on `nlp.processes`
     processes; each batch's claims commit as they come. spaCy is not even imported when
@@ -202,7 +205,7 @@ def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.d
         while True:
             with wh.connect(read_only=True) as con:
                 batch = q.pending_mining(con, version, since=since, until=until, redo=redo, after=after,
-                                         limit=MINE_BATCH)
+                                         limit=MINE_BATCH, feeds=feeds)
             if not batch:
                 return
             after = batch[-1]["url"]

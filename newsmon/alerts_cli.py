@@ -36,7 +36,7 @@ def _warehouse(config: str | None):
     from warehouse import Warehouse
 
     settings = load_settings(config)
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
+    wh = Warehouse.from_settings(settings.warehouse)
     wh.migrate()
     return settings, wh
 

@@ -41,7 +41,11 @@ def fail(message: str, code: int = 2) -> None:
 
 
 @app.command()
-def ingest(config: ConfigOption = None) -> None:
+def ingest(config: ConfigOption = None,
+           shard: Annotated[Optional[str], typer.Option(
+               help="i/n: poll only the feeds of shard i of n (stable hash of the feed URL), for n workers "
+                    "sharing one warehouse", show_default=False)] = None,
+           ) -> None:
     """Run the pipeline once: poll feeds, fetch, extract, mine, detect changes, send due alerts.
 
     Without a Prefect API (PREFECT_API_URL unset) it runs in this process, with no Prefect server;
@@ -52,11 +56,16 @@ def ingest(config: ConfigOption = None) -> None:
     Example: newsmon ingest --config config/newsmon.toml
     """
     settings = load_settings(config)  # validate before anything starts, so a bad value is one line
+    if shard is not None:
+        from tasks.shard import parse_shard
+
+        parse_shard(shard)  # ConfigError (one line) before the run starts
     from flows.ingest import ingest as ingest_flow, run_ingest
 
     source = str(settings.source)
-    result, failure = execute_run(lambda: run_ingest(source),
-                                  lambda: ingest_flow(config=source, return_state=True))
+    result, failure = execute_run(lambda: run_ingest(source, shard),
+                                  lambda: ingest_flow(config=source, **({"shard": shard} if shard else {}),
+                                                      return_state=True))
     report_run("ingest", result, failure)
 
 

@@ -67,6 +67,6 @@ def refresh_derived(settings: Settings, wh: Warehouse, *, search_index: bool = F
 
 def open_for_reading(settings: Settings, *, search_index: bool = False) -> Warehouse:
     """The configured warehouse, its derived tables fresh (see the module docstring)."""
-    wh = Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_seconds)
+    wh = Warehouse.from_settings(settings.warehouse)
     refresh_derived(settings, wh, search_index=search_index)
     return wh

@@ -19,7 +19,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from newsmon import ROOT
 from newsmon.errors import ConfigError
@@ -63,6 +63,31 @@ class WarehouseSettings(_Section):
                     raise ValueError(f"cannot create {v}: {parent} is a file, not a folder")
                 break
         return v
+    # "duckdb": the file at `path` holds everything. "ducklake": a DuckLake with its catalog in
+    # PostgreSQL (`catalog`) and its data files under `data_path`, written by many processes;
+    # `path` is then the local DuckDB file `newsmon sql` opens (the lake attached read-only).
+    backend: Literal["duckdb", "ducklake"] = "duckdb"
+    catalog: str | None = None      # "postgres:dbname=newsmon host=… port=5432 user=…"
+    data_path: str | None = None    # a directory ("lake/") or an object-store prefix ("s3://bucket/newsmon/")
+
+    @field_validator("catalog")
+    @classmethod
+    def _catalog(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith("postgres:") and "dbname=" in v):
+            raise ValueError(f"write the catalog as \"postgres:dbname=newsmon host=… port=… user=…\", got {v!r}")
+        return v
+
+    @field_validator("data_path")
+    @classmethod
+    def _data_path(cls, v: str | None) -> str | None:
+        return v if v is None or v.endswith("/") else v + "/"
+
+    @model_validator(mode="after")
+    def _lake_complete(self) -> "WarehouseSettings":
+        if self.backend == "ducklake" and (not self.catalog or not self.data_path):
+            missing = " and ".join(k for k in ("catalog", "data_path") if not getattr(self, k))
+            raise ValueError(f'backend = "ducklake" needs {missing}')
+        return self
 
 
 class FetchSettings(_Section):
@@ -286,6 +311,9 @@ def _relative(base: Path, data: dict) -> dict:
     wh = data.get("warehouse")
     if isinstance(wh, dict) and isinstance(wh.get("path"), str):
         wh["path"] = str((base / os.path.expanduser(wh["path"])).resolve())
+    if isinstance(wh, dict) and isinstance(wh.get("data_path"), str) and wh["data_path"] \
+            and "://" not in wh["data_path"]:
+        wh["data_path"] = str((base / os.path.expanduser(wh["data_path"])).resolve()) + "/"
     nlp = data.get("nlp")
     if isinstance(nlp, dict):
         for key in ("entities", "topics", "money", "fx", "aid", "lang"):

@@ -630,3 +630,126 @@ def nlp_miner():
     from tasks.mine import Miner
 
     return Miner.from_settings(NlpSettings())
+
+
+# -- PostgreSQL fixtures (the DuckLake catalog) --
+#
+# A throwaway PostgreSQL cluster (Debian's `postgresql` package: initdb, pg_ctl) in a temporary
+# directory, on a free port on 127.0.0.1 with its unix socket in that directory; stopped and
+# removed at teardown. The binaries refuse to run as root, so as root they run as the
+# `postgres` user. Tests using it skip, saying why, when the binaries are not installed.
+
+import contextlib  # noqa: E402  (this section's own import)
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@dataclasses.dataclass(frozen=True)
+class Postgres:
+    socket_dir: Path
+    port: int
+    user: str = "newsmon"
+
+    def dsn(self, dbname: str) -> str:
+        return f"dbname={dbname} host={self.socket_dir} port={self.port} user={self.user}"
+
+    def createdb(self, dbname: str) -> str:
+        """Create a database; returns its DuckLake catalog string ("postgres:dbname=…")."""
+        _pg_run("createdb", "-h", str(self.socket_dir), "-p", str(self.port), "-U", self.user, dbname)
+        return "postgres:" + self.dsn(dbname)
+
+
+def _pg_bin() -> Path | None:
+    """Debian keeps the server binaries off PATH, one folder per major version: take 15, else the newest."""
+    import shutil
+
+    if (PG_BIN / "initdb").exists():
+        return PG_BIN
+    versions = sorted(PG_BIN.parent.glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if versions:
+        return versions[-1].parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+def _pg_run(tool: str, *args: str) -> None:
+    import os
+    import subprocess
+
+    cmd = [str(_pg_bin() / tool), *args]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if done.returncode:
+        raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+
+
+def pg_unavailable() -> str | None:
+    """Why a PostgreSQL server cannot be started here (None when it can)."""
+    import os
+
+    if _pg_bin() is None:
+        return ("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin): "
+                "apt-get install -y postgresql (as .ci/run does when it runs as root)")
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root and there is no `postgres` user to run PostgreSQL as"
+    return None
+
+
+@contextlib.contextmanager
+def temporary_postgres() -> Iterator[Postgres]:
+    """Start a PostgreSQL cluster in a temporary directory; stop and remove it on exit (also for bench/)."""
+    import os
+    import pwd
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="newsmon-pg-"))
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pg = Postgres(socket_dir=root, port=port)
+    try:
+        _pg_run("initdb", "-D", str(root / "data"), "-A", "trust", "-U", pg.user, "--no-sync", "-E", "UTF8")
+        _pg_run("pg_ctl", "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-t", "60", "start",
+                "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100")
+        try:
+            yield pg
+        finally:
+            _pg_run("pg_ctl", "-D", str(root / "data"), "-w", "-t", "60", "-m", "fast", "stop")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server of the test session (see above); `postgres.createdb(name)` gives a database."""
+    reason = pg_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with temporary_postgres() as pg:
+        yield pg
+
+
+_lake_ids = itertools.count()
+
+
+@pytest.fixture
+def lake_warehouse(postgres: Postgres, tmp_path: Path):
+    """A migrated warehouse on the DuckLake backend: a fresh catalog database, data under tmp_path."""
+    from warehouse import Warehouse
+    from warehouse.lake import LakeConfig
+
+    catalog = postgres.createdb(f"lake_{next(_lake_ids)}")
+    wh = Warehouse(tmp_path / "local.duckdb", lake=LakeConfig(catalog, str(tmp_path / "lake") + "/"))
+    wh.migrate()
+    yield wh
+    wh.close()

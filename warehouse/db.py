@@ -6,13 +6,21 @@ keeps the file open: every read and every write transaction opens it, does one
 short piece of work and closes it, and an open that meets a lock is retried with
 backoff until `lock_timeout` runs out. A `newsmon sql` during a run, or two
 overlapping runs, therefore wait for each other instead of failing.
+
+With `[warehouse] backend = "ducklake"` the same tables live in a DuckLake whose
+catalog is in PostgreSQL (see `warehouse/lake.py`): connections are cursors of one
+in-memory DuckDB per process with the lake attached, write transactions hold a
+PostgreSQL advisory lock instead of the file lock, and `newsmon sql` attaches the
+lake read-only. The migrations, views and statements are the same on both.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import random
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,13 +30,20 @@ import duckdb
 import pyarrow as pa
 
 from newsmon.errors import WarehouseError
+from warehouse.lake import LAKE, LakeConfig, adapt_ddl, adapt_view_sql, is_lake, open_lake, table_keys, writer_lock
 
-__all__ = ["Warehouse", "is_lock_error", "fetch_dicts", "insert_rows", "table_schema"]
+__all__ = ["Warehouse", "is_lock_error", "fetch_dicts", "insert_rows", "table_schema", "BOOKKEEPING"]
 
 HERE = Path(__file__).resolve().parent
 MIGRATIONS = HERE / "migrations"
 VIEWS = HERE / "views"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+#: The tables migrate() keeps its own records in.
+BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS schema_views (name VARCHAR PRIMARY KEY, sha256 VARCHAR NOT NULL);
+"""
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -37,17 +52,63 @@ def is_lock_error(exc: BaseException) -> bool:
 
 
 class Warehouse:
-    """A DuckDB file with newsmon's schema. Cheap to create; holds no connection."""
+    """A DuckDB file (or a DuckLake, given `lake`) with newsmon's schema. Cheap to create.
 
-    def __init__(self, path: str | Path, lock_timeout: float = 120.0, memory_limit: str | None = None):
+    On the DuckDB file it holds no connection. On a lake it keeps one in-memory DuckDB
+    with the lake attached per process (attaching costs a catalog round trip), and hands
+    out a cursor of it per `connect()`.
+    """
+
+    def __init__(self, path: str | Path, lock_timeout: float = 120.0, memory_limit: str | None = None, *,
+                 lake: LakeConfig | None = None):
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         self.memory_limit = memory_limit  # DuckDB's memory_limit ("512MB"); None: DuckDB's default
+        self.lake = lake
+        self._base: duckdb.DuckDBPyConnection | None = None
+        self._base_pid: int | None = None
+        self._base_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, ws) -> Warehouse:
+        """The warehouse a `[warehouse]` section (newsmon.settings.WarehouseSettings) names."""
+        lake = LakeConfig(ws.catalog, ws.data_path) if ws.backend == "ducklake" else None
+        return cls(ws.path, ws.lock_timeout_seconds, ws.memory_limit, lake=lake)
+
+    def __getstate__(self) -> dict[str, Any]:  # Prefect hashes task inputs: no connection, no lock
+        return {"path": self.path, "lock_timeout": self.lock_timeout, "memory_limit": self.memory_limit,
+                "lake": self.lake}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], state["lock_timeout"], state.get("memory_limit"), lake=state["lake"])
+
+    def close(self) -> None:
+        """Drop the lake connection of this process (the DuckDB file has none)."""
+        with self._base_lock:
+            if self._base is not None and self._base_pid == os.getpid():
+                self._base.close()
+            self._base = None
+
+    def _lake_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own (a cursor) to this process's DuckDB with the lake attached."""
+        with self._base_lock:
+            if self._base is None or self._base_pid != os.getpid():  # never share a DuckDB across fork
+                self._base = open_lake(self.lake, lock_timeout=self.lock_timeout)
+                self._base_pid = os.getpid()
+            return self._base.cursor()
 
     # -- connections -------------------------------------------------------------
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection; waits (with backoff) while another process holds the file."""
+        if self.lake is not None:
+            cur = self._lake_cursor()
+            try:
+                cur.execute(f"USE {LAKE}")
+                yield cur
+            finally:
+                cur.close()
+            return
         if read_only and not self.path.exists():
             raise WarehouseError(f"no warehouse at {self.path}: run `newsmon ingest` first")
         if not read_only:
@@ -75,16 +136,53 @@ class Warehouse:
             con.close()
 
     @contextlib.contextmanager
+    def analyst_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection for `newsmon sql`, with no file or network access beyond the warehouse.
+
+        On a lake: the local DuckDB file `path` (opened read-only when it exists, so an
+        analyst's own tables stay reachable under its name) with the lake attached
+        read-only and in use. External access is still on: the caller
+        (`warehouse.readonly.readonly_connection`) loads what it needs, allows the lake's
+        data path, then turns access off and locks the configuration.
+        """
+        if self.lake is None:
+            with self.connect(read_only=True) as con:
+                yield con
+            return
+        host = str(self.path) if self.path.exists() else ":memory:"
+        con = open_lake(self.lake, read_only=True, host=host)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def _writer(self) -> Iterator[None]:
+        """Serialise writers across processes: the lake's advisory lock (the DuckDB file locks itself)."""
+        if self.lake is None:
+            yield
+            return
+        with writer_lock(self._lake_cursor(), self.lock_timeout):
+            yield
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A write transaction: everything inside commits together or not at all."""
-        with self.connect() as con:
+        with self._writer(), self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
+            try:
+                con.execute("COMMIT")
+            except duckdb.TransactionException as exc:
+                # DuckLake retries a commit that lost a race by itself; what reaches here is a
+                # real conflict with a writer outside newsmon's lock (e.g. lake maintenance).
+                raise WarehouseError(f"the warehouse transaction conflicted with another writer and was rolled "
+                                     f"back: {str(exc).splitlines()[-1]}; the stage is idempotent, run it again"
+                                     ) from exc
 
     def read(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         """Rows of a read-only query as dicts."""
@@ -95,12 +193,10 @@ class Warehouse:
     def migrate(self) -> list[str]:
         """Apply pending migrations (each commits with its record), then (re)create changed views."""
         applied = []
-        with self.connect() as con:
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            )
-            con.execute("CREATE TABLE IF NOT EXISTS schema_views (name VARCHAR PRIMARY KEY, sha256 VARCHAR NOT NULL)")
+        ddl = adapt_ddl if self.lake is not None else (lambda sql: sql)
+        view_sql = adapt_view_sql if self.lake is not None else (lambda sql: sql)
+        with self._writer(), self.connect() as con:
+            con.execute(ddl(BOOKKEEPING))
             done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
             self._refuse_newer_schema(con, done)
             self._check_tables(con, done)
@@ -113,9 +209,9 @@ class Warehouse:
                     continue
                 con.execute("BEGIN TRANSACTION")
                 try:
-                    con.execute(path.read_text())
+                    con.execute(ddl(path.read_text()))
                     con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, path.name])
-                except duckdb.Error as exc:
+                except (duckdb.Error, WarehouseError) as exc:
                     con.execute("ROLLBACK")
                     raise WarehouseError(f"migration {path.name} failed: {exc}") from exc
                 con.execute("COMMIT")
@@ -128,7 +224,7 @@ class Warehouse:
                 con.execute("BEGIN TRANSACTION")
                 for p in files:
                     try:
-                        con.execute(p.read_text())
+                        con.execute(view_sql(p.read_text()))
                     except duckdb.Error as exc:
                         con.execute("ROLLBACK")
                         raise WarehouseError(f"warehouse {self.path}: view {p.name} cannot be created: "
@@ -223,12 +319,52 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[dict[
     full = table_schema(con, table)
     names = list(rows[0])
     schema = pa.schema([full.field(n) for n in names])
+    lake = on_conflict != "error" and is_lake(con)
+    if lake:
+        keys = _keys_for(table, names)
+        rows = _last_per_key(rows, keys) if on_conflict == "replace" else _first_per_key(rows, keys)
     batch = pa.Table.from_pylist([{n: r.get(n) for n in names} for r in rows], schema=schema)
-    verb = {"error": "INSERT", "ignore": "INSERT OR IGNORE", "replace": "INSERT OR REPLACE"}[on_conflict]
     cols = ", ".join(f'"{n}"' for n in names)
+    if lake:
+        # No constraints on a lake: the key is kept here (callers hold the writer lock).
+        on = " AND ".join(f't."{k}" = b."{k}"' for k in keys)
+        if on_conflict == "ignore":
+            sql = (f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _newsmon_batch b "
+                   f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {on})")
+        else:
+            rest = [n for n in names if n not in keys]
+            update = ("UPDATE SET " + ", ".join(f'"{n}" = b."{n}"' for n in rest)) if rest else "DO NOTHING"
+            values = ", ".join(f'b."{n}"' for n in names)
+            sql = (f"MERGE INTO {table} t USING _newsmon_batch b ON {on} WHEN MATCHED THEN {update} "
+                   f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({values})")
+    else:
+        verb = {"error": "INSERT", "ignore": "INSERT OR IGNORE", "replace": "INSERT OR REPLACE"}[on_conflict]
+        sql = f"{verb} INTO {table} ({cols}) SELECT {cols} FROM _newsmon_batch"
     con.register("_newsmon_batch", batch)
     try:
-        con.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM _newsmon_batch")
+        con.execute(sql)
     finally:
         con.unregister("_newsmon_batch")
     return len(rows)
+
+
+def _keys_for(table: str, names: Sequence[str]) -> tuple[str, ...]:
+    keys = table_keys().get(table)
+    if not keys:
+        raise WarehouseError(f"table {table} declares no PRIMARY KEY in the migrations, so on_conflict has "
+                             "nothing to compare on the DuckLake backend")
+    missing = [k for k in keys if k not in names]
+    if missing:
+        raise WarehouseError(f"rows for {table} lack its key column(s) {', '.join(missing)}")
+    return keys
+
+
+def _first_per_key(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    seen: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        seen.setdefault(tuple(r[k] for k in keys), r)
+    return list(seen.values())
+
+
+def _last_per_key(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    return list({tuple(r[k] for k in keys): r for r in rows}.values())

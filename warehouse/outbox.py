@@ -102,16 +102,21 @@ def record_changes(con: Con, diff, pairs: Sequence[tuple[str, str]], now: dt.dat
         superseded = set(diff.supersedes.values())
         owed = [cid for cid in diff.retracted if cid not in superseded]
         if owed:
-            corrections = con.execute("""
-                INSERT INTO alert_corrections (change_id, recipient, announced_message_id, announced_at, status,
-                                               attempts, created_at)
-                SELECT change_id, recipient, message_id, sent_at, 'due', 0, ?
-                FROM alert_outbox
+            # No ON CONFLICT (a DuckLake has no keys): a cancelled correction is due again, a new one
+            # is added, one already queued or sent stays as it is.
+            announced_rows = fetch_dicts(con, """
+                SELECT change_id, recipient, message_id, sent_at FROM alert_outbox
                 WHERE status IN ('sent', 'sending') AND message_id IS NOT NULL
-                  AND list_contains(?::VARCHAR[], change_id)
-                ON CONFLICT DO UPDATE SET status = CASE WHEN alert_corrections.status = 'cancelled'
-                                                        THEN 'due' ELSE alert_corrections.status END""",
-                                      [now, owed]).fetchone()[0]
+                  AND list_contains(?::VARCHAR[], change_id)""", [owed])
+            for r in announced_rows:
+                con.execute("UPDATE alert_corrections SET status = 'due' WHERE status = 'cancelled' "
+                            "AND change_id = ? AND recipient = ? AND announced_message_id = ?",
+                            [r["change_id"], r["recipient"], r["message_id"]])
+            insert_rows(con, "alert_corrections",
+                        [dict(change_id=r["change_id"], recipient=r["recipient"], announced_message_id=r["message_id"],
+                              announced_at=r["sent_at"], status="due", attempts=0, created_at=now)
+                         for r in announced_rows], on_conflict="ignore")
+            corrections = len(announced_rows)
     restored = [c.change_id for c in diff.restored]
     if restored:
         con.execute("UPDATE change_log SET retracted_at = NULL WHERE list_contains(?::VARCHAR[], change_id)",

@@ -27,7 +27,9 @@ def utcnow() -> dt.datetime:
 
 # -- runs ------------------------------------------------------------------------
 def start_run(con: Con, run_id: str, flow: str) -> None:
-    con.execute("INSERT OR IGNORE INTO runs (run_id, flow, started_at) VALUES (?, ?, ?)", [run_id, flow, utcnow()])
+    # Statements here run on the DuckDB file and on DuckLake (no constraints there): no OR IGNORE / ON CONFLICT.
+    con.execute("INSERT INTO runs (run_id, flow, started_at) SELECT ?, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = ?)", [run_id, flow, utcnow(), run_id])
 
 
 def finish_run(con: Con, run_id: str, counts: dict[str, Any]) -> None:
@@ -38,14 +40,12 @@ def finish_run(con: Con, run_id: str, counts: dict[str, Any]) -> None:
 # -- feeds -----------------------------------------------------------------------
 def sync_feeds(con: Con, feeds: Iterable[tuple[str, str]]) -> None:
     """Make the feeds table list the configured feeds; a changed URL forgets the old validators."""
+    # Only what changed is written: on DuckLake every UPDATE rewrites rows (and makes a snapshot).
     for name, url in feeds:
-        con.execute(
-            "INSERT INTO feeds (name, url) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
-            "url = excluded.url, "
-            "etag = CASE WHEN feeds.url = excluded.url THEN feeds.etag END, "
-            "last_modified = CASE WHEN feeds.url = excluded.url THEN feeds.last_modified END, "
-            "body_sha256 = CASE WHEN feeds.url = excluded.url THEN feeds.body_sha256 END",
-            [name, url])
+        con.execute("UPDATE feeds SET url = ?, etag = NULL, last_modified = NULL, body_sha256 = NULL "
+                    "WHERE name = ? AND url <> ?", [url, name, url])
+        con.execute("INSERT INTO feeds (name, url) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM feeds WHERE name = ?)",
+                    [name, url, name])
 
 
 def feed_states(con: Con) -> dict[str, dict[str, Any]]:
@@ -186,8 +186,10 @@ def raw_content(con: Con, sha256: str) -> bytes:
 # -- extract -----------------------------------------------------------------------
 def pending_extractions(con: Con, version: str, *, since: dt.datetime | None = None,
                         until: dt.datetime | None = None, redo: bool = False, limit: int | None = None,
-                        after: tuple[dt.datetime, str] | None = None) -> list[dict[str, Any]]:
-    """Stored pages without an article at `version` (all pages in the window with `redo`).
+                        after: tuple[dt.datetime, str] | None = None,
+                        feeds: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Stored pages without an article at `version` (all pages in the window with `redo`);
+    with `feeds`, only pages whose entry (its first feed) is of those feeds.
 
     In (fetched_at, url) order; `after` = the (fetched_at, url) of the last page of the previous
     batch, so a caller pages through the window in constant memory (keyset pagination).
@@ -208,9 +210,11 @@ def pending_extractions(con: Con, version: str, *, since: dt.datetime | None = N
           AND (?::TIMESTAMPTZ IS NULL OR coalesce(a.published_at, e.published_at, p.fetched_at) >= ?)
           AND (?::TIMESTAMPTZ IS NULL OR coalesce(a.published_at, e.published_at, p.fetched_at) < ?)
           AND (?::TIMESTAMPTZ IS NULL OR p.fetched_at > ? OR (p.fetched_at = ? AND p.url > ?))
+          AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], e.feed))
         ORDER BY p.fetched_at, p.url
         LIMIT ?
-    """, [redo, version, redo, since, since, until, until, after_at, after_at, after_at, after_url, limit])
+    """, [redo, version, redo, since, since, until, until, after_at, after_at, after_at, after_url, feeds, feeds,
+          limit])
 
 
 def save_articles(con: Con, rows: Sequence[dict[str, Any]]) -> int:
@@ -258,8 +262,10 @@ def save_story_sketches(con: Con, rows: Sequence[dict[str, Any]]) -> int:
 
 # -- mine --------------------------------------------------------------------------
 def pending_mining(con: Con, version: str, *, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                   redo: bool = False, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Articles not mined at `version` (all articles of the window with `redo`), in URL order.
+                   redo: bool = False, after: str | None = None, limit: int | None = None,
+                   feeds: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Articles not mined at `version` (all articles of the window with `redo`), in URL order;
+    with `feeds`, only theirs.
 
     `after`: the last URL of the previous batch (keyset pagination: a window of any size is
     read `limit` texts at a time).
@@ -271,9 +277,10 @@ def pending_mining(con: Con, version: str, *, since: dt.datetime | None = None, 
           AND (?::TIMESTAMPTZ IS NULL OR a.published_at >= ?)
           AND (?::TIMESTAMPTZ IS NULL OR a.published_at < ?)
           AND (?::VARCHAR IS NULL OR a.url > ?)
+          AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], a.feed))
         ORDER BY a.url
         LIMIT ?
-    """, [redo, version, since, since, until, until, after, after, limit])
+    """, [redo, version, since, since, until, until, after, after, feeds, feeds, limit])
 
 
 CLAIM_TABLES = ("mentions", "pledge_claims", "position_claims", "meeting_claims")
@@ -294,7 +301,8 @@ def add_url_entries(con: Con, feed: str, feed_url: str, urls: Sequence[str]) -> 
 
     Returns how many URLs were new entries and how many pages are already stored (not downloaded again).
     """
-    con.execute("INSERT INTO feeds (name, url) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", [feed, feed_url])
+    con.execute("INSERT INTO feeds (name, url) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM feeds WHERE name = ?)",
+                [feed, feed_url, feed])
     known = {u for (u,) in con.execute(
         "SELECT url FROM feed_entries WHERE feed = ? AND list_contains(?::VARCHAR[], url)",
         [feed, list(urls)]).fetchall()}
@@ -330,8 +338,7 @@ def derived_digest(con: Con, name: str) -> str | None:
 
 
 def record_derived(con: Con, name: str, digest: str) -> None:
-    con.execute("INSERT OR REPLACE INTO derived_state (name, digest, refreshed_at) VALUES (?, ?, ?)",
-                [name, digest, utcnow()])
+    insert_rows(con, "derived_state", [dict(name=name, digest=digest, refreshed_at=utcnow())], on_conflict="replace")
 
 
 def sync_catalog(con: Con, topics: Sequence[dict[str, Any]], entities: Sequence[dict[str, Any]], digest: str) -> None:

@@ -9,6 +9,8 @@ extension access besides the warehouse itself), because a statement-type check
 alone lets `EXPLAIN ANALYZE COPY ... TO 'file'` through: it is an EXPLAIN, and runs.
 The full-text search extension is loaded before that, from its package (see
 warehouse/search.py), when the query names a search macro: `search_articles(...)` works.
+On a DuckLake warehouse the lake is attached read-only first (`Warehouse.analyst_connection`)
+and its data path stays readable (`allowed_directories`); nothing else does.
 
 The public interface is every view and macro of the main schema (the files of
 warehouse/views and the search macros); base tables are the pipeline's own business.
@@ -86,7 +88,7 @@ def readonly_connection(wh: Warehouse, *, allowed_paths: list[str] | None = None
 
     if memory_limit is not None and not _MEMORY.match(memory_limit):
         raise WarehouseError(f"memory limit {memory_limit!r} is not a size such as \"2GB\" or \"512MiB\"")
-    with wh.connect(read_only=True) as con:
+    with wh.analyst_connection() as con:   # on a lake: the lake attached read-only, before access is locked
         if fts:
             try:
                 load_fts(con)
@@ -97,6 +99,8 @@ def readonly_connection(wh: Warehouse, *, allowed_paths: list[str] | None = None
         con.execute("SET enable_progress_bar = false")
         if allowed_paths:
             con.execute("SET allowed_paths = ?", [allowed_paths])
+        if wh.lake is not None:  # the lake's data files stay readable (a directory: every file under it)
+            con.execute("SET allowed_directories = ?", [[wh.lake.data_path]])
         con.execute("SET enable_external_access = false")  # cannot be turned back on by the query
         con.execute("SET lock_configuration = true")
         yield con
@@ -195,16 +199,34 @@ def public_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[tuple[str,
     names = [v for v, _, _ in public_views(con)]
     if view not in names:
         raise WarehouseError(f"no public view {view!r}; the views are: {', '.join(names)}")
-    return con.execute("""
+    rows = con.execute("""
         SELECT column_name, data_type, comment FROM duckdb_columns()
         WHERE schema_name = 'main' AND table_name = ? AND database_name = current_database()
         ORDER BY column_index""", [view]).fetchall()
+    if all(comment is None for _, _, comment in rows):  # a DuckLake keeps no comments on a view's columns
+        from warehouse.db import VIEWS
+        from warehouse.lake import view_column_comments
+
+        files = {}
+        for path in sorted(VIEWS.glob("*.sql")):
+            files.update(view_column_comments(path.read_text()))
+        rows = [(name, kind, files.get((view, name))) for name, kind, _ in rows]
+    return rows
 
 
 def public_macros(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, list[str], str | None]]:
     """(name, macro | table_macro, parameters, comment) of the documented macros."""
-    return con.execute("""
+    from warehouse.db import VIEWS
+    from warehouse.lake import macro_comments
+
+    files: dict[str, str] = {}   # a DuckLake keeps no comments on macros: the view files' text then
+    for path in sorted(VIEWS.glob("*.sql")):
+        files.update(macro_comments(path.read_text()))
+    rows = con.execute("""
         SELECT DISTINCT function_name, function_type, parameters, comment FROM duckdb_functions()
         WHERE schema_name = 'main' AND database_name = current_database() AND NOT internal
-          AND function_type IN ('macro', 'table_macro') AND comment IS NOT NULL
+          AND function_type IN ('macro', 'table_macro')
         ORDER BY function_name""").fetchall()
+    rows = [(name, kind, params, comment if comment is not None else files.get(name))
+            for name, kind, params, comment in rows]
+    return [row for row in rows if row[3] is not None]

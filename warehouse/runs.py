@@ -69,9 +69,10 @@ def pid_alive(pid: int) -> bool:
 
 def start_run(con: Con, run_id: str, flow: str) -> None:
     pid = os.getpid()
-    con.execute("INSERT OR IGNORE INTO runs (run_id, flow, started_at, status, pid, host, pid_started) "
-                "VALUES (?, ?, ?, 'running', ?, ?, ?)",
-                [run_id, flow, _now(), pid, socket.gethostname(), process_token(pid)])
+    from warehouse.db import insert_rows  # no OR IGNORE: a DuckLake has no keys, insert_rows keeps them
+
+    insert_rows(con, "runs", [dict(run_id=run_id, flow=flow, started_at=_now(), status="running", pid=pid,
+                                   host=socket.gethostname(), pid_started=process_token(pid))], on_conflict="ignore")
 
 
 def finish_run(con: Con, run_id: str, counts: dict[str, Any], status: str = "completed",
