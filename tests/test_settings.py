@@ -2,11 +2,18 @@
 relative to the TOML file; the shipped defaults keep the SSRF guard on."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from conftest import newsmon_cli
 from newsmon.errors import ConfigError
 from newsmon.settings import DEFAULT_CONFIG, FetchSettings, load_settings
+
+NEWSMON = Path(sys.executable).with_name("newsmon")
 
 BAD_CONFIGS = [
     # (id, TOML text, what the one line must name)

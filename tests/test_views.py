@@ -330,7 +330,11 @@ def test_views_bundled_sample_end_to_end(run_newsmon, tmp_path):
     import subprocess
     import sys
 
-    sample = ROOT / "config" / "sample" / "feeds"
+    import shutil
+
+    # a local feed's pages must lie in the config's folder: the sample is copied beside the config
+    shutil.copytree(ROOT / "config" / "sample", tmp_path / "sample")
+    sample = tmp_path / "sample" / "feeds"
     config = tmp_path / "newsmon.toml"
     config.write_text(f'[warehouse]\npath = "news.duckdb"\n\n'
                       f'[[feeds]]\nname = "kyiv-ledger"\nurl = "{sample / "kyiv-ledger.xml"}"\n\n'
