@@ -66,13 +66,11 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
     out = []
     text = sent.text
     cues = resolve_overlaps(book.cues_in(text) + book.frames_in(sent))
-    spans = []
     proxies = _proxy_cues(sent, cues, ctx)
     for cue in cues + proxies:
         cspan = sent.doc.char_span(sent.start_char + cue.start, sent.start_char + cue.end, alignment_mode="expand")
-        if cspan is not None:
-            spans.append((cue, cspan))
-    for cue, cspan in spans:
+        if cspan is None:
+            continue
         cue_tokens = set(range(cspan.start, cspan.end))
         anchor = cspan.root
         found = find_actor(anchor, ctx, cue_tokens)
@@ -98,9 +96,8 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         said_of = _said_of(path, ctx)
         if said_of is not None:
             # "'This is theft,' Zakharova said of the EU's plan": the quotation judges what it is said of
-            stance = stance_of(set(), said_of, cue.counter, ctx).stance
-        else:
-            stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
+            cue_tokens, path = set(), said_of
+        stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
         for who in (actor, *co_actors(found, ctx)):
             out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
                                 actor=who.name, actor_group=who.group, topic=cue.topic, stance=stance,
