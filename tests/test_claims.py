@@ -694,3 +694,50 @@ def test_nlp_a_portfolio_is_not_an_organisation(miner):
 def test_nlp_an_organisation_before_a_title_is_kept(miner):
     orgs = {m.entity for m in mine(miner, "NATO Secretary General Mark Rutte spoke in Brussels.").mentions}
     assert "NATO" in orgs
+
+
+# -- session 2026-12-03: word forms, mixed packages, quotations attributed later -----------
+def test_claims_a_pledge_for_a_drone_coalition_is_military(miner):
+    # any word form of a kind word: "drone" as well as "drones"
+    mined = mine(miner, "Portugal will contribute €12 million to the drone coalition for Ukraine, its defence minister said.")
+    assert {(p.donor, p.kind) for p in mined.pledges} == {("Portugal", "military")}
+    assert ("Portugal", "military_aid_to_ukraine", "support") in {(p.actor_group, p.topic, p.stance) for p in mined.positions}
+
+
+def test_claims_a_humanitarian_pledge_states_no_military_position(miner):
+    mined = mine(miner, "Portugal will contribute €12 million to help Ukraine repair hospitals and feed displaced families.")
+    assert mined.pledges
+    assert not [p for p in mined.positions if p.topic == "military_aid_to_ukraine"]
+
+
+def test_claims_a_mixed_package_with_arms_states_military_support(miner):
+    # the purpose clause names the kinds; a package of several kinds is unspecified but still military
+    mined = mine(miner, "Denmark will give DKK 2 billion to help Ukraine buy generators for the winter and "
+                        "reinforce its air defences before the cold months.")
+    assert {p.kind for p in mined.pledges} == {"unspecified"}
+    assert ("Denmark", "military_aid_to_ukraine", "support") in {(p.actor_group, p.topic, p.stance) for p in mined.positions}
+
+
+def test_claims_a_quotation_attributed_after_it_is_its_speakers(miner):
+    text = ('"Talks with Moscow are pointless while the shelling goes on. We have said so many times," '
+            'Dmytro Kuleba said.')
+    assert ("Ukraine", "peace_negotiations", "oppose") in stances(miner, text)
+
+
+def test_claims_a_third_party_in_a_quotation_is_not_its_speaker(miner):
+    # "they" are someone else: the speaker describes their aim, not his own
+    text = '"They hoped to break us with sanctions. They failed," Vladimir Putin told the forum.'
+    assert not [s for s in stances(miner, text) if s[1] == "sanctions_on_russia"]
+
+
+def test_claims_a_parenthetical_reporter_owns_the_clause(miner):
+    text = "A truce could be considered, Peskov said, provided that Kyiv stops its attacks on Russian soil."
+    assert ("Russia", "ceasefire", "conditional") in stances(miner, text)
+
+
+def test_claims_a_topic_that_may_be_discussed_is_open(miner):
+    assert ("Russia", "ceasefire", "conditional") in stances(
+        miner, "A truce could be discussed, Peskov said, provided that Western arms deliveries stop.")
+    # discussed as a setting ("in negotiations") is no stance on negotiating
+    assert not [s for s in stances(miner, "Borders can be discussed in negotiations only later, Stubb said.")
+                if s[1] == "peace_negotiations" and s[2] == "support"]

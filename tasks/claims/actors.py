@@ -15,7 +15,7 @@ from tasks.claims.discourse import SUBJECT_DEPS, Context
 from tasks.claims.records import NOT_AN_ACTOR, Actor, Found, NotAnActor
 from tasks.nlp import ent_role
 
-__all__ = ["resolve_subject", "subject_of", "subject_and_owner", "find_actor", "is_condition", "content_clause",
+__all__ = ["resolve_subject", "subject_of", "parenthetical_reporter", "subject_and_owner", "find_actor", "is_condition", "content_clause",
            "reports", "quote_speaker", "co_actors"]
 
 
@@ -256,6 +256,22 @@ def _find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
         t = t.head
         path.append(t)
     return pending
+
+
+def parenthetical_reporter(anchor: Token, ctx: Context) -> Found | None:
+    """The speaker of a parenthetical report on the cue's clause ("A truce could be discussed,
+    Peskov said, provided ..."): a reporting verb the parser hangs beside the clause (parataxis)
+    rather than above it. The reported clause is the speaker's words."""
+    path = [anchor, *anchor.ancestors]
+    root = path[-1]
+    for c in root.children:
+        if c.dep_ == "parataxis" and c.lemma_.lower() in ctx.lex.reporting_verbs:
+            subj = subject_of(c)
+            actor = resolve_subject(subj, ctx) if subj is not None else None
+            if actor:
+                return Found(actor, [*path, c])
+            return None
+    return None
 
 
 def _reporter_above(t: Token, ctx: Context) -> Found | None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from spacy.tokens import Span
 
-from tasks.claims.actors import co_actors, find_actor, reports
+from tasks.claims.actors import co_actors, find_actor, parenthetical_reporter, reports
 from tasks.claims.discourse import Context
 from tasks.claims.records import Evidence, Found, Position
 from tasks.claims.stance import mention_only, stance_of
@@ -62,6 +62,15 @@ def _said_of(path, ctx: Context):
     return None
 
 
+def _third_party(anchor, ctx: Context) -> bool:
+    """Does a clause on the way up from the cue have a third-person pronoun for its subject ("They
+    wanted to tear our economy to shreds with sanctions")? Its proposition is someone else's, whom
+    the quotation's speaker does not name."""
+    return any(c.dep_ in ("nsubj", "nsubjpass") and c.pos_ == "PRON" and c.lower_ in ctx.lex.pronouns
+               and c.lower_ not in ctx.lex.first_person
+               for t in (anchor, *anchor.ancestors) for c in t.children)
+
+
 def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> list[Position]:
     out = []
     text = sent.text
@@ -79,7 +88,9 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
             # an interview answer: what it asserts is the interviewee's position, unless it
             # reports someone else's words ("Putin said ...")
             found = Found(ctx.speaker, found.path if found else [anchor, *anchor.ancestors])
-        if not found and ctx.in_quote and ctx.quote_speaker is not None:
+        if not found and not _third_party(anchor, ctx):
+            found = parenthetical_reporter(anchor, ctx)
+        if not found and ctx.in_quote and ctx.quote_speaker is not None and not _third_party(anchor, ctx):
             # a quotation asserts what its speaker holds ("This is not the moment for talks.")
             found = Found(ctx.quote_speaker, [anchor, *anchor.ancestors])
         if not found:

@@ -159,6 +159,8 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
                        for c in first.children)
     if event and (aux & lex.stance_modals or agentive and aux & lex.modal_words):
         return None   # "talks can begin only once ...", "he would sit down with Putin", "will not take part"
+    if not event and aux & lex.stance_modals and anchor.head.i == first.i and anchor.dep_ in ("nsubjpass", "dobj"):
+        return None   # "a truce could be discussed": a topic that may be discussed is a stance on it
     for t in first.ancestors:
         if t.lemma_.lower() in lex.event_reports:
             continue   # "denied that they had discussed ...": about the event, not the proposition
