@@ -284,6 +284,16 @@ class MentionResolver:
                         return self.catalog.acts_for[role[1]]
         return None
 
+    def mention_group(self, ent: Span, info: EntityInfo | None) -> str | None:
+        """The group of one mention: a person's title names the office held then ("Estonian Prime
+        Minister Kaja Kallas" speaks for Estonia, "Dutch Prime Minister Mark Rutte" for the
+        Netherlands) over the catalog's current affiliation; else `group`."""
+        if info is not None and info.type == "person":
+            titled = self._context_group(ent)
+            if titled:
+                return titled
+        return self.group(info)
+
     def group(self, info: EntityInfo | None) -> str | None:
         if info is None:
             return None

@@ -741,3 +741,51 @@ def test_claims_a_topic_that_may_be_discussed_is_open(miner):
     # discussed as a setting ("in negotiations") is no stance on negotiating
     assert not [s for s in stances(miner, "Borders can be discussed in negotiations only later, Stubb said.")
                 if s[1] == "peace_negotiations" and s[2] == "support"]
+
+
+def test_claims_indecision_idioms_are_undecided(miner):
+    assert ("Russia", "ceasefire", "undecided") in stances(
+        miner, "The Kremlin said it was still examining the proposal for a ceasefire and would answer later.")
+    assert ("Germany", "ukraine_eu_funding", "undecided") in stances(
+        miner, "Germany has not taken position on joint borrowing for Ukraine, a spokesman said.")
+    assert ("European Union", "sanctions_on_russia", "undecided") in stances(
+        miner, "EU ambassadors failed to adopt the new sanctions package on Wednesday.")
+
+
+def test_claims_adopting_is_support(miner):
+    assert ("European Union", "sanctions_on_russia", "support") in stances(
+        miner, "EU ambassadors adopted the new sanctions package on Wednesday.")
+
+
+def test_claims_an_unnamed_group_in_an_absolute_clause_states_nothing(miner):
+    # "with several states resisting": the resisting states are unnamed, not the meeting's body
+    text = ("EU finance ministers ended their meeting without a deal, with several northern states "
+            "resisting joint borrowing for Ukraine.")
+    assert not [s for s in stances(miner, text) if s[1] == "ukraine_eu_funding" and s[2] == "oppose"]
+
+
+def test_claims_a_named_group_in_an_absolute_clause_is_the_actor(miner):
+    text = "The summit ended late, with Hungary resisting joint borrowing for Ukraine."
+    assert ("Hungary", "ukraine_eu_funding", "oppose") in stances(miner, text)
+
+
+def test_claims_a_question_on_the_cues_own_verb_is_no_position(miner):
+    text = "Asked whether Norway would send soldiers to Ukraine, the minister said nothing."
+    assert not [s for s in stances(miner, text) if s[1] == "security_guarantees"]
+
+
+def test_claims_conjoined_verbs_share_their_object(miner):
+    # "pausing and reviewing our military assistance": the pause is on the assistance too
+    assert ("United States", "military_aid_to_ukraine", "oppose") in stances(
+        miner, "The White House said it was halting and reviewing its military assistance to Ukraine.")
+    # a first verb with an object of its own keeps its words to itself
+    assert ("Germany", "ceasefire", "support") in stances(
+        miner, "Germany halted its gas imports and called for a ceasefire.")
+
+
+def test_claims_a_title_names_the_office_held_then(miner):
+    # the catalog's affiliation of Kaja Kallas is the EU; the title says Estonia
+    assert ("Estonia", "peace_negotiations", "oppose") in stances(
+        miner, "Estonian Prime Minister Kaja Kallas said negotiations with Moscow now would be a mistake.")
+    assert ("European Union", "peace_negotiations", "oppose") in stances(
+        miner, "Kaja Kallas said negotiations with Moscow now would be a mistake.")

@@ -44,7 +44,7 @@ def resolve_subject(subj: Token, ctx: Context) -> Actor | NotAnActor | None:
         actor = ctx.actor_of_ent(ent)
         if actor:
             return actor
-    if low in lex.non_actors:
+    if low in lex.non_actors or _unnamed_group(subj, lex):
         return NOT_AN_ACTOR
     # "Hungarian officials", "Kyiv's delegation", "the Ukrainian president", "officials in Kyiv";
     # not "Russia's economy": only nouns that name people or bodies speak for a state
@@ -80,6 +80,18 @@ def resolve_subject(subj: Token, ctx: Context) -> Actor | NotAnActor | None:
             if group and info.type in ("country", "organization", "person"):
                 return Actor(info.name if info.type == "person" else group, group)
     return None
+
+
+def _unnamed_group(subj: Token, lex) -> bool:
+    """Is the subject a group left unnamed by a quantifier ("several northern states", "some
+    capitals", "a few governments")? It states nothing (GOLD_FORMAT, settled cases: who speaks);
+    "the two leaders" names whom it counts."""
+    if subj.tag_ != "NNS" or not (subj.lower_ in lex.group_nouns or subj.lemma_.lower() in lex.group_nouns):
+        return False
+    mods = [c for c in subj.children if c.dep_ in ("det", "amod", "nummod", "quantmod", "predet")]
+    if any(c.lower_ == "the" for c in mods):
+        return False
+    return any(c.lower_ in lex.vague_quantifiers for c in mods)
 
 
 def _agentive(be: Token, ctx: Context) -> bool:
@@ -143,6 +155,8 @@ def subject_and_owner(verb: Token, cue: set[int] | frozenset = frozenset()) -> t
         return subject_and_owner(verb.head)
     if verb.dep_ == "relcl":
         return verb.head, verb
+    if verb.dep_ == "acl" and verb.tag_ == "VBG" and verb.head.dep_ == "pobj" and verb.head.head.lower_ == "with":
+        return verb.head, verb   # "with several northern states resisting ...": the noun does it
     if verb.dep_ == "acl" and verb.tag_ in ("VBG", "VBN"):   # "..., saying a pause would ...": the head's subject
         head = verb.head
         while head.dep_ != "ROOT" and head.pos_ not in ("VERB", "AUX"):
@@ -167,6 +181,8 @@ def content_clause(verb: Token, ctx: Context) -> bool:
         return True
     if verb.dep_ in ("acl", "ccomp", "relcl") and verb.head.lemma_.lower() in ctx.lex.content_nouns:
         return True   # "Russia's demand that Ukraine withdraw" (spaCy may parse it as a relative clause)
+    if verb.dep_ == "pcomp" and verb.head.lower_ == "with":
+        return False   # "with Hungary resisting joint borrowing": an absolute clause, its subject acts
     return verb.tag_ == "VBG" and verb.dep_ in ("dobj", "pobj", "pcomp", "ccomp") \
         and verb.head.lemma_.lower() not in ctx.lex.reporting_verbs
 
@@ -214,8 +230,11 @@ def _find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                     link = x.dep_
                     x = x.head
                     seen.add(x.i)
-                    if link != "conj":   # "would not send arms ... and called for a ceasefire": the
-                        path.append(x)   # first verb's negation is not the second's
+                    if link != "conj" or not any(c.dep_ in ("dobj", "ccomp", "xcomp", "prep") for c in x.children):
+                        # "would not send arms ... and called for a ceasefire": the first verb's negation
+                        # is not the second's; unless the two share the object ("are pausing and
+                        # reviewing our military assistance": the first verb has none of its own)
+                        path.append(x)
                 t = x
             owner_verb = found[1] if found else t
             if subj is not None and (is_condition(owner_verb, ctx) or content_clause(owner_verb, ctx)):

@@ -136,10 +136,13 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
                 or any(c.dep_ == "neg" for c in t.children)):
             return f"no comment: {t.text}"
     first = anchor if anchor.pos_ == "VERB" and _is_event(anchor, lex) else None
-    for t in path[1:]:
+    for t in path:
+        # (the cue's own verb too: "asked whether Canada would send soldiers")
         if any(c.dep_ == "mark" and c.lower_ in ("whether", "if") for c in t.children) and \
                 t.head.lemma_.lower() in lex.question_predicates:
             return f"question: {t.head.text}"
+        if t is anchor:
+            continue
         if t.i in cue_tokens or first is not None:
             continue
         if t.pos_ == "ADP" and (t.lower_ in lex.circumstance_prepositions or t.head.lower_ in lex.circumstance_prepositions):
