@@ -789,3 +789,51 @@ def test_claims_a_title_names_the_office_held_then(miner):
         miner, "Estonian Prime Minister Kaja Kallas said negotiations with Moscow now would be a mistake.")
     assert ("European Union", "peace_negotiations", "oppose") in stances(
         miner, "Kaja Kallas said negotiations with Moscow now would be a mistake.")
+
+
+def test_claims_a_poll_share_is_no_position(miner):
+    text = '"Seventy per cent of Poles say they oppose sending troops to Ukraine," the pollster said.'
+    assert not [s for s in stances(miner, text) if s[1] == "security_guarantees"]
+
+
+def test_claims_whether_under_not_clear_is_a_question(miner):
+    text = "It was not clear whether the new package would include a ban on Russian oil, EU diplomats said."
+    assert not [s for s in stances(miner, text) if s[1] == "sanctions_on_russia"]
+    assert ("European Union", "sanctions_on_russia", "support") in stances(
+        miner, "The new package will include a ban on Russian oil, EU diplomats said.")
+
+
+def test_claims_an_opening_asked_clause_is_the_question(miner):
+    text = "Asked whether Paris would back sending troops to Ukraine, a spokesman declined to comment."
+    assert not [s for s in stances(miner, text) if s[1] == "security_guarantees"]
+
+
+def test_claims_a_us_body_is_not_the_un_security_council(miner):
+    mentions = {(m.entity, m.actor_group) for m in mine(miner, "National Security Council spokesman John Kirby spoke.").mentions}
+    assert ("National Security Council", "United States") in mentions
+    assert not [m for m in mentions if m[0] == "UN Security Council"]
+
+
+def test_claims_a_denied_event_is_no_stance(miner):
+    # what was prepared or discussed, or not, is an event; denying it states no stance
+    assert not [s for s in stances(miner, "Kyiv denied reports that a meeting with Putin was being prepared.")
+                if s[1] == "direct_talks_with_putin"]
+    assert not [s for s in stances(miner, "Peskov denied that Putin and Trump had discussed a ceasefire.")
+                if s[1] == "direct_talks_with_putin"]
+    # an infinitive is no event: "nothing to discuss with Putin" refuses
+    assert ("Ukraine", "direct_talks_with_putin", "oppose") in stances(
+        miner, '"There is nothing to discuss with Putin," Dmytro Kuleba said.')
+
+
+def test_claims_a_compromise_not_found_is_no_stance(miner):
+    text = "Kremlin aide Yuri Ushakov said no compromise had yet been found on the text."
+    assert not [s for s in stances(miner, text) if s[1] == "peace_negotiations"]
+    assert ("Russia", "peace_negotiations", "support") in stances(
+        miner, "Kremlin aide Yuri Ushakov said Moscow must find a compromise with Washington.")
+
+
+def test_claims_a_doubted_clause_is_not_asserted(miner):
+    assert not [s for s in stances(miner, "Polish officials doubt that Moscow is ready to negotiate.")
+                if s[1] == "peace_negotiations"]
+    assert ("Russia", "peace_negotiations", "support") in stances(
+        miner, "Polish officials said that Moscow is ready to negotiate.")

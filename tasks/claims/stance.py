@@ -130,17 +130,30 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
     """
     lex = ctx.lex
     anchor = path[0]
+    for t in anchor.ancestors:   # "officials doubt that Moscow is serious about negotiations"
+        if t.lemma_.lower() in lex.non_assertive_verbs and t.pos_ == "VERB" and any(
+                c.dep_ == "ccomp" and anchor in c.subtree for c in t.children):
+            return f"not asserted: {t.text}"
     for t in (*path, *path[-1].ancestors):   # "declined to comment on reports that ...", "would not say whether ..."
         if t.lemma_.lower() in lex.speech_predicates and (
                 t.dep_ == "xcomp" and t.head.lemma_.lower() in lex.refusal_verbs
                 or any(c.dep_ == "neg" for c in t.children)):
             return f"no comment: {t.text}"
-    first = anchor if anchor.pos_ == "VERB" and _is_event(anchor, lex) else None
+    # the cue's own verb when it names an event or a conversation ("Putin and Trump had discussed ...")
+    # (a finite one: "nothing to discuss with Putin" is a stance)
+    first = anchor if anchor.pos_ == "VERB" and (_is_event(anchor, lex) or anchor.lemma_.lower() in lex.topic_predicates
+                                                 and anchor.tag_ in ("VBD", "VBN", "VBZ", "VBP")
+                                                 and not any(c.lower_ == "to" and c.dep_ == "aux" for c in anchor.children)) \
+        else None
     for t in path:
         # (the cue's own verb too: "asked whether Canada would send soldiers")
-        if any(c.dep_ == "mark" and c.lower_ in ("whether", "if") for c in t.children) and \
-                t.head.lemma_.lower() in lex.question_predicates:
-            return f"question: {t.head.text}"
+        if any(c.dep_ == "mark" and c.lower_ in ("whether", "if") for c in t.children) and (
+                t.head.lemma_.lower() in lex.question_predicates
+                or any(c.dep_ == "acomp" and c.lower_ in lex.question_predicates for c in t.head.children)):
+            return f"question: {t.head.text}"   # "asked whether ...", "it was not clear whether ..."
+        if t is not anchor and t.tag_ == "VBN" and t.lemma_.lower() in lex.question_predicates and \
+                t.dep_ in ("advcl", "ccomp", "ROOT") and t.i == t.sent.start:
+            return f"question: {t.text}"   # "Asked whether Washington would back ..., Kirby declined"
         if t is anchor:
             continue
         if t.i in cue_tokens or first is not None:
@@ -154,7 +167,8 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
         return None
     word = first.lemma_.lower()
     event = _is_event(first, lex)
-    if word in lex.stance_predicates or first.lower_ in lex.stance_predicates \
+    passive = any(c.dep_ == "auxpass" for c in first.children)   # "was being prepared" is no "prepared to"
+    if word in lex.stance_predicates or (first.lower_ in lex.stance_predicates and not passive) \
             or (not event and word not in lex.topic_predicates):   # "prepared to speak" is no "prepare"
         return None   # "open to talks": a word of stance first
     aux = {c.lower_ for c in first.children if c.dep_ in ("aux", "auxpass")}
