@@ -837,3 +837,20 @@ def test_claims_a_doubted_clause_is_not_asserted(miner):
                 if s[1] == "peace_negotiations"]
     assert ("Russia", "peace_negotiations", "support") in stances(
         miner, "Polish officials said that Moscow is ready to negotiate.")
+
+
+def test_claims_a_common_noun_tagged_as_an_organisation_is_no_actor(miner):
+    # the model may tag "foreign ministry" as an organisation: it names nobody
+    text = ("Austria will send €5 million in humanitarian aid, the foreign ministry said, adding that the "
+            "country's neutrality rules out military assistance.")
+    assert not [s for s in stances(miner, text) if s[0].lower() == "foreign ministry"]
+
+
+def test_claims_a_stative_clause_reported_beside_it_is_the_reporters(miner):
+    text = ("Ukraine belongs in NATO and allies should invite it soon, the foreign ministers of Finland "
+            "and Sweden said on Friday.")
+    found = stances(miner, text)
+    assert {("Finland", "ukraine_nato_membership", "support"), ("Sweden", "ukraine_nato_membership", "support")} <= found
+    # an agentive subject keeps its own position
+    assert ("Ukraine", "ukraine_nato_membership", "support") in stances(
+        miner, "Ukraine wants to join NATO soon, the foreign ministers of Finland and Sweden said on Friday.")

@@ -77,7 +77,8 @@ def resolve_subject(subj: Token, ctx: Context) -> Actor | NotAnActor | None:
                 g = ctx.resolver.catalog.acts_for[role[1]]
                 return Actor(g, g)
             group = ctx.resolver.group(info)
-            if group and info.type in ("country", "organization", "person"):
+            if group and (info.type == "person" or info.type in ("country", "organization")
+                          and any(x.text[:1].isupper() for x in ent)):   # a name, not "the foreign ministry"
                 return Actor(info.name if info.type == "person" else group, group)
     return None
 
@@ -251,9 +252,9 @@ def _find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                             pending = Found(actor, list(path))
                             pronoun = subj.lower_
                     elif pending is None:
-                        if t.dep_ in ("ccomp", "conj") and (t.lemma_ == "be" and not _agentive(t, ctx)
-                                                            or _deontic(t, ctx)):
-                            reporter = _reporter_above(t, ctx)
+                        if t.dep_ in ("ccomp", "conj", "ROOT") and (t.lemma_.lower() in ctx.lex.stative_predicates
+                                                                    and not _agentive(t, ctx) or _deontic(t, ctx)):
+                            reporter = _reporter_above(t, ctx) if t.dep_ != "ROOT" else _reporter_beside(t, ctx)
                             if reporter and reporter.actor.group != actor.group:
                                 return Found(reporter.actor, path + reporter.path)
                         return Found(actor, path)
@@ -290,6 +291,17 @@ def parenthetical_reporter(anchor: Token, ctx: Context) -> Found | None:
             if actor:
                 return Found(actor, [*path, c])
             return None
+    return None
+
+
+def _reporter_beside(root: Token, ctx: Context) -> Found | None:
+    """The actor of a reporting verb the parser hung beside the reported clause ("Ukraine belongs in
+    NATO ..., the ministers said" parsed with "said" as a conjunct or parataxis of the root)."""
+    for c in root.children:
+        if c.dep_ in ("parataxis", "conj") and c.i > root.i and c.lemma_.lower() in ctx.lex.reporting_verbs:
+            subj = subject_of(c)
+            actor = resolve_subject(subj, ctx) if subj is not None else None
+            return Found(actor, [c]) if actor else None
     return None
 
 
