@@ -854,3 +854,42 @@ def test_claims_a_stative_clause_reported_beside_it_is_the_reporters(miner):
     # an agentive subject keeps its own position
     assert ("Ukraine", "ukraine_nato_membership", "support") in stances(
         miner, "Ukraine wants to join NATO soon, the foreign ministers of Finland and Sweden said on Friday.")
+
+
+def test_topics_a_plain_predicate_beside_its_particle_form_needs_no_particle(miner):
+    # the frame lists both "hand over" and "hand": "hands land to Russia" counts without "over"
+    assert ("Poland", "ukraine_cedes_territory", "oppose") in stances(
+        miner, "Poland will never accept a deal that hands land to Russia.")
+
+
+def test_claims_a_condition_parsed_as_a_conjunct_is_a_condition(miner):
+    text = "Keir Starmer said he would talk to Putin, but only if the Russian leader first agreed to a truce."
+    assert ("United Kingdom", "direct_talks_with_putin", "conditional") in stances(miner, text)
+    # the condition's subject does not state the cue inside it
+    assert not [s for s in stances(miner, text) if s[0] == "Russia"]
+
+
+def test_claims_multiword_conditions_beside_a_parenthetical_reporter(miner):
+    text = "Kyiv would accept a ceasefire at sea, Andrii Sybiha said, as long as Moscow did the same."
+    assert ("Ukraine", "ceasefire", "conditional") in stances(miner, text)
+    assert ("Ukraine", "ceasefire", "support") in stances(miner, "Kyiv would accept a ceasefire at sea, Andrii Sybiha said.")
+
+
+def test_claims_a_last_resort_is_a_condition(miner):
+    assert ("Germany", "ukraine_eu_funding", "conditional") in stances(
+        miner, "Germany could accept joint borrowing for Ukraine only as a last resort, the chancellor said.")
+
+
+def test_claims_making_no_mention_states_nothing(miner):
+    text = "The Kremlin's statement on the call made no mention of a ceasefire."
+    assert not [s for s in stances(miner, text) if s[1] == "ceasefire"]
+
+
+def test_claims_a_place_that_is_in_nato(miner):
+    assert ("Ukraine", "ukraine_nato_membership", "support") in stances(
+        miner, '"Our place is in NATO," Volodymyr Zelenskyy said.')
+
+
+def test_claims_another_states_nato_bid_is_off_topic(miner):
+    text = '"Moldova\'s place is in NATO," the Romanian president said.'
+    assert not [s for s in stances(miner, text) if s[1] == "ukraine_nato_membership"]

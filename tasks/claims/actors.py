@@ -169,9 +169,19 @@ def subject_and_owner(verb: Token, cue: set[int] | frozenset = frozenset()) -> t
 
 
 def is_condition(clause: Token, ctx: Context) -> bool:
-    # the subordinator is a mark, or for wh-words the parser's advmod ("only when we have guarantees")
-    return clause.dep_ == "advcl" and any(c.dep_ in ("mark", "advmod") and c.lower_ in ctx.lex.condition_marks
-                                          for c in clause.children)
+    """Is the clause a condition? An adverbial clause (or one the parser made a conjunct: "..., but
+    only if the Russian leader first accepted ...") whose subordinator is a condition mark, or, for
+    wh-words, the parser's advmod ("only when we have guarantees"); or one that opens with a
+    multi-word condition ("as long as Russia does the same", "on condition that ...")."""
+    if clause.dep_ not in ("advcl", "conj"):
+        return False
+    if any(c.dep_ in ("mark", "advmod") and c.lower_ in ctx.lex.condition_marks for c in clause.children
+           if clause.dep_ == "advcl" or c.dep_ == "mark"):
+        return True
+    if clause.dep_ != "advcl":
+        return False
+    opening = " ".join(t.lower_ for t in list(clause.subtree)[:4])
+    return ctx.lex.condition_openers.match(opening) is not None
 
 
 def content_clause(verb: Token, ctx: Context) -> bool:

@@ -49,6 +49,7 @@ class Lexicon:
     conditional: re.Pattern
     undecided: re.Pattern
     condition_marks: frozenset[str]
+    condition_openers: re.Pattern
     idiomatic_ifs: re.Pattern
     restricting_conjuncts: re.Pattern
     condition_prepositions: frozenset[str]
@@ -128,7 +129,7 @@ def load_lexicon(folder: str | Path) -> Lexicon:
         group_pronouns=pronoun_set("group"), person_nouns=wordset("person_nouns"),
         hypothetical_start=re.compile(rf"^\W*(?:{openers_re})\b", re.IGNORECASE),
         oppose=phrases("oppose"), negation=wordset("negation"), negation_idioms=phrases("negation_idioms"), conditional=phrases("conditional"),
-        undecided=phrases("undecided"), condition_marks=wordset("condition_marks"),
+        undecided=phrases("undecided"), condition_marks=wordset("condition_marks"), condition_openers=phrases("condition_openers"),
         idiomatic_ifs=phrases("idiomatic_ifs"), restricting_conjuncts=phrases("restricting_conjuncts"),
         condition_prepositions=wordset("condition_prepositions"),
         event_predicates=frozenset(w for w in wordset("event_predicates") if " " not in w),

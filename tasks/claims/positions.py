@@ -62,6 +62,21 @@ def _said_of(path, ctx: Context):
     return None
 
 
+def _owned_by_another(cspan, beneficiary: str | None, ctx: Context) -> bool:
+    """Is the cue owned by a state other than the topic's beneficiary ("Georgia's place is in NATO",
+    "Finland's accession to NATO")? Then it is about that state."""
+    if not beneficiary:
+        return False
+    for t in cspan:
+        for c in t.children:
+            ent = ctx.ent_at(c) if c.dep_ == "poss" else None
+            actor = ctx.actor_of_ent(ent) if ent is not None else None
+            if actor and actor.group != beneficiary and ctx.resolver.catalog.get(actor.group) is not None \
+                    and ctx.resolver.catalog.get(actor.group).type == "country" and actor.name == actor.group:
+                return True
+    return False
+
+
 def _third_party(anchor, ctx: Context) -> bool:
     """Does a clause on the way up from the cue have a third-person pronoun for its subject ("They
     wanted to tear our economy to shreds with sanctions")? Its proposition is someone else's, whom
@@ -82,6 +97,8 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
             continue
         cue_tokens = set(range(cspan.start, cspan.end))
         anchor = cspan.root
+        if _owned_by_another(cspan, book.topics[cue.topic].beneficiary, ctx):
+            continue
         found = find_actor(anchor, ctx, cue_tokens)
         if ctx.speaker is not None and (not found or (
                 found.actor.group != ctx.speaker.group and not reports(found, ctx))):

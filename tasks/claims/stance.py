@@ -81,6 +81,8 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
     top = path[-1]
     if top.dep_ == "ccomp" and top.head.lemma_.lower() in lex.reporting_verbs:
         scope.append(top.head)   # "Putin said [Russia would order a ceasefire] if Ukraine withdrew": his condition
+    # the same with the reporting verb beside the clause ("Ukraine would accept X, Sybiha said, as long as ...")
+    scope += [c for c in top.children if c.dep_ == "parataxis" and c.lemma_.lower() in lex.reporting_verbs]
     for t in scope:
         for c in t.children:
             if c.i in on_path or any(x.i in cue_tokens for x in c.subtree):
