@@ -893,3 +893,26 @@ def test_claims_a_place_that_is_in_nato(miner):
 def test_claims_another_states_nato_bid_is_off_topic(miner):
     text = '"Moldova\'s place is in NATO," the Romanian president said.'
     assert not [s for s in stances(miner, text) if s[1] == "ukraine_nato_membership"]
+
+
+def test_claims_a_negated_change_keeps_the_stance(miner):
+    assert ("Hungary", "military_aid_to_ukraine", "oppose") in stances(
+        miner, "Hungary's refusal to send weapons to Ukraine has not changed, Viktor Orban said.")
+
+
+def test_claims_the_subject_of_an_open_question_holds_nothing(miner):
+    text = "NATO has no common position on whether Kyiv should negotiate now, Jens Stoltenberg said."
+    found = stances(miner, text)
+    assert ("NATO", "peace_negotiations", "undecided") in found
+    assert not [s for s in found if s[0] == "Ukraine"]
+
+
+def test_claims_the_pressed_party_holds_nothing(miner):
+    text = "Washington said Kyiv should not be pressed into territorial concessions."
+    assert not [s for s in stances(miner, text) if s[0] == "Ukraine"]
+
+
+def test_nlp_names_match_with_or_without_diacritics(miner):
+    # the catalog spells him "Andrej Babis"; news often writes "Babiš"
+    for text in ("Andrej Babiš spoke in Prague.", "Andrej Babis spoke in Prague."):
+        assert ("Andrej Babis", "Czech Republic") in {(m.entity, m.actor_group) for m in mine(miner, text).mentions}

@@ -192,6 +192,11 @@ def content_clause(verb: Token, ctx: Context) -> bool:
         return True
     if verb.dep_ in ("acl", "ccomp", "relcl") and verb.head.lemma_.lower() in ctx.lex.content_nouns:
         return True   # "Russia's demand that Ukraine withdraw" (spaCy may parse it as a relative clause)
+    if any(c.dep_ == "mark" and c.lower_ == "whether" for c in verb.children):
+        return True   # "no common position on whether Kyiv should negotiate": an open question, no claim of Kyiv's
+    if verb.tag_ == "VBN" and verb.lemma_.lower() in ctx.lex.coercion_verbs and \
+            any(c.dep_ == "auxpass" for c in verb.children):
+        return True   # "Kyiv should be pressed into territorial concessions": the pressed one does not hold it
     if verb.dep_ == "pcomp" and verb.head.lower_ == "with":
         return False   # "with Hungary resisting joint borrowing": an absolute clause, its subject acts
     return verb.tag_ == "VBG" and verb.dep_ in ("dobj", "pobj", "pcomp", "ccomp") \

@@ -35,6 +35,7 @@ class Lexicon:
     group_nouns: frozenset[str]
     document_nouns: frozenset[str]
     content_nouns: frozenset[str]
+    coercion_verbs: frozenset[str]
     proxy_nouns: frozenset[str]
     negative_proxy_nouns: frozenset[str]
     first_person: frozenset[str]
@@ -45,6 +46,7 @@ class Lexicon:
     # stance
     oppose: re.Pattern
     negation: frozenset[str]
+    change_verbs: frozenset[str]
     negation_idioms: re.Pattern
     conditional: re.Pattern
     undecided: re.Pattern
@@ -123,12 +125,12 @@ def load_lexicon(folder: str | Path) -> Lexicon:
         reporting_verbs=wordset("reporting_verbs"), quote_verbs=wordset("quote_verbs"),
         non_actors=wordset("non_actors"), non_actor_modifiers=wordset("non_actor_modifiers"), vague_quantifiers=wordset("vague_quantifiers"), stative_predicates=wordset("stative_predicates"),
         agentive_adjectives=wordset("agentive_adjectives"), superseded_adverbs=wordset("superseded_adverbs"), anonymity_words=wordset("anonymity_words"), portfolio_titles=wordset("portfolio_titles"), group_nouns=wordset("group_nouns"), document_nouns=wordset("document_nouns"),
-        content_nouns=wordset("content_nouns"), proxy_nouns=wordset("proxy_nouns"),
+        content_nouns=wordset("content_nouns"), coercion_verbs=wordset("coercion_verbs"), proxy_nouns=wordset("proxy_nouns"),
         negative_proxy_nouns=wordset("negative_proxy_nouns"),
         first_person=pronoun_set("first_person"), third_person=pronoun_set("third_person"),
         group_pronouns=pronoun_set("group"), person_nouns=wordset("person_nouns"),
         hypothetical_start=re.compile(rf"^\W*(?:{openers_re})\b", re.IGNORECASE),
-        oppose=phrases("oppose"), negation=wordset("negation"), negation_idioms=phrases("negation_idioms"), conditional=phrases("conditional"),
+        oppose=phrases("oppose"), negation=wordset("negation"), change_verbs=wordset("change_verbs"), negation_idioms=phrases("negation_idioms"), conditional=phrases("conditional"),
         undecided=phrases("undecided"), condition_marks=wordset("condition_marks"), condition_openers=phrases("condition_openers"),
         idiomatic_ifs=phrases("idiomatic_ifs"), restricting_conjuncts=phrases("restricting_conjuncts"),
         condition_prepositions=wordset("condition_prepositions"),

@@ -67,7 +67,11 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
         for c in anchor.doc[i].children:
             if c.dep_ in ("det", "neg", "preconj") and c.lower_ in lex.negation and c.i not in cue_tokens:
                 window[c.i] = c
-    words = [window[i] for i in sorted(window) if i not in cue_tokens]
+    # a negated verb of change ("has not changed", "has not moved") says the stance persists
+    unchanged = {c.i for t in path if t.lemma_.lower() in lex.change_verbs and t.pos_ in ("VERB", "AUX")
+                 and any(c.dep_ == "neg" for c in t.children)
+                 for c in (t, *t.children) if c is t or c.dep_ in ("neg", "advmod", "aux")}
+    words = [window[i] for i in sorted(window) if i not in cue_tokens and i not in unchanged]
     text = " ".join(t.text for t in words)
     flips = sum(1 for t in words if t.lower_ in lex.negation
                 and not lex.negation_idioms.match(t.doc.text, t.idx))   # "nothing more than" negates nothing
