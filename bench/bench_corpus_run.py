@@ -126,7 +126,7 @@ def main() -> int:
                 print(f"  {key}: {json.dumps(value, default=str) if isinstance(value, dict) else value}")
         log = (work / "ingest.log").read_text(errors="replace").strip().splitlines()
         summary = [line for line in log if line.startswith(("ingest ", "  problem:", "newsmon:"))]
-        print("\nCLI summary lines (last run):\n" + "\n".join(summary[-8:]))
+        print("\nCLI summary lines, run by run:\n" + "\n".join(summary))
         return worst
     finally:
         server.stop()
