@@ -31,6 +31,14 @@ Codings other than gzip and deflate (br, zstd, which newsmon never asks for) are
 refused, not stored undecoded. In-call retry waits are capped per wait
 (`max_retry_after`) and per run (`retry_wait_budget_seconds`): past them the URL
 stays pending for a later run.
+
+Politeness is kept per host name in a `FetchRun`, which several fetchers may share (the
+pool of tasks/fetch_pool.py runs one per host, on threads of their own): one request to a
+host at a time, each starting `per_host_delay` after the previous one went out; robots.txt
+read once per origin; a name that did not resolve is not looked up again in the run; the
+in-call retry waits of all of them count against one `retry_wait_budget_seconds`.
+`TransientFetchError.unreachable` marks failures to reach the host at all (DNS, connection
+refused, connect timeout), by which the pool gives a dead host up for the run.
 """
 from __future__ import annotations
 
