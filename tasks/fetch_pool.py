@@ -170,5 +170,8 @@ class FetchPool:
                     yield event
         finally:
             stop.set()
-            for t in threads:  # each notices `stop` within 0.2 s, or after the request it is in
-                t.join(timeout=0.5)
+            # each thread notices `stop` within 0.2 s, or after the request it is in (daemons:
+            # one still in a request when the caller has gone, e.g. on Ctrl-C, does not hold it up)
+            end = time.monotonic() + 1.0
+            for t in threads:
+                t.join(timeout=max(0.0, end - time.monotonic()))

@@ -265,3 +265,14 @@ def test_ingest_past_its_budget_mines_what_it_got_and_exits_0(site, tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert "fetched=3" in again.stdout and "budget" not in again.stdout
     assert all(len(site.hits(f"/b/{i}.html")) == 1 for i in range(4))
+
+
+def test_pool_a_bug_in_the_work_reaches_the_caller(make_server, fetch_settings):
+    server = make_server(host="127.0.0.2")
+    urls = [server.add(f"/x{i}", Answer(PAGE, headers=HTML)) for i in range(3)]
+
+    def broken(fetcher, url):
+        raise ValueError(f"bug on {url}")
+
+    with pytest.raises(ValueError, match="bug on"):
+        list(FetchPool(fetch_settings()).run(urls, url_of=lambda u: u, work=broken))
