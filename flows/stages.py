@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from newsmon.errors import ExtractError, FetchError, RefusedFetchError
+from newsmon.errors import ExtractError, RefusedFetchError
 from newsmon.settings import Settings
 from tasks.extract import EXTRACTOR_VERSION, extract_article
 from tasks.feeds import FeedState, local_root, poll_feed
