@@ -129,6 +129,15 @@ def run_problems(result: dict[str, dict[str, Any]]) -> list[str]:
             what = {"feeds": "feed(s) failed", "pages": "page(s) not fetched"}.get(name, "failed")
             out.append(f"{name}: {sum(failures.values())} {what}: "
                        + ", ".join(f"{k}={v}" for k, v in sorted(failures.items())))
+        if counts.get("hosts_given_up"):
+            what = "feed" if name == "feeds" else "page"
+            out.append(f"{name}: {counts['hosts_given_up']} unreachable host(s) given up for this run "
+                       f"(fetch.host_give_up_after); their {counts.get('left_host_down', 0)} other {what}(s) "
+                       "stay pending for the next run")
+        if counts.get("left_budget"):
+            what = "feed" if name == "feeds" else "page"
+            out.append(f"{name}: the run's budget (fetch.run_budget_seconds) is spent: "
+                       f"{counts['left_budget']} {what}(s) left for the next run (partial run)")
         if name == "articles" and counts.get("rejected"):
             out.append(f"articles: {counts['rejected']} page(s) without article text (see the rejections table)")
         if name == "alerts":

@@ -60,6 +60,11 @@ BAD_CONFIGS = [
     ("warehouse-under-a-file", '[warehouse]\npath = "newsmon.toml/w.duckdb"\n', "warehouse.path"),
     ("warehouse-is-a-folder", '[warehouse]\npath = "."\n', "warehouse.path"),
     ("too-many-feed-entries", "[fetch]\nmax_feed_entries = 0\n", "fetch.max_feed_entries"),
+    ("zero-concurrency", "[fetch]\nmax_concurrency = 0\n", "fetch.max_concurrency"),
+    ("huge-concurrency", "[fetch]\nmax_concurrency = 1000\n", "fetch.max_concurrency"),
+    ("zero-host-give-up", "[fetch]\nhost_give_up_after = 0\n", "fetch.host_give_up_after"),
+    ("zero-run-budget", "[fetch]\nrun_budget_seconds = 0\n", "fetch.run_budget_seconds"),
+    ("inf-run-budget", "[fetch]\nrun_budget_seconds = inf\n", "fetch.run_budget_seconds"),
 ]
 
 
