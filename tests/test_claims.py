@@ -916,3 +916,12 @@ def test_nlp_names_match_with_or_without_diacritics(miner):
     # the catalog spells him "Andrej Babis"; news often writes "Babiš"
     for text in ("Andrej Babiš spoke in Prague.", "Andrej Babis spoke in Prague."):
         assert ("Andrej Babis", "Czech Republic") in {(m.entity, m.actor_group) for m in mine(miner, text).mentions}
+
+
+def test_claims_the_proposer_supports_its_proposal(miner):
+    assert ("United States", "ceasefire", "support") in stances(
+        miner, "Kyiv has accepted the 30-day ceasefire proposed by Washington, the statement said.")
+    assert ("Russia", "ceasefire", "support") in stances(
+        miner, "Kyiv has yet to answer Moscow's offer of a three-day truce.")
+    # a proposal reported without its proposer names nobody
+    assert not [s for s in stances(miner, "Kyiv has yet to answer the offer of a three-day truce.") if s[0] == "Russia"]

@@ -15,7 +15,7 @@ from tasks.claims.discourse import SUBJECT_DEPS, Context
 from tasks.claims.records import NOT_AN_ACTOR, Actor, Found, NotAnActor
 from tasks.nlp import ent_role
 
-__all__ = ["resolve_subject", "subject_of", "parenthetical_reporter", "subject_and_owner", "find_actor", "is_condition", "content_clause",
+__all__ = ["resolve_subject", "subject_of", "parenthetical_reporter", "proposer", "subject_and_owner", "find_actor", "is_condition", "content_clause",
            "reports", "quote_speaker", "co_actors"]
 
 
@@ -306,6 +306,36 @@ def parenthetical_reporter(anchor: Token, ctx: Context) -> Found | None:
             if actor:
                 return Found(actor, [*path, c])
             return None
+    return None
+
+
+def proposer(anchor: Token, ctx: Context) -> Actor | None:
+    """Who proposes or offers the proposition the cue names ("the ceasefire proposed by Washington",
+    "the truce declared unilaterally by Putin", "Moscow's offer of a truce", "Putin's offer of a
+    telephone call"): the proposer supports it, whoever the sentence's actor is."""
+    lex = ctx.lex
+    for c in anchor.children:   # "the ceasefire proposed by Washington"
+        if c.dep_ == "acl" and c.tag_ == "VBN" and c.lemma_.lower() in lex.proposal_verbs:
+            for a in c.children:
+                if a.dep_ == "agent":
+                    for g in a.children:
+                        ent = ctx.ent_at(g) if g.dep_ == "pobj" else None
+                        actor = ctx.actor_of_ent(ent) if ent is not None else None
+                        if actor:
+                            return actor
+    noun = None
+    if anchor.dep_ == "pobj" and anchor.head.lower_ in ("of", "for") and anchor.head.head.lemma_.lower() in lex.proposal_nouns:
+        noun = anchor.head.head   # "Moscow's offer of a three-day truce"
+    elif anchor.dep_ == "compound" and anchor.head.lemma_.lower() in lex.proposal_nouns:
+        noun = anchor.head        # "Washington's ceasefire plan"
+    if noun is None:
+        return None
+    for c in noun.children:
+        if c.dep_ in ("poss", "compound") and c.i != anchor.i:
+            ent = ctx.ent_at(c)
+            actor = ctx.actor_of_ent(ent) if ent is not None else None
+            if actor:
+                return actor
     return None
 
 

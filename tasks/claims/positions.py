@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from spacy.tokens import Span
 
-from tasks.claims.actors import co_actors, find_actor, parenthetical_reporter, reports
+from tasks.claims.actors import co_actors, find_actor, parenthetical_reporter, proposer, reports
 from tasks.claims.discourse import Context
 from tasks.claims.records import Evidence, Found, Position
 from tasks.claims.stance import mention_only, stance_of
@@ -99,6 +99,11 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         anchor = cspan.root
         if _owned_by_another(cspan, book.topics[cue.topic].beneficiary, ctx):
             continue
+        who_proposes = proposer(anchor, ctx) if not cue.counter else None
+        if who_proposes is not None:
+            out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
+                                actor=who_proposes.name, actor_group=who_proposes.group, topic=cue.topic,
+                                stance="support", cue=cspan.text))
         found = find_actor(anchor, ctx, cue_tokens)
         if ctx.speaker is not None and (not found or (
                 found.actor.group != ctx.speaker.group and not reports(found, ctx))):
