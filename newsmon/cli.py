@@ -162,9 +162,10 @@ def sql(query: Annotated[str, typer.Argument(help="one or more read-only stateme
 
 
 def csv_cell(v):
-    """A CSV cell: lists and structs as JSON text (["Norway","Ukraine"]), not Python reprs."""
+    """A CSV cell: lists and structs as compact JSON text (["Norway","Ukraine"]), as `newsmon export`
+    writes them (DuckDB's to_json), not Python reprs."""
     if isinstance(v, (list, tuple, dict)):
-        return json.dumps(v, default=str, ensure_ascii=False)
+        return json.dumps(v, default=str, ensure_ascii=False, separators=(",", ":"))
     return v
 
 
@@ -174,10 +175,25 @@ def write_csv(columns: list[str], rows: list[tuple]) -> None:
     w.writerows([csv_cell(v) for v in r] for r in rows)
 
 
+def table_text(v, nested: bool = False) -> str:
+    """A value as a table shows it: lists as their items joined by commas (Norway, Ukraine), structs as
+    key: value pairs, times in ISO form; never a Python repr. NULL is empty at the top, NULL inside."""
+    if v is None:
+        return "NULL" if nested else ""
+    if isinstance(v, dt.datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, (list, tuple)):
+        text = ", ".join(table_text(x, True) for x in v)
+        return f"[{text}]" if nested else text
+    if isinstance(v, dict):
+        text = ", ".join(f"{k}: {table_text(x, True)}" for k, x in v.items())
+        return "{" + text + "}"
+    return str(v)
+
+
 def render_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> str:
     def cell(v) -> str:
-        s = "" if v is None else (v.isoformat(sep=" ") if isinstance(v, dt.datetime) else str(v))
-        s = s.replace("\n", " ")
+        s = table_text(v).replace("\n", " ")
         return s if not max_width or len(s) <= max_width else s[: max_width - 1] + "…"
 
     body = [[cell(v) for v in r] for r in rows]

@@ -292,6 +292,36 @@ def test_views_sql_csv_writes_lists_as_json_arrays(run_newsmon, config):
     assert [json.loads(r["participants"]) for r in rows][:2] == [["Germany", "Ukraine"], ["Norway", "Ukraine"]]
 
 
+def test_views_sql_csv_lists_are_written_as_export_writes_them(run_newsmon, config, tmp_path):
+    import csv
+    import io
+
+    query = "SELECT url, participants FROM events WHERE event_type = 'pledge' ORDER BY url"
+    result = run_newsmon("sql", query, "--format", "csv", "--config", config)
+    assert result.code == 0, result.stderr
+    from_sql = {r["url"]: r["participants"] for r in csv.DictReader(io.StringIO(result.stdout))}
+    out = tmp_path / "events.csv"
+    exported = run_newsmon("export", "events", "--format", "csv", "--out", out, "--where", "event_type = 'pledge'",
+                           "--config", config)
+    assert exported.code == 0, exported.stderr
+    with out.open(newline="") as f:
+        from_export = {r["url"]: r["participants"] for r in csv.DictReader(f)}
+    assert from_sql == from_export
+    assert from_sql[url("de-1")] == '["Germany","Ukraine"]'
+
+
+def test_views_sql_table_shows_lists_as_their_items(run_newsmon, config):
+    result = run_newsmon("sql", "SELECT participants, [NULL, 'x'] AS odd, {'donor': 'Norway', 'n': 2} AS s, "
+                                "[]::VARCHAR[] AS empty FROM events WHERE url = 'https://news.example/de-1' "
+                                "AND event_type = 'pledge'", "--config", config)
+    assert result.code == 0, result.stderr
+    header, rule, row, count = result.stdout.strip().splitlines()
+    cells = [c.strip() for c in row.split("|")]
+    assert cells == ["Germany, Ukraine", "NULL, x", "{donor: Norway, n: 2}", ""]  # the empty list: an empty cell
+    assert "['" not in result.stdout and "'" not in row
+    assert count == "(1 row)"
+
+
 def test_views_sql_error_keeps_duckdbs_hint(run_newsmon, config):
     result = run_newsmon("sql", "SELECT actr FROM positions", "--config", config)
     assert result.code == 2
