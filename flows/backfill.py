@@ -196,7 +196,8 @@ def run_backfill(
         plan.append(("pages", fetch))
     plan += [("articles", extract), ("claims", mine),
              ("changes", lambda run_id: stage(notify.detect_changes)(settings, wh, run_id)),
-             ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id))]
+             ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id)),
+             ("catalogs", lambda run_id: stage(stages.refresh_catalogs)(settings, wh, run_id))]
 
     def on_stage(name: str, index: int, total: int, counts: dict[str, Any] | None) -> None:
         _emit(StageEvent(name, index, total, counts))

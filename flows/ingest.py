@@ -1,7 +1,8 @@
 """The `ingest` run: one scheduled run of the whole pipeline.
 
 poll feeds -> fetch new pages -> extract articles -> mine claims -> detect
-changes -> send due alerts. Each stage works off what the warehouse says is
+changes -> send due alerts -> refresh the topic and entity catalogs (the `topics`
+and `entities` views; a digest check when the config files are unchanged). Each stage works off what the warehouse says is
 pending, so a run killed at any point is completed by the next.
 
 `run_ingest` is the pipeline as plain Python (what `newsmon ingest` runs without a
@@ -44,6 +45,7 @@ def run_ingest(config: str | None = None, shard: str | None = None) -> dict[str,
         ("claims", lambda run_id: stage(stages.mine_articles)(settings, wh, run_id, feeds=feeds)),
         ("changes", lambda run_id: stage(notify.detect_changes)(settings, wh, run_id)),
         ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id)),
+        ("catalogs", lambda run_id: stage(stages.refresh_catalogs)(settings, wh, run_id)),
     ]
     return run_pipeline(wh, "ingest", plan, title="newsmon ingest")
 

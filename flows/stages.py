@@ -220,3 +220,13 @@ def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.d
         for table, items in rows.items():
             counts[table] += len(items)
     return dict(counts)
+
+
+@task(name="refresh_catalogs")
+def refresh_catalogs(settings: Settings, wh: Warehouse, run_id: str) -> dict[str, Any]:
+    """The `topics` and `entities` views' tables, rebuilt from the config files when those changed
+    since the last rebuild (a digest comparison otherwise: no YAML is parsed, nothing is written)."""
+    from newsmon.reading import refresh_derived
+
+    done = refresh_derived(settings, wh)
+    return {"rebuilt": int(done["catalog"])}

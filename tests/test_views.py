@@ -214,6 +214,38 @@ def test_views_topics_follow_an_edit_of_the_config_file(run_newsmon, catalog_con
                     {"topic": "frozen_assets_for_ukraine", "description": "using frozen Russian assets to fund Ukraine"}]
 
 
+def test_views_topics_and_entities_are_filled_by_the_ingest_run(run_newsmon, tmp_path):
+    """Straight after `newsmon ingest` (no read command between), the file holds the catalogs; an edit of
+    topics.yaml reaches them at the next run, and a run with nothing edited rebuilds nothing."""
+    import duckdb
+
+    (tmp_path / "topics.yaml").write_text(TOPICS.format(extra=""))
+    (tmp_path / "entities.yaml").write_text(ENTITIES)
+    config = tmp_path / "newsmon.toml"
+    config.write_text('[warehouse]\npath = "wh.duckdb"\n[nlp]\ntopics = "topics.yaml"\nentities = "entities.yaml"\n')
+
+    def ingest_and_look() -> tuple[list[tuple], int, dict]:
+        result = run_newsmon("ingest", "--config", config)
+        assert result.code == 0, result.stderr
+        with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+            topics = con.execute("SELECT topic, description FROM topics ORDER BY topic").fetchall()
+            entities = con.execute("SELECT count(*) FROM entities").fetchone()[0]
+            counts = json.loads(con.execute("SELECT counts FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()[0])
+        return topics, entities, counts["catalogs"]
+
+    topics, entities, done = ingest_and_look()
+    assert topics == [("frozen_assets_for_ukraine", "using frozen Russian assets to fund Ukraine")]
+    assert (entities, done) == (3, {"rebuilt": 1})
+    assert ingest_and_look() == (topics, 3, {"rebuilt": 0})
+    (tmp_path / "topics.yaml").write_text(TOPICS.format(extra=textwrap.dedent("""\
+        ceasefire:
+            description: an immediate ceasefire
+            cues: [ceasefire]""").replace("\n", "\n  ")))
+    topics, entities, done = ingest_and_look()
+    assert topics[0] == ("ceasefire", "an immediate ceasefire") and len(topics) == 2
+    assert done == {"rebuilt": 1}
+
+
 def test_views_bundled_catalogs_are_loaded_whole(run_newsmon, config):
     """The default config's files: every topic with its description, every entity with its Wikidata id."""
     book = load_topics(ROOT / "config" / "topics.yaml")
