@@ -36,7 +36,7 @@ from prefect.states import Failed
 from pydantic import Field
 
 from flows import notify, stages
-from flows.runtime import run_pipeline, stage
+from flows.runtime import backfill_run_name, run_name, run_pipeline, stage
 from newsmon.errors import ConfigError, NewsmonError
 from newsmon.settings import Settings, load_settings
 from warehouse import Warehouse
@@ -50,6 +50,9 @@ ADHOC_FEED = "adhoc"
 ADHOC_FEED_URL = "newsmon:adhoc"  # not file:, so the fetch stage never reads local files for these
 
 _URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+# A day as YYYY-MM-DD. The pattern goes into the parameter's JSON schema, which the Prefect API checks
+# when a run is created (it does not check "format": "date"), so `since=notadate` is refused then.
+Day = Annotated[dt.date, Field(json_schema_extra={"pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"})]
 FeedName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
 Url = Annotated[str, Field(max_length=2000, pattern=_URL_PATTERN)]
 
@@ -208,10 +211,10 @@ def run_backfill(
     return run_pipeline(wh, "backfill", plan, title=title, on_stage=on_stage)
 
 
-@flow(name="backfill", log_prints=True)
+@flow(name="backfill", log_prints=True, flow_run_name=run_name(backfill_run_name))
 def backfill(
-    since: dt.date,
-    until: dt.date | None = None,
+    since: Day,
+    until: Day | None = None,
     feeds: Annotated[list[FeedName], Field(min_length=1)] | None = None,
     urls: list[Url] | None = None,
     urls_file: str | None = None,

@@ -11,13 +11,14 @@ Prefect API); the `ingest` flow is the same function as a Prefect flow (under
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow
 from prefect.states import Failed
+from pydantic import Field
 
 from flows import notify, stages
-from flows.runtime import current_run_id, run_pipeline, stage
+from flows.runtime import current_run_id, ingest_run_name, run_name, run_pipeline, stage
 from newsmon.errors import NewsmonError
 from newsmon.settings import load_settings
 from tasks.shard import in_shard, parse_shard
@@ -50,8 +51,12 @@ def run_ingest(config: str | None = None, shard: str | None = None) -> dict[str,
     return run_pipeline(wh, "ingest", plan, title="newsmon ingest")
 
 
-@flow(name="ingest", log_prints=True)
-def ingest(config: str | None = None, shard: str | None = None) -> dict:
+#: "i/n", checked by the Prefect API when a run is created (the JSON schema of the parameter)
+Shard = Annotated[str, Field(pattern=r"^\s*[0-9]+\s*/\s*[0-9]+\s*$", max_length=20)]
+
+
+@flow(name="ingest", log_prints=True, flow_run_name=run_name(ingest_run_name))
+def ingest(config: str | None = None, shard: Shard | None = None) -> dict:
     """Poll every configured feed and carry what is new through to alerts.
 
     Args:

@@ -340,3 +340,49 @@ def test_backfill_window_is_utc_days_until_inclusive():
     utc = dt.timezone.utc
     assert backfill_window(SINCE, None) == (dt.datetime(2025, 12, 1, tzinfo=utc), None)
     assert backfill_window(SINCE, SINCE) == (dt.datetime(2025, 12, 1, tzinfo=utc), dt.datetime(2025, 12, 2, tzinfo=utc))
+
+
+# -- the run's summary (the Prefect artifact's markdown) ---------------------------------------
+def test_backfill_summary_lists_the_changes_found_and_one_line_per_failure(site, tmp_path):
+    from flows.backfill import run_backfill as backfill
+    from flows.runtime import run_summary
+
+    gone = site.url("/gone.xml")
+    config = write_config(tmp_path, serve_gazette(site), extra=f'\n[[feeds]]\nname = "gone"\nurl = "{gone}"\n')
+    wh = warehouse(config)
+    missing = site.url("/missing.html")
+    result = backfill(since=SINCE, urls=[missing], config=str(config))
+    [run_id] = [r["run_id"] for r in wh.read("SELECT run_id FROM runs")]
+    page = run_summary(wh, run_id, "newsmon backfill", result, None)
+
+    changes = wh.read("SELECT kind, actor_group, subject, old_url, new_url FROM changes")
+    assert any(c["kind"] == "aid" and c["actor_group"] == "Germany" for c in changes)
+    assert f"## Changes found ({len(changes)})" in page
+    items = [line for line in page.split("## Changes found", 1)[1].split("## ", 1)[0].splitlines()
+             if line.startswith("- ")]
+    assert len(items) == len(changes)
+    for c, line in zip(changes, items):  # both in publication order
+        assert line.startswith(f"- **{c['actor_group']}** ")
+        assert f"[before]({c['old_url']})" in line and f"[after]({c['new_url']})" in line
+        assert " → " in line
+    german = next(line for c, line in zip(changes, items) if c["kind"] == "aid")
+    assert "aid to Ukraine, military:" in german and "(+100.0 %)" in german
+
+    failures = page.split("## Failures (", 1)[1].split("## Counts", 1)[0].strip().splitlines()
+    assert failures[0] == "3)"
+    lines = [f for f in failures[1:] if f]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("- feed `gone` (HTTP 404): ")
+    assert lines[1].startswith(f"- page <{missing}>: ") and "404" in lines[1]
+    assert lines[2] == "- alerts: 1 alert(s) due but no [smtp] section is configured"  # no SMTP in this config
+    assert all("\n" not in line and "Traceback" not in line for line in lines)
+
+    counts = page.split("## Counts", 1)[1]
+    assert "=0" not in counts and "| 0 |" not in counts
+    assert "| feeds | " in counts and "failed=1" in counts
+
+    again = backfill(since=SINCE, remine=True, config=str(config))
+    run_id = wh.read("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")[0]["run_id"]
+    quiet = run_summary(wh, run_id, "newsmon backfill", again, None)
+    assert "## No new changes" in quiet and "**Completed**" in quiet
+    assert "## Failures (1)\n\n- alerts: 1 alert(s) due but no [smtp]" in quiet  # the remine polls no feed
