@@ -386,3 +386,59 @@ def test_backfill_summary_lists_the_changes_found_and_one_line_per_failure(site,
     quiet = run_summary(wh, run_id, "newsmon backfill", again, None)
     assert "## No new changes" in quiet and "**Completed**" in quiet
     assert "## Failures (1)\n\n- alerts: 1 alert(s) due but no [smtp]" in quiet  # the remine polls no feed
+
+
+# -- Prefect: run names, parameters checked at creation, the artifact ------------------------------
+@pytest.mark.slow
+def test_backfill_flow_run_is_named_by_its_window_and_its_artifact_lists_the_changes(prefect_api, site, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.backfill import backfill
+
+    config = write_config(tmp_path, serve_gazette(site))
+    state = backfill(since=SINCE, until=dt.date(2025, 12, 31), config=str(config), return_state=True)
+    assert state.is_completed(), state.message
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+        assert run.name == "backfill 2025-12-01..2025-12-31"
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+    [artifact] = [a for a in artifacts if a.key == "backfill-summary"]
+    change = warehouse(config).read("SELECT old_url, new_url FROM changes WHERE kind = 'aid'")[0]
+    assert "## Changes found (" in artifact.data
+    german = next(line for line in artifact.data.splitlines() if line.startswith("- **Germany** aid to Ukraine"))
+    assert f"[before]({change['old_url']})" in german and f"[after]({change['new_url']})" in german
+    assert "=0" not in artifact.data
+
+
+@pytest.mark.slow
+def test_deployments_refuse_bad_parameters_when_the_run_is_created(prefect_api, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    from flows.serve import deployments
+    from newsmon.settings import load_settings
+
+    config = write_config(tmp_path, "http://feeds.invalid/feed.xml")
+    ids = {d.name: d.apply() for d in deployments(load_settings(config))}
+
+    def runs_of(name: str) -> int:
+        with get_client(sync_client=True) as client:
+            return len(client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[ids[name]]))))
+
+    ingest_runs = runs_of("scheduled")  # the scheduler may have queued runs of its cron
+    for deployment, params, field in [
+        ("backfill/ad-hoc", {"since": "notadate"}, "since"),
+        ("backfill/ad-hoc", {"since": "2025-12-01", "until": "2025-13-01"}, "until"),
+        ("backfill/ad-hoc", {"since": "2025-12-01", "feeds": ["two words"]}, "feeds"),
+        ("backfill/ad-hoc", {"since": "2025-12-01", "urls": ["ftp://example.org/a"]}, "urls"),
+        ("ingest/scheduled", {"shard": "first"}, "shard"),
+    ]:
+        with pytest.raises(PrefectHTTPStatusError, match=rf"Validation failed for field '{field}"):
+            run_deployment(deployment, parameters=params, timeout=0)
+    assert runs_of("ad-hoc") == 0 and runs_of("scheduled") == ingest_runs  # nothing was created
+    good = run_deployment("backfill/ad-hoc", parameters={"since": "2025-12-01", "until": "2025-12-07"}, timeout=0)
+    assert good.state.is_scheduled() and runs_of("ad-hoc") == 1
