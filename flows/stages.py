@@ -14,6 +14,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from flows import progress
 from newsmon.errors import ExtractError, FetchError, RefusedFetchError
 from newsmon.settings import Settings
 from tasks.extract import EXTRACTOR_VERSION, extract_article
@@ -50,8 +51,11 @@ def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] 
         q.sync_feeds(con, [(f.name, f.url) for f in settings.feeds])
         states = q.feed_states(con)
     now = dt.datetime.now(dt.timezone.utc)
+    progress.items("feeds", 0, len(chosen), "feeds")
     with Fetcher(settings.fetch) as fetcher:
-        for feed in chosen:
+        for done, feed in enumerate(chosen):
+            if done:
+                progress.items("feeds", done, len(chosen), "feeds")
             st = states.get(feed.name, {})
             if not ignore_backoff and st.get("next_poll_at") and st["next_poll_at"] > now:
                 with wh.transaction() as con:
@@ -75,6 +79,7 @@ def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] 
                 log.warning("feed %s failed: %s", feed.name, poll.error)
             elif poll.bozo:
                 log.info("feed %s is malformed but readable: %s", feed.name, poll.bozo)
+    progress.items("feeds", len(chosen), len(chosen), "feeds")
     counts = dict(counts)
     counts["failures"] = dict(failures)
     return counts
@@ -97,8 +102,9 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
                 q.record_fetches(con, batch, run_id)
             batch.clear()
 
+    progress.items("pages", 0, len(pending), "pages")
     with Fetcher(settings.fetch) as fetcher:
-        for item in pending:
+        for done, item in enumerate(pending, 1):
             try:
                 # pages of a local feed may be files, inside its folder only
                 root = local_root(str(item["feed_url"]), settings.source and settings.source.parent)
@@ -117,6 +123,7 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
                 log.warning("page %s %s: %s", item["url"], outcome, exc)
             if len(batch) >= FETCH_BATCH:
                 flush()
+            progress.items("pages", done, len(pending), "pages")
         flush()
     with wh.transaction() as con:
         counts["gave_up"] = q.give_up_transient(con, MAX_TRANSIENT_ATTEMPTS, run_id)
@@ -133,6 +140,12 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
     counts: dict[str, Any] = collections.Counter()
     after: tuple[dt.datetime, str] | None = None   # keyset: the last page of the previous batch
     sketched_before: int | None = None              # stored articles sketched before the first batch
+    total = done = 0
+    if progress.wanted():
+        with wh.connect(read_only=True) as con:
+            total = q.count_pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
+                                                feeds=feeds)
+        progress.items("articles", 0, total, "articles")
     while True:
         with wh.connect(read_only=True) as con:
             pending = q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
@@ -170,6 +183,8 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
             if rejected:
                 q.reject(con, rejected, run_id)
         counts["extracted"] += len(rows)
+        done += len(pending)
+        progress.items("articles", done, max(total, done), "articles")
     return dict(counts)
 
 
@@ -212,10 +227,16 @@ def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.d
             yield batch
 
     counts: dict[str, Any] = collections.Counter()
+    total = 0
+    if progress.wanted():
+        with wh.connect(read_only=True) as con:
+            total = q.count_pending_mining(con, version, since=since, until=until, redo=redo, feeds=feeds)
+        progress.items("claims", 0, total, "articles")
     for batch, rows, mined in mine_chunks(settings.nlp, batches(), settings.nlp.processes):
         with wh.transaction() as con:
             q.replace_claims(con, [a["url"] for a in batch], rows, mined)
         counts["articles"] += len(batch)
+        progress.items("claims", counts["articles"], max(total, counts["articles"]), "articles")
         counts["skipped_language"] += sum(1 for m in mined if m["sentences"] == 0)
         for table, items in rows.items():
             counts[table] += len(items)

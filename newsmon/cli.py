@@ -272,21 +272,24 @@ def parse_day(option: str, value: str | None) -> dt.date | None:
         fail(f"{option}: {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2025-12-01")
 
 
-class StageProgress:
-    """The backfill's progress on stderr: a bar over its stages with elapsed time and ETA,
-    and each stage's counts as it finishes."""
+class BackfillProgress:
+    """The backfill's progress on stderr: for each stage that works item by item, a bar counting its
+    items (feeds polled, pages fetched, articles extracted, articles mined) with the elapsed time and
+    an ETA; and each stage's counts as it finishes."""
+
+    LABELS = {"feeds": "polling", "pages": "fetching", "articles": "extracting", "claims": "mining"}
 
     def __init__(self) -> None:
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
-        self.progress = Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("stages"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                 console=Console(stderr=True))
-        self.task = None
+        self.progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[unit]:<8}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                 TimeRemainingColumn(), console=Console(stderr=True))
+        self.bars: dict[str, tuple[object, int]] = {}   # stage -> (its bar, items of its earlier calls)
 
-    def __enter__(self) -> StageProgress:
+    def __enter__(self) -> BackfillProgress:
         self.progress.start()
         return self
 
@@ -294,16 +297,26 @@ class StageProgress:
         self.progress.stop()
 
     def __call__(self, event) -> None:
+        from flows.progress import ItemsEvent
         from flows.report import summary_line
 
-        if self.task is None:
-            self.task = self.progress.add_task("backfill", total=event.total)
-        if event.counts is None:
-            self.progress.update(self.task, description=event.stage)
-        else:
+        if isinstance(event, ItemsEvent):
+            self.items(event)
+        elif event.counts is not None:
             self.progress.console.print(f"  {event.index}/{event.total} {summary_line({event.stage: event.counts})}",
                                         soft_wrap=True)
-            self.progress.update(self.task, completed=event.index)
+
+    def items(self, event) -> None:
+        if event.stage not in self.bars:
+            bar = self.progress.add_task(self.LABELS.get(event.stage, event.stage), total=event.total,
+                                         unit=event.unit)
+            self.bars[event.stage] = (bar, 0)
+        bar, before = self.bars[event.stage]
+        task = self.progress.tasks[[t.id for t in self.progress.tasks].index(bar)]
+        if event.done == 0 and task.completed and task.completed >= (task.total or 0):
+            before = int(task.completed)   # a second call of the stage (the URLs given): count on
+            self.bars[event.stage] = (bar, before)
+        self.progress.update(bar, total=before + event.total, completed=before + event.done)
 
 
 @app.command()
@@ -359,7 +372,7 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
     options = dict(since=start, until=end, feeds=feed or None, urls=url or None,
                    urls_file=str(urls_file.resolve()) if urls_file else None, remine=remine,
                    config=str(settings.source))
-    with StageProgress() as bar, progress_listener(bar):
+    with BackfillProgress() as bar, progress_listener(bar):
         result, failure = execute_run(lambda: run_backfill(**options),
                                       lambda: backfill_flow(**options, return_state=True))
     report_run("backfill", result, failure)

@@ -442,3 +442,49 @@ def test_deployments_refuse_bad_parameters_when_the_run_is_created(prefect_api, 
     assert runs_of("ad-hoc") == 0 and runs_of("scheduled") == ingest_runs  # nothing was created
     good = run_deployment("backfill/ad-hoc", parameters={"since": "2025-12-01", "until": "2025-12-07"}, timeout=0)
     assert good.state.is_scheduled() and runs_of("ad-hoc") == 1
+
+
+# -- progress: items, not stages ---------------------------------------------------------------------
+def test_backfill_progress_counts_the_articles_of_the_window(site, tmp_path):
+    from flows.backfill import ItemsEvent, StageEvent, progress_listener, run_backfill as backfill
+
+    config = write_config(tmp_path, serve_gazette(site))
+    events: list = []
+    with progress_listener(events.append):
+        backfill(since=SINCE, config=str(config))
+    items = {}
+    for e in events:
+        if isinstance(e, ItemsEvent):
+            items.setdefault(e.stage, []).append((e.done, e.total, e.unit))
+    assert items["feeds"][0] == (0, 1, "feeds") and items["feeds"][-1] == (1, 1, "feeds")
+    assert items["pages"][0] == (0, 3, "pages") and items["pages"][-1] == (3, 3, "pages")
+    assert [d for d, _, _ in items["pages"]] == [0, 1, 2, 3]  # one a page
+    assert items["articles"][0] == (0, 3, "articles") and items["articles"][-1] == (3, 3, "articles")
+    assert items["claims"][0] == (0, len(IN_WINDOW), "articles") and items["claims"][-1][:2] == (3, 3)
+    assert all(e.done <= e.total for e in events if isinstance(e, ItemsEvent))
+    # the stage events still frame them: the items of a stage come between its start and its end
+    order = [(type(e).__name__, e.stage) for e in events]
+    start, end = order.index(("StageEvent", "claims")), len(order) - 1 - order[::-1].index(("StageEvent", "claims"))
+    assert start < order.index(("ItemsEvent", "claims")) < end
+    assert any(isinstance(e, StageEvent) and e.stage == "catalogs" for e in events)
+
+    # a remine counts the stored articles again, and polls and fetches nothing
+    events.clear()
+    with progress_listener(events.append):
+        backfill(since=SINCE, remine=True, config=str(config))
+    stages = {e.stage for e in events if isinstance(e, ItemsEvent)}
+    assert stages == {"articles", "claims"}
+    assert [e for e in events if isinstance(e, ItemsEvent) and e.stage == "claims"][-1].done == 3
+
+
+@pytest.mark.slow
+def test_backfill_cli_progress_shows_articles_with_an_eta(site, tmp_path):
+    config = write_config(tmp_path, serve_gazette(site))
+    proc = cli("backfill", "--config", str(config), "--since", SINCE.isoformat(), tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    bars = {line.split()[0]: line for line in proc.stderr.splitlines()
+            if line.split() and line.split()[0] in ("polling", "fetching", "extracting", "mining")}
+    assert set(bars) == {"polling", "fetching", "extracting", "mining"}, proc.stderr
+    assert "3/3 articles" in bars["mining"] and "ETA" in bars["mining"]
+    assert "3/3 articles" in bars["extracting"] and "3/3 pages" in bars["fetching"]
+    assert "stages" not in proc.stderr

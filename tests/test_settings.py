@@ -90,7 +90,8 @@ def test_settings_missing_file_is_config_error(tmp_path):
 
 
 def test_settings_relative_paths_resolved_against_config_dir(tmp_path):
-    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "feeds").mkdir(parents=True)
+    (tmp_path / "conf" / "feeds" / "a.xml").write_text("<rss/>")
     path = tmp_path / "conf" / "newsmon.toml"
     path.write_text('[warehouse]\npath = "../data/wh.duckdb"\n'
                     '[[feeds]]\nname = "local"\nurl = "feeds/a.xml"\n'
@@ -165,8 +166,11 @@ def test_settings_entity_catalog_without_entities_is_a_config_error(tmp_path, te
 
 
 @pytest.mark.parametrize("url", ["https://example.org/feed.xml", "http://127.0.0.1:8080/f", "http://[::1]:80/f",
-                                 "file:///srv/feeds/a.xml"])
+                                 "file:///{tmp}/feeds/a.xml"])
 def test_settings_good_feed_urls_accepted(tmp_path, url):
+    url = url.format(tmp=str(tmp_path).lstrip("/"))
+    (tmp_path / "feeds").mkdir()
+    (tmp_path / "feeds" / "a.xml").write_text("<rss/>")
     path = tmp_path / "newsmon.toml"
     path.write_text(f'[[feeds]]\nname = "a"\nurl = "{url}"\n')
     assert load_settings(path).feeds[0].url == url
@@ -318,3 +322,21 @@ def test_settings_cli_missing_domain_file_is_a_config_error_before_the_run(run_n
                                       f"{tmp_path / 'copied' / (key + '.yaml')}")
     assert result.stdout == ""
     assert not (tmp_path / "wh.duckdb").exists()  # no run began: nothing recorded as a fetch failure
+
+
+def test_settings_cli_copied_config_without_its_local_feeds_is_a_config_error(run_newsmon, tmp_path):
+    """The bundled config copied alone: its sample feeds are paths relative to the copy's folder, which
+    does not hold them; one line naming the key and the path it looked at, before any run (it was a feed
+    failing with http_404)."""
+    path = tmp_path / "newsmon.toml"
+    shutil.copy(DEFAULT_CONFIG, path)
+    result = run_newsmon("ingest", "--config", path)
+    assert result.code == 2
+    assert result.stderr.strip() == (f"newsmon: config {path}: feeds[0].url: file not found: "
+                                      f"{tmp_path / 'sample' / 'feeds' / 'kyiv-ledger.xml'} (a relative path is "
+                                      "relative to the config file's folder)")
+    # a disabled feed is not read, so its file may be gone
+    path.write_text(path.read_text().replace('url = "sample/feeds/kyiv-ledger.xml"', 'url = "sample/feeds/kyiv-ledger.xml"\nenabled = false', 1)
+                    .replace("enabled = true", "", 1))
+    result = run_newsmon("ingest", "--config", path)
+    assert "feeds[1].url: file not found" in result.stderr
