@@ -23,11 +23,9 @@ and a scheduled ingest that overlap take turns instead of racing; see `warehouse
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,21 +33,25 @@ from prefect import flow, task
 from prefect.states import Failed
 from pydantic import Field
 
-from flows import notify, stages
-from flows.runtime import run_pipeline, stage
+from flows import notify, progress, stages
+from flows.progress import ItemsEvent, StageEvent
+from flows.runtime import backfill_run_name, run_name, run_pipeline, stage
 from newsmon.errors import ConfigError, NewsmonError
 from newsmon.settings import Settings, load_settings
 from warehouse import Warehouse
 from warehouse import queries as q
 
 __all__ = ["backfill", "run_backfill", "backfill_window", "check_feeds", "read_urls_file", "progress_listener",
-           "StageEvent", "ADHOC_FEED"]
+           "StageEvent", "ItemsEvent", "ADHOC_FEED"]
 
 #: The pseudo-feed that explicit URLs are listed under.
 ADHOC_FEED = "adhoc"
 ADHOC_FEED_URL = "newsmon:adhoc"  # not file:, so the fetch stage never reads local files for these
 
 _URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+# A day as YYYY-MM-DD. The pattern goes into the parameter's JSON schema, which the Prefect API checks
+# when a run is created (it does not check "format": "date"), so `since=notadate` is refused then.
+Day = Annotated[dt.date, Field(json_schema_extra={"pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"})]
 FeedName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
 Url = Annotated[str, Field(max_length=2000, pattern=_URL_PATTERN)]
 
@@ -95,34 +97,10 @@ def check_feeds(settings: Settings, feeds: list[str] | None) -> None:
 
 
 # -- progress --------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class StageEvent:
-    """A stage starting (`counts` None) or done (with its counts); `index` counts from 1."""
-    stage: str
-    index: int
-    total: int
-    counts: dict[str, Any] | None = None
-
-
-_listeners: list[Callable[[StageEvent], None]] = []
-
-
-@contextlib.contextmanager
-def progress_listener(callback: Callable[[StageEvent], None]) -> Iterator[None]:
-    """Call `callback` for every stage of the backfill runs in this process (the CLI's progress bar)."""
-    _listeners.append(callback)
-    try:
-        yield
-    finally:
-        _listeners.remove(callback)
-
-
-def _emit(event: StageEvent) -> None:
-    for callback in list(_listeners):
-        try:
-            callback(event)
-        except Exception:  # a display problem never fails the run
-            stages._logger().debug("progress listener failed", exc_info=True)
+def progress_listener(callback: Callable[[StageEvent | ItemsEvent], None]):
+    """Call `callback` for every stage of the runs in this process, and for the items inside the stages
+    (the CLI's progress bar); a context manager (see flows/progress.py)."""
+    return progress.listening(callback)
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -196,10 +174,11 @@ def run_backfill(
         plan.append(("pages", fetch))
     plan += [("articles", extract), ("claims", mine),
              ("changes", lambda run_id: stage(notify.detect_changes)(settings, wh, run_id)),
-             ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id))]
+             ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id)),
+             ("catalogs", lambda run_id: stage(stages.refresh_catalogs)(settings, wh, run_id))]
 
     def on_stage(name: str, index: int, total: int, counts: dict[str, Any] | None) -> None:
-        _emit(StageEvent(name, index, total, counts))
+        progress.emit(StageEvent(name, index, total, counts))
 
     title = f"newsmon backfill {since.isoformat()} to {until.isoformat() if until else 'now'}"
     if remine:
@@ -207,10 +186,10 @@ def run_backfill(
     return run_pipeline(wh, "backfill", plan, title=title, on_stage=on_stage)
 
 
-@flow(name="backfill", log_prints=True)
+@flow(name="backfill", log_prints=True, flow_run_name=run_name(backfill_run_name))
 def backfill(
-    since: dt.date,
-    until: dt.date | None = None,
+    since: Day,
+    until: Day | None = None,
     feeds: Annotated[list[FeedName], Field(min_length=1)] | None = None,
     urls: list[Url] | None = None,
     urls_file: str | None = None,

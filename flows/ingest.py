@@ -1,7 +1,8 @@
 """The `ingest` run: one scheduled run of the whole pipeline.
 
 poll feeds -> fetch new pages -> extract articles -> mine claims -> detect
-changes -> send due alerts. Each stage works off what the warehouse says is
+changes -> send due alerts -> refresh the topic and entity catalogs (the `topics`
+and `entities` views; a digest check when the config files are unchanged). Each stage works off what the warehouse says is
 pending, so a run killed at any point is completed by the next.
 
 `run_ingest` is the pipeline as plain Python (what `newsmon ingest` runs without a
@@ -11,13 +12,14 @@ Prefect API); the `ingest` flow is the same function as a Prefect flow (under
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow
 from prefect.states import Failed
+from pydantic import Field
 
 from flows import notify, stages
-from flows.runtime import current_run_id, run_pipeline, stage
+from flows.runtime import current_run_id, ingest_run_name, run_name, run_pipeline, stage
 from newsmon.errors import NewsmonError
 from newsmon.settings import load_settings
 from tasks.shard import in_shard, parse_shard
@@ -53,12 +55,17 @@ def run_ingest(config: str | None = None, shard: str | None = None) -> dict[str,
         ("claims", lambda run_id: stage(stages.mine_articles)(settings, wh, run_id, feeds=feeds)),
         ("changes", lambda run_id: stage(notify.detect_changes)(settings, wh, run_id)),
         ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id)),
+        ("catalogs", lambda run_id: stage(stages.refresh_catalogs)(settings, wh, run_id)),
     ]
     return run_pipeline(wh, "ingest", plan, title="newsmon ingest")
 
 
-@flow(name="ingest", log_prints=True)
-def ingest(config: str | None = None, shard: str | None = None) -> dict:
+#: "i/n", checked by the Prefect API when a run is created (the JSON schema of the parameter)
+Shard = Annotated[str, Field(pattern=r"^\s*[0-9]+\s*/\s*[0-9]+\s*$", max_length=20)]
+
+
+@flow(name="ingest", log_prints=True, flow_run_name=run_name(ingest_run_name))
+def ingest(config: str | None = None, shard: Shard | None = None) -> dict:
     """Poll every configured feed and carry what is new through to alerts.
 
     Args:

@@ -15,6 +15,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from flows import progress
 from newsmon.errors import ExtractError, RefusedFetchError
 from newsmon.settings import Settings
 from tasks.extract import EXTRACTOR_VERSION, extract_article
@@ -92,6 +93,9 @@ def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] 
                 q.record_skipped_poll(con, name, run_id, next_poll_at)
         counts["skipped_backoff"] += len(backing_off)
 
+    progress.items("feeds", 0, len(chosen), "feeds")
+    polled_so_far = [len(backing_off)]
+
     def poll_one(fetcher: Fetcher, job: tuple) -> Any:
         return poll_feed(fetcher, job[0], job[1], settings.fetch.max_feed_bytes)
 
@@ -108,6 +112,8 @@ def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] 
                                   backoff_after=settings.fetch.feed_backoff_after_failures,
                                   backoff_base=settings.fetch.feed_backoff_base_seconds,
                                   backoff_max=settings.fetch.feed_backoff_max_seconds) for poll in batch]
+        polled_so_far[0] += len(batch)
+        progress.items("feeds", polled_so_far[0], len(chosen), "feeds")
         for poll, new in zip(batch, news):
             counts["polled"] += 1
             counts[poll.outcome] += 1
@@ -133,6 +139,7 @@ def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] 
             flush()
     flush()
     _left_summary(counts, log, "feed", settings.fetch.run_budget_seconds)
+    progress.items("feeds", len(chosen), len(chosen), "feeds")
     counts = dict(counts)
     counts["failures"] = dict(failures)
     return counts
@@ -172,6 +179,8 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
         return fetcher.get(item["url"], max_bytes=settings.fetch.max_page_bytes, accept=HTML_TYPES,
                            allow_file=root)
 
+    progress.items("pages", 0, len(pending), "pages")
+    done = 0
     pool = FetchPool(settings.fetch, until=budget_until)
     for event in pool.run(pending, url_of=lambda item: item["url"], work=fetch):
         if isinstance(event, Left):
@@ -194,6 +203,8 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
             oldest = time.monotonic()
         if len(batch) >= FETCH_BATCH or time.monotonic() - oldest >= FETCH_FLUSH_SECONDS:
             flush()
+        done += 1
+        progress.items("pages", done, len(pending), "pages")
     flush()
     _left_summary(counts, log, "page", settings.fetch.run_budget_seconds)
     with wh.transaction() as con:
@@ -211,6 +222,12 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
     counts: dict[str, Any] = collections.Counter()
     after: tuple[dt.datetime, str] | None = None   # keyset: the last page of the previous batch
     sketched_before: int | None = None              # stored articles sketched before the first batch
+    total = done = 0
+    if progress.wanted():
+        with wh.connect(read_only=True) as con:
+            total = q.count_pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
+                                                feeds=feeds)
+        progress.items("articles", 0, total, "articles")
     while True:
         with wh.connect(read_only=True) as con:
             pending = q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
@@ -248,6 +265,8 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
             if rejected:
                 q.reject(con, rejected, run_id)
         counts["extracted"] += len(rows)
+        done += len(pending)
+        progress.items("articles", done, max(total, done), "articles")
     return dict(counts)
 
 
@@ -290,11 +309,27 @@ def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.d
             yield batch
 
     counts: dict[str, Any] = collections.Counter()
+    total = 0
+    if progress.wanted():
+        with wh.connect(read_only=True) as con:
+            total = q.count_pending_mining(con, version, since=since, until=until, redo=redo, feeds=feeds)
+        progress.items("claims", 0, total, "articles")
     for batch, rows, mined in mine_chunks(settings.nlp, batches(), settings.nlp.processes):
         with wh.transaction() as con:
             q.replace_claims(con, [a["url"] for a in batch], rows, mined)
         counts["articles"] += len(batch)
+        progress.items("claims", counts["articles"], max(total, counts["articles"]), "articles")
         counts["skipped_language"] += sum(1 for m in mined if m["sentences"] == 0)
         for table, items in rows.items():
             counts[table] += len(items)
     return dict(counts)
+
+
+@task(name="refresh_catalogs")
+def refresh_catalogs(settings: Settings, wh: Warehouse, run_id: str) -> dict[str, Any]:
+    """The `topics` and `entities` views' tables, rebuilt from the config files when those changed
+    since the last rebuild (a digest comparison otherwise: no YAML is parsed, nothing is written)."""
+    from newsmon.reading import refresh_derived
+
+    done = refresh_derived(settings, wh)
+    return {"rebuilt": int(done["catalog"])}

@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import tomllib
 import urllib.parse
+import urllib.request
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal
@@ -375,6 +376,14 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
         p = getattr(settings.nlp, name)
         if not p.exists():
             raise ConfigError(f"config {path}: nlp.{name}: file not found: {p}")
+    for index, feed in enumerate(settings.feeds):
+        # a local feed is part of the deployment, like the domain files: a file that is not there
+        # (a config copied without its folder) is a config error, not a feed failing run after run
+        if feed.enabled and feed.url.lower().startswith("file:"):
+            local = Path(urllib.request.url2pathname(urllib.parse.urlsplit(feed.url).path))
+            if not local.is_file():
+                raise ConfigError(f"config {path}: feeds[{index}].url: file not found: {local} (a relative path "
+                                  "is relative to the config file's folder)")
     _check_sections(path, "nlp.entities", settings.nlp.entities, ENTITY_SECTIONS)
     return settings
 
