@@ -125,6 +125,7 @@ class CueMatch:
     end: int
     counter: bool   # the phrase names the opposite of the proposition
     needs_verb: re.Pattern | None = None   # an object cue: one of these verbs must govern it
+    frame: bool = False   # a predicate-argument pair on the parse (its span may hold words of stance)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +156,7 @@ class TopicBook:
                     start = sent.doc[first].idx - sent.start_char
                     end = sent.doc[last].idx + len(sent.doc[last].text) - sent.start_char
                     pred = next(t for t in (sent.doc[first], sent.doc[last]) if t.lemma_.lower() in frame.predicates)
-                    found.append(CueMatch(topic.id, start, end, frame.counter != frame.agent_counters(pred)))
+                    found.append(CueMatch(topic.id, start, end, frame.counter != frame.agent_counters(pred), frame=True))
         return found
 
 

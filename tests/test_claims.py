@@ -925,3 +925,31 @@ def test_claims_the_proposer_supports_its_proposal(miner):
         miner, "Kyiv has yet to answer Moscow's offer of a three-day truce.")
     # a proposal reported without its proposer names nobody
     assert not [s for s in stances(miner, "Kyiv has yet to answer the offer of a three-day truce.") if s[0] == "Russia"]
+
+
+def test_claims_a_states_standing_rules_speak_for_it(miner):
+    assert ("Austria", "military_aid_to_ukraine", "oppose") in stances(
+        miner, "Austria's neutrality rules out any deliveries of weapons to Ukraine, the chancellor said.")
+
+
+def test_claims_sanctions_not_eased_are_kept(miner):
+    # a negated counter-frame: "would not be eased" supports the sanctions
+    assert ("United Kingdom", "sanctions_on_russia", "support") in stances(
+        miner, "David Lammy said sanctions on Russia would not be eased.")
+    assert ("United Kingdom", "sanctions_on_russia", "oppose") in stances(
+        miner, "David Lammy said sanctions on Russia would be eased.")
+
+
+def test_claims_a_condition_after_provided_is_the_setters(miner):
+    text = "Washington might back the plan, Steve Witkoff said, provided Moscow agreed to a durable ceasefire."
+    assert not [s for s in stances(miner, text) if s[0] == "Russia"]
+
+
+def test_claims_a_perfect_not_agreed_is_undecided(miner):
+    assert ("European Union", "ukraine_eu_funding", "undecided") in stances(
+        miner, "EU leaders had still not agreed on joint borrowing for Ukraine, Antonio Costa said.")
+
+
+def test_claims_no_proxy_when_the_topic_is_only_a_setting(miner):
+    text = "After nine hours of talks, EU leaders promised a decision before Christmas."
+    assert not [s for s in stances(miner, text) if s[1] == "peace_negotiations"]

@@ -173,6 +173,9 @@ def is_condition(clause: Token, ctx: Context) -> bool:
     only if the Russian leader first accepted ...") whose subordinator is a condition mark, or, for
     wh-words, the parser's advmod ("only when we have guarantees"); or one that opens with a
     multi-word condition ("as long as Russia does the same", "on condition that ...")."""
+    if clause.dep_ in ("ccomp", "pcomp") and clause.head.lower_ in ("provided", "providing") \
+            and clause.head.dep_ in ("advcl", "prep"):
+        return True   # "..., provided Moscow agreed to a durable ceasefire" (parsed as the verb "provide")
     if clause.dep_ not in ("advcl", "conj"):
         return False
     if any(c.dep_ in ("mark", "advmod") and c.lower_ in ctx.lex.condition_marks for c in clause.children

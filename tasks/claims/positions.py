@@ -26,6 +26,8 @@ def _proxy_cues(sent: Span, cues: list, ctx: Context) -> list:
     topics = {c.topic for c in cues}
     if len(topics) != 1:
         return []
+    if all(_in_circumstance(sent, c, ctx) for c in cues):
+        return []   # "After nine hours of talks, ... promising a decision": the talks are only a setting
     (topic,) = topics
     taken = [(c.start, c.end) for c in cues]
     out = []
@@ -36,6 +38,12 @@ def _proxy_cues(sent: Span, cues: list, ctx: Context) -> list:
             # a veto or an objection names the opposite of the proposition ("dropped its objections")
             out.append(CueMatch(topic, start, start + len(t.text), t.lower_ in ctx.lex.negative_proxy_nouns))
     return out
+
+
+def _in_circumstance(sent: Span, cue, ctx: Context) -> bool:
+    span = sent.doc.char_span(sent.start_char + cue.start, sent.start_char + cue.end, alignment_mode="expand")
+    return span is not None and any(t.pos_ == "ADP" and t.lower_ in ctx.lex.circumstance_prepositions
+                                    for t in span.root.ancestors)
 
 
 def _superseded(path, ctx: Context) -> bool:
@@ -130,6 +138,8 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         if said_of is not None:
             # "'This is theft,' Zakharova said of the EU's plan": the quotation judges what it is said of
             cue_tokens, path = set(), said_of
+        if cue.frame:   # the predicate's own negation, inside the pair's span, counts ("sanctions would not be eased")
+            cue_tokens = cue_tokens - {c.i for c in anchor.children if c.dep_ == "neg"}
         stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
         for who in (actor, *co_actors(found, ctx)):
             out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
