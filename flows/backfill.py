@@ -1,6 +1,7 @@
 """The `backfill` flow: catch a window of days up, or re-process it offline.
 
-    backfill(since, until=None, feeds=None, urls=None, urls_file=None, remine=False, config=None)
+    backfill(since, until=None, feeds=None, urls=None, urls_file=None, remine=False, config=None,
+             window_days=7)
 
 It polls the chosen feeds (backoff ignored: the operator asked) and fetches their
 entries of the window whose page is not stored yet, then re-extracts and re-mines
@@ -15,6 +16,14 @@ twice changes nothing the second time.
 
 The window is days in UTC: `since` 00:00 up to the end of `until` (open without it),
 on the article's publication time (feed date, else first seen).
+
+A large window fans out: the fetch, extract and mine stages each take it `window_days`
+days at a time (aligned on `since`; 0: the whole window at once), each part a task run of
+its own under a flow run (named after its days), one after another: a part that fails is
+retried or reported on its own, and what the earlier parts stored stays stored. Parts
+without anything to do (no entry, page or article on any of their days, asked of the
+warehouse before each stage) are skipped, so an open-ended window over a quiet year costs
+no empty task runs.
 
 `run_backfill` is the same as plain Python (what `newsmon backfill` runs without a
 Prefect API; see flows/runtime.py). Flow runs hold the Prefect global concurrency limit
@@ -41,9 +50,11 @@ from newsmon.settings import Settings, load_settings
 from warehouse import Warehouse
 from warehouse import queries as q
 
-__all__ = ["backfill", "run_backfill", "backfill_window", "check_feeds", "read_urls_file", "progress_listener",
-           "StageEvent", "ItemsEvent", "ADHOC_FEED"]
+__all__ = ["backfill", "run_backfill", "backfill_window", "split_window", "check_feeds", "read_urls_file",
+           "progress_listener", "StageEvent", "ItemsEvent", "ADHOC_FEED", "WINDOW_DAYS"]
 
+#: Days of the window one task run of a stage takes (0: the whole window in one).
+WINDOW_DAYS = 7
 #: The pseudo-feed that explicit URLs are listed under.
 ADHOC_FEED = "adhoc"
 ADHOC_FEED_URL = "newsmon:adhoc"  # not file:, so the fetch stage never reads local files for these
@@ -66,6 +77,32 @@ def backfill_window(since: dt.date, until: dt.date | None) -> tuple[dt.datetime,
     end = None if until is None else dt.datetime.combine(until + dt.timedelta(days=1), dt.time.min,
                                                          tzinfo=dt.timezone.utc)
     return start, end
+
+
+Window = tuple[dt.datetime, dt.datetime | None]
+
+
+def split_window(start: dt.datetime, end: dt.datetime | None, days: int, busy: list[dt.date]) -> list[Window]:
+    """The parts of [start, end) that a stage takes one task run each: `days` days each, aligned on `start`,
+    only those holding one of the `busy` days; the last part stays open when `end` is None.
+
+    `days` <= 0: the whole window as one part (busy or not).
+    """
+    if days <= 0:
+        return [(start, end)]
+    step = dt.timedelta(days=days)
+    first = start.date()
+    parts = sorted({(day - first).days // days for day in busy if day >= first})
+    out: list[Window] = []
+    for k in parts:
+        a = start + k * step
+        b: dt.datetime | None = a + step
+        if end is not None and b >= end:
+            b = end
+        out.append((a, b))
+    if out and end is None:
+        out[-1] = (out[-1][0], None)  # what arrives after the warehouse was asked still falls in a part
+    return [(a, b) for a, b in out if end is None or a < end]
 
 
 def read_urls_file(path: str | Path) -> list[str]:
@@ -124,6 +161,18 @@ def add_urls(wh: Warehouse, urls: list[str]) -> dict[str, int]:
         return q.add_url_entries(con, ADHOC_FEED, ADHOC_FEED_URL, urls)
 
 
+def _named(task: Any, name: str | None) -> Any:
+    """`stage(task)`, its task runs named `name` inside a flow run."""
+    call = stage(task)
+    return call.with_options(task_run_name=name) if name and call is task else call
+
+
+def _days(a: dt.datetime, b: dt.datetime | None) -> str:
+    """A part's days for its task run name: "2025-12-01..2025-12-07", or "2025-12-29.." when open."""
+    last = "" if b is None else (b - dt.timedelta(microseconds=1)).date().isoformat()
+    return f"{a.date().isoformat()}..{last}"
+
+
 def run_backfill(
     since: dt.date,
     until: dt.date | None = None,
@@ -132,6 +181,7 @@ def run_backfill(
     urls_file: str | None = None,
     remine: bool = False,
     config: str | None = None,
+    window_days: int = WINDOW_DAYS,
 ) -> dict[str, dict[str, Any]]:
     """The backfill as plain Python (the body of the `backfill` flow); each stage's counts.
 
@@ -150,22 +200,36 @@ def run_backfill(
         plan.append(("feeds", lambda run_id: stage(stages.poll_feeds)(settings, wh, run_id, feeds=feeds,
                                                                        ignore_backoff=True)))
 
+    def by_part(task: Any, run_id: str, **kwargs: Any) -> dict[str, Any]:
+        """The stage over the window, one task run per part of `window_days` days that has anything to do."""
+        if window_days > 0:
+            with wh.connect(read_only=True) as con:
+                busy = q.days_with_work(con, start, end)
+        parts = split_window(start, end, window_days, busy if window_days > 0 else [])
+        counts: dict[str, Any] = {}
+        for a, b in parts:
+            call = _named(task, f"{task.name} {_days(a, b)}" if window_days > 0 else None)
+            counts = _merge(counts, call(settings, wh, run_id, since=a, until=b, **kwargs))
+        if window_days > 0:
+            counts["parts"] = len(parts)
+        return counts
+
     def fetch(run_id: str) -> dict[str, Any]:
         counts: dict[str, Any] = {}
         if not remine:
-            counts = stage(stages.fetch_pages)(settings, wh, run_id, since=start, until=end, feeds=feeds)
+            counts = by_part(stages.fetch_pages, run_id, feeds=feeds)
         if explicit:  # whatever their date: the operator named them
             counts = _merge(counts, stage(stages.fetch_pages)(settings, wh, run_id, feeds=[ADHOC_FEED]))
         return counts
 
     def extract(run_id: str) -> dict[str, Any]:
-        counts = stage(stages.extract_articles)(settings, wh, run_id, since=start, until=end, redo=True)
+        counts = by_part(stages.extract_articles, run_id, redo=True)
         if explicit:   # pages outside the window that the operator named
             counts = _merge(counts, stage(stages.extract_articles)(settings, wh, run_id))
         return counts
 
     def mine(run_id: str) -> dict[str, Any]:
-        counts = stage(stages.mine_articles)(settings, wh, run_id, since=start, until=end, redo=True)
+        counts = by_part(stages.mine_articles, run_id, redo=True)
         if explicit:
             counts = _merge(counts, stage(stages.mine_articles)(settings, wh, run_id))
         return counts
@@ -195,6 +259,7 @@ def backfill(
     urls_file: str | None = None,
     remine: bool = False,
     config: str | None = None,
+    window_days: Annotated[int, Field(ge=0, le=3660)] = WINDOW_DAYS,
 ) -> dict[str, dict[str, Any]]:
     """Catch a window of days up and re-mine it (poll, fetch what is missing, re-extract and re-mine), or only re-mine it offline.
 
@@ -206,9 +271,11 @@ def backfill(
         urls_file: a file of article URLs, one a line (# comments), on the machine that runs the flow
         remine: offline: poll and download nothing, only extract and mine the stored pages of the window again
         config: the newsmon TOML config file (default: $NEWSMON_CONFIG, else config/newsmon.toml)
+        window_days: fetch, extract and mine the window this many days at a time, each part a task run
+            of its own (parts with nothing to do are skipped); 0: the whole window in one task run per stage
     """
     try:
         return run_backfill(since, until, feeds=feeds, urls=urls, urls_file=urls_file, remine=remine,
-                            config=config)
+                            config=config, window_days=window_days)
     except NewsmonError as exc:  # RunFailed (recorded), a config or warehouse error: Failed, without a traceback
         return Failed(message=str(exc), data=exc)

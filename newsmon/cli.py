@@ -337,6 +337,10 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
              remine: Annotated[bool, typer.Option(
                  "--remine", help="offline: poll and download nothing, only extract and mine the stored pages "
                                   "of the window again")] = False,
+             window_days: Annotated[int, typer.Option(
+                 help="fetch, extract and mine the window this many days at a time (a Prefect task run each "
+                      "under a flow run; days with nothing to do are skipped); 0: all at once",
+                 min=0, max=3660)] = 7,
              ) -> None:
     """Catch a window of days up and re-mine it; re-running it changes nothing.
 
@@ -371,7 +375,7 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
             fail(f"--url: not an http(s) URL: {u!r}")
     options = dict(since=start, until=end, feeds=feed or None, urls=url or None,
                    urls_file=str(urls_file.resolve()) if urls_file else None, remine=remine,
-                   config=str(settings.source))
+                   config=str(settings.source), window_days=window_days)
     with BackfillProgress() as bar, progress_listener(bar):
         result, failure = execute_run(lambda: run_backfill(**options),
                                       lambda: backfill_flow(**options, return_state=True))
@@ -399,6 +403,40 @@ def serve(config: ConfigOption = None) -> None:
 
     serve_deployments(settings, announce)
     typer.echo("newsmon serve: stopped", err=True)
+
+
+@app.command()
+def deploy(config: ConfigOption = None,
+           pool: Annotated[str, typer.Option(help="the Prefect process work pool (created if missing)")] = "newsmon",
+           shards: Annotated[int, typer.Option(
+               help="split the feeds into this many shards: one scheduled ingest deployment per shard "
+                    "(stable hash of the feed URL), whichever worker is free runs each", min=1, max=64)] = 1,
+           ) -> None:
+    """Register the deployments on a Prefect work pool, for `prefect worker start --pool POOL` on any machine.
+
+    Creates the process work pool if missing and registers ingest/scheduled (the config's schedule.cron),
+    or with --shards N the deployments ingest/scheduled-1-of-N ... N-of-N (each on that schedule, each
+    polling one shard of the feeds), and backfill/ad-hoc. Deploying again updates them.
+
+    Workers need newsmon installed and this config file at the same path.
+
+    The Prefect API is PREFECT_API_URL's, else a local `prefect server start` (http://127.0.0.1:4200/api).
+
+    Example: newsmon deploy --config /etc/newsmon/newsmon.toml --pool newsmon --shards 2
+    """
+    settings = load_settings(config)
+    from flows.deploy import deploy_to_pool
+
+    done = deploy_to_pool(settings, pool, shards)
+    typer.echo(f"newsmon deploy: {'created' if done.pool_created else 'using'} the process work pool {done.pool!r} "
+               f"on {done.api_url}")
+    for name in done.deployments:
+        typer.echo(f"  deployment {name}")
+    for name in done.removed:
+        typer.echo(f"  removed {name} (another number of shards)")
+    typer.echo(f"schedule: {settings.schedule.cron} ({settings.schedule.timezone}); config: {settings.source}")
+    typer.echo(f"start workers (any machine with newsmon and this config): prefect worker start --pool {done.pool}")
+    typer.echo("backfill: prefect deployment run backfill/ad-hoc --param since=YYYY-MM-DD")
 
 
 # -- the analyst's reads: views, search, export ------------------------------------------

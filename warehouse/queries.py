@@ -317,6 +317,24 @@ def replace_claims(con: Con, urls: Sequence[str], rows: dict[str, list[dict[str,
 
 
 # -- backfill ----------------------------------------------------------------------
+def days_with_work(con: Con, since: dt.datetime, until: dt.datetime | None) -> list[dt.date]:
+    """The UTC days of [since, until) on which a backfill stage could find anything: a feed entry's
+    time (published, else first seen), a page's fetch time, an article's publication time. Each
+    stage's window condition is on one of these, so a window of days none of them touch is empty."""
+    rows = con.execute("""
+        SELECT DISTINCT CAST(floor(epoch(t) / 86400) AS BIGINT) AS day FROM (
+            SELECT coalesce(published_at, first_seen_at) AS t FROM feed_entries
+            UNION ALL SELECT published_at FROM feed_entries WHERE published_at IS NOT NULL
+            UNION ALL SELECT fetched_at FROM pages
+            UNION ALL SELECT published_at FROM article_texts WHERE published_at IS NOT NULL
+        ) AS times
+        WHERE t >= ? AND (?::TIMESTAMPTZ IS NULL OR t < ?)
+        ORDER BY day
+    """, [since, until, until]).fetchall()
+    epoch = dt.date(1970, 1, 1)
+    return [epoch + dt.timedelta(days=day) for (day,) in rows]
+
+
 def add_url_entries(con: Con, feed: str, feed_url: str, urls: Sequence[str]) -> dict[str, int]:
     """List explicit article URLs as entries of a pseudo-feed, so the fetch stage takes them like feed items.
 
