@@ -207,9 +207,11 @@ def run_backfill(
                 busy = q.days_with_work(con, start, end)
         parts = split_window(start, end, window_days, busy if window_days > 0 else [])
         counts: dict[str, Any] = {}
-        for a, b in parts:
-            call = _named(task, f"{task.name} {_days(a, b)}" if window_days > 0 else None)
-            counts = _merge(counts, call(settings, wh, run_id, since=a, until=b, **kwargs))
+        with progress.in_parts() as next_part:   # one count of items over the parts
+            for a, b in parts:
+                call = _named(task, f"{task.name} {_days(a, b)}" if window_days > 0 else None)
+                counts = _merge(counts, call(settings, wh, run_id, since=a, until=b, **kwargs))
+                next_part()
         if window_days > 0:
             counts["parts"] = len(parts)
         return counts

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Union
 
-__all__ = ["StageEvent", "ItemsEvent", "listening", "wanted", "emit", "items"]
+__all__ = ["StageEvent", "ItemsEvent", "listening", "wanted", "emit", "items", "in_parts"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +63,34 @@ def emit(event: Event) -> None:
             logging.getLogger("newsmon").debug("progress listener failed", exc_info=True)
 
 
+_parts: dict[str, list[int]] | None = None   # stage -> [items of the finished parts, done in this part]
+
+
 def items(stage: str, done: int, total: int, unit: str) -> None:
-    """Report `done` of `total` items of `stage` (nothing happens without a listener)."""
+    """Report `done` of `total` items of `stage` (nothing happens without a listener). Inside
+    `in_parts`, the counts of the earlier parts are added."""
     if _listeners:
+        if _parts is not None:
+            base = _parts.setdefault(stage, [0, 0])
+            base[1] = done
+            done, total = base[0] + done, base[0] + total
         emit(ItemsEvent(stage, done, total, unit))
+
+
+@contextlib.contextmanager
+def in_parts() -> Iterator[Callable[[], None]]:
+    """A stage that takes its window in parts (a backfill's `window_days`) reports one count over
+    all of them: call the yielded function after each part. The total grows as parts begin (a part's
+    items are counted when it starts)."""
+    global _parts
+    outer, _parts = _parts, {}
+
+    def next_part() -> None:
+        for base in (_parts or {}).values():
+            base[0] += base[1]
+            base[1] = 0
+
+    try:
+        yield next_part
+    finally:
+        _parts = outer
