@@ -307,3 +307,28 @@ def kinds(miner, text: str) -> set[tuple]:
 ])
 def test_pledges_kind_is_the_modifier_of_the_aid_noun(nlp_miner, text, expected):
     assert kinds(nlp_miner, text) == expected
+
+
+def test_pledges_a_us_department_speaks_for_the_united_states(nlp_miner):
+    text = ('"Today the Department of Defense is announcing a $300 million package of artillery rounds," '
+            'Lloyd Austin said.')
+    assert ("United States", "Ukraine", 300_000_000.0, "USD") in pledges(nlp_miner, text)
+
+
+def test_pledges_korea_alone_is_south_korea(nlp_miner):
+    text = '"Korea will provide 100 billion won in humanitarian assistance to Ukraine," the minister said.'
+    assert ("South Korea", "Ukraine", 100_000_000_000.0, "KRW") in pledges(nlp_miner, text)
+
+
+def test_pledges_an_unknown_speakers_national_currency_names_the_donor(nlp_miner):
+    # the catalog does not know Mr Lindqvist's government; the kronor do
+    text = 'Erik Lindqvist spoke to reporters on Monday.\n"We will send another SEK 3 billion to Ukraine this year."'
+    assert ("Sweden", "Ukraine", 3_000_000_000.0, "SEK") in pledges(nlp_miner, text)
+    text = 'Erik Lindqvist spoke to reporters on Monday.\n"We will send another $3 billion to Ukraine this year."'
+    assert not {p for p in pledges(nlp_miner, text) if p[0] == "Sweden"}
+
+
+def test_pledges_a_quoted_unknown_minister_pledging_in_kroner(nlp_miner):
+    text = ('"This is our fifteenth package and our largest so far: NOK 7.1 billion," Defence Minister '
+            'Erik Lindqvist told reporters in Oslo.')
+    assert ("Norway", "Ukraine", 7_100_000_000.0, "NOK") in pledges(nlp_miner, text)

@@ -30,7 +30,7 @@ from newsmon.errors import ConfigError
 from newsmon.settings import read_yaml
 from tasks.claims.actors import find_actor, resolve_subject, subject_and_owner
 from tasks.claims.discourse import SUBJECT_DEPS, Context
-from tasks.claims.records import Evidence, Pledge
+from tasks.claims.records import Actor, Evidence, Pledge
 from tasks.money import FxTable, Money, to_eur
 from tasks.nlp import ent_role
 from tasks.topics import compile_phrases
@@ -58,6 +58,7 @@ class AidLexicon:
     kinds: dict[str, re.Pattern]
     default_recipient: str
     default_kind: dict[str, str]
+    currency_states: dict[str, str] = dataclasses.field(default_factory=dict)   # national currency -> its state
 
 
 def load_aid_lexicon(path: str | Path) -> AidLexicon:
@@ -78,7 +79,8 @@ def load_aid_lexicon(path: str | Path) -> AidLexicon:
                       receiving_verbs=need("receiving_verbs"),
                       not_pledged=need("not_pledged_verbs"), revision_verbs=need("revision_verbs"), kinds=kinds,
                       default_recipient=str(data.get("default_recipient") or "Ukraine"),
-                      default_kind={str(k): str(v) for k, v in (data.get("default_kind_by_donor") or {}).items()})
+                      default_kind={str(k): str(v) for k, v in (data.get("default_kind_by_donor") or {}).items()},
+                      currency_states={str(k).upper(): str(v) for k, v in (data.get("currency_states") or {}).items()})
 
 
 def _kind(text: str, lex: AidLexicon) -> str:
@@ -162,13 +164,13 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         # "the US will contribute $20bn to the G7's $50bn loan" (the $50bn is the G7's)
         donor = label or _owner(span, ctx, lex) or giver
         if donor is None:
-            donor = found.actor.group if found else None
+            donor = found.actor.group if found and found.actor.group else None   # not a person of no known government
         if donor is None:
             donor = _clause_donor(span, ctx, lex)
         if donor is None:
             donor = _antecedent_owner(span, ctx)
         if donor is None:
-            donor = _speaker_donor(span, ctx)
+            donor = _speaker_donor(span, ctx, lex.currency_states.get(m.currency))
         if donor is None:
             _skip(span, "no donor", path_text)
             continue
@@ -353,7 +355,7 @@ def _first_subject(span: Span) -> Token | None:
         t = t.head
 
 
-def _speaker_donor(span: Span, ctx: Context) -> str | None:
+def _speaker_donor(span: Span, ctx: Context, issuer: str | None = None) -> str | None:
     """Money in a speaker's own words that names no other giver is the speaker's government's: "This
     A$245m package includes 49 Abrams tanks," Marles said; "This is our fifteenth package: SEK 7.1bn";
     an interview answer "The €3.5bn will be paid out next week"; a quotation going on after the
@@ -363,18 +365,37 @@ def _speaker_donor(span: Span, ctx: Context) -> str | None:
     speaker = ctx.quote_speaker or ctx.speaker
     if speaker is None and span.sent.text.lstrip()[:1] in QUOTES:
         speaker = ctx.last_person
-    if speaker is None or not speaker.group:
+    if speaker is None and issuer and _unknown_person_speaks(span.sent, ctx):
+        speaker = Actor("", "")
+    if speaker is None:
+        return None
+    # a speaker whose government the catalog does not know, pledging in a national currency: the
+    # currency's issuer ("This is our fifteenth package: SEK 7.1 billion," Defence Minister Pal Jonson said)
+    group = speaker.group or issuer
+    if not group:
         return None
     subj = _first_subject(span)
     if subj is None or subj.lower_ in ctx.lex.first_person or subj.lower_ in ("this", "that", "these", "it") \
             or any(span.start <= t.i < span.end for t in subj.subtree):
-        return speaker.group
+        return group
     # "The cabinet is reserving EUR 2bn," the ministry said; "Allies have agreed on 40 billion euros,"
     # Stoltenberg said: a body named by a bare group noun is the speaker's own
     if subj.lemma_.lower() in ctx.lex.group_nouns and not any(
             ctx.ent_at(c) is not None for c in subj.children if c.dep_ in ("compound", "amod", "poss", "nmod", "prep")):
-        return speaker.group
+        return group
     return None
+
+
+def _unknown_person_speaks(sent: Span, ctx: Context) -> bool:
+    """Is the sentence quoted from a person the catalog has no government for ('"...," Defence
+    Minister Pal Jonson told reporters')?"""
+    for t in sent:
+        if t.lemma_.lower() in ctx.lex.quote_verbs and t.pos_ in ("VERB", "AUX"):
+            subj = next((c for c in t.children if c.dep_ in ("nsubj", "nsubjpass")), None)
+            ent = ctx.ent_at(subj) if subj is not None else None
+            if ent is not None and ent.label_ == "PERSON" and ctx.actor_of_ent(ent) is None:
+                return True
+    return False
 
 
 def _clause_donor(span: Span, ctx: Context, lex: AidLexicon) -> str | None:
