@@ -953,3 +953,35 @@ def test_claims_a_perfect_not_agreed_is_undecided(miner):
 def test_claims_no_proxy_when_the_topic_is_only_a_setting(miner):
     text = "After nine hours of talks, EU leaders promised a decision before Christmas."
     assert not [s for s in stances(miner, text) if s[1] == "peace_negotiations"]
+
+
+def test_claims_existence_is_no_stance(miner):
+    text = '"There are €100 billion of Russian central bank assets in our vaults," the bank\'s chief told lawmakers.'
+    assert not [s for s in stances(miner, text) if s[1] == "use_frozen_russian_assets"]
+    # with a negation, the existential refuses ("there will be no talks")
+    assert ("Russia", "peace_negotiations", "oppose") in stances(
+        miner, '"There will be no negotiations with this regime," Dmitry Peskov said.')
+
+
+def test_claims_a_relative_clause_after_a_preposition_holds_the_nouns_content(miner):
+    text = '"Germany will not accept a peace in which Ukraine has to give up territory," Friedrich Merz said.'
+    found = stances(miner, text)
+    assert ("Germany", "ukraine_cedes_territory", "oppose") in found
+    assert not [s for s in found if s[0] == "Ukraine"]
+
+
+def test_claims_a_legitimate_target_opposes(miner):
+    assert ("Russia", "security_guarantees", "oppose") in stances(
+        miner, '"Foreign troops in Ukraine would be a legitimate target," Sergey Lavrov said.')
+
+
+def test_claims_a_new_level_is_no_opposition(miner):
+    # "lifted ... to SEK 40 billion": a raise, not the lifting of something
+    assert ("Sweden", "military_aid_to_ukraine", "support") in stances(
+        miner, "Sweden has lifted its military support for Ukraine to SEK 40 billion, the prime minister said.")
+
+
+def test_claims_a_clause_as_subject_of_a_requirement_is_a_condition(miner):
+    assert ("European Central Bank", "use_frozen_russian_assets", "conditional") in stances(
+        miner, '"Whatever is decided on the frozen Russian assets must respect international law," '
+               'ECB President Christine Lagarde said.')

@@ -195,6 +195,9 @@ def content_clause(verb: Token, ctx: Context) -> bool:
         return True
     if verb.dep_ in ("acl", "ccomp", "relcl") and verb.head.lemma_.lower() in ctx.lex.content_nouns:
         return True   # "Russia's demand that Ukraine withdraw" (spaCy may parse it as a relative clause)
+    if verb.dep_ == "relcl" and any(c.dep_ == "prep" and any(g.lower_ in ("which", "whom") for g in c.children)
+                                    for c in verb.children):
+        return True   # "a dictated peace in which Ukraine has to surrender territory": what the noun holds
     if any(c.dep_ == "mark" and c.lower_ == "whether" for c in verb.children):
         return True   # "no common position on whether Kyiv should negotiate": an open question, no claim of Kyiv's
     if verb.tag_ == "VBN" and verb.lemma_.lower() in ctx.lex.coercion_verbs and \

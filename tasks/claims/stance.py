@@ -71,7 +71,11 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
     unchanged = {c.i for t in path if t.lemma_.lower() in lex.change_verbs and t.pos_ in ("VERB", "AUX")
                  and any(c.dep_ == "neg" for c in t.children)
                  for c in (t, *t.children) if c is t or c.dep_ in ("neg", "advmod", "aux")}
-    words = [window[i] for i in sorted(window) if i not in cue_tokens and i not in unchanged]
+    # a verb that sets a new level ("lifted its support frame to SEK 40 billion") states no opposition
+    leveled = {t.i for t in path if t.pos_ == "VERB" and any(
+        c.dep_ == "prep" and c.lower_ == "to" and any(g.ent_type_ in ("MONEY", "PERCENT") for g in c.subtree)
+        for c in t.children)}
+    words = [window[i] for i in sorted(window) if i not in cue_tokens and i not in unchanged and i not in leveled]
     text = " ".join(t.text for t in words)
     flips = sum(1 for t in words if t.lower_ in lex.negation
                 and not lex.negation_idioms.match(t.doc.text, t.idx))   # "nothing more than" negates nothing
@@ -147,6 +151,12 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
             return f"no comment: {t.text}"
     # the cue's own verb when it names an event or a conversation ("Putin and Trump had discussed ...")
     # (a finite one: "nothing to discuss with Putin" is a stance)
+    for t in path[1:]:   # "There are €183 billion of Russian assets on our books": existence, no stance
+        if t.lemma_ == "be" and any(c.dep_ == "expl" and c.lower_ == "there" for c in t.children) and not any(
+                c.lower_ in lex.negation for x in (t, *t.children) for c in (x, *x.children)):
+            return f"existence: {t.text}"
+        if t.pos_ in ("VERB", "AUX"):
+            break
     first = anchor if anchor.pos_ == "VERB" and (_is_event(anchor, lex) or anchor.lemma_.lower() in lex.topic_predicates
                                                  and anchor.tag_ in ("VBD", "VBN", "VBZ", "VBP")
                                                  and not any(c.lower_ == "to" and c.dep_ == "aux" for c in anchor.children)) \
@@ -196,9 +206,13 @@ def _constraint(anchor: Token, lex) -> str | None:
     """A requirement set on the proposition: the cue is the subject of a predicate of constraint
     under a modal of obligation ("any use of the assets must respect international law", "any
     exchange of territory would have to be put to a referendum")."""
-    if anchor.dep_ not in ("nsubj", "nsubjpass"):
+    # the cue's phrase or clause is the subject ("any use of the assets must ...", "whatever is
+    # decided on the assets must respect international law")
+    subj = next((x for x in (anchor, *anchor.ancestors) if x.dep_ in ("nsubj", "nsubjpass", "csubj")), None)
+    if subj is None or any(x.pos_ in ("VERB", "AUX") and x.dep_ not in ("relcl", "csubj", "acl")
+                           for x in (anchor, *anchor.ancestors) if x.i != subj.i and subj in x.ancestors):
         return None
-    verb = anchor.head
+    verb = subj.head
     obliged = any(c.dep_ == "aux" and c.lower_ in lex.deontic_modals for c in verb.children)
     if verb.lemma_ == "have":   # "would have to be put to ...": the obligation is the xcomp
         verb = next((c for c in verb.children if c.dep_ == "xcomp"), None)
