@@ -116,6 +116,7 @@ class Topic:
     not_cues: re.Pattern | None = None
     frames: tuple[Frame, ...] = ()
     beneficiary: str | None = None   # the state the proposition is about: another state's cue is off-topic
+    recipient: str | None = None     # the state things go to: a supply "to" another state is off-topic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +210,8 @@ def load_topics(path: str | Path) -> TopicBook:
                             object_cues=compile_phrases(rec.get("object_cues"), where + ".object_cues"),
                             object_verbs=compile_phrases(rec.get("object_verbs"), where + ".object_verbs"),
                             not_cues=compile_phrases(rec.get("not_cues"), where + ".not_cues"), frames=frames,
-                            beneficiary=str(rec["beneficiary"]) if rec.get("beneficiary") else None)
+                            beneficiary=str(rec["beneficiary"]) if rec.get("beneficiary") else None,
+                            recipient=str(rec["recipient"]) if rec.get("recipient") else None)
         if (topics[tid].object_cues is None) != (topics[tid].object_verbs is None):
             raise ConfigError(f"{where}: object_cues and object_verbs go together")
     if not topics:

@@ -985,3 +985,20 @@ def test_claims_a_clause_as_subject_of_a_requirement_is_a_condition(miner):
     assert ("European Central Bank", "use_frozen_russian_assets", "conditional") in stances(
         miner, '"Whatever is decided on the frozen Russian assets must respect international law," '
                'ECB President Christine Lagarde said.')
+
+
+def test_claims_research_institutes_state_no_positions(miner):
+    text = "The Kiel Institute calculates that Europe's military aid to Ukraine overtook America's this spring."
+    assert not [s for s in stances(miner, text) if "Institute" in s[0]]
+
+
+def test_claims_a_feared_clause_is_not_asserted(miner):
+    assert not [s for s in stances(miner, "Ukrainian officials fear that Moscow would use a truce to regroup.")
+                if s[1] == "ceasefire"]
+
+
+def test_claims_supplies_to_another_state_are_off_topic(miner):
+    assert not [s for s in stances(miner, "North Korea has shipped millions of artillery shells to Russia.")
+                if s[1] == "military_aid_to_ukraine"]
+    assert ("Germany", "military_aid_to_ukraine", "support") in stances(
+        miner, "Germany has shipped thousands of artillery shells to Ukraine.")

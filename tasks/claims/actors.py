@@ -40,6 +40,8 @@ def resolve_subject(subj: Token, ctx: Context) -> Actor | NotAnActor | None:
     if _anonymous(subj, lex):
         return NOT_AN_ACTOR   # "a European official, speaking on condition of anonymity": a view, not a position
     ent = ctx.ent_at(subj)
+    if ent is not None and ent.label_ == "ORG" and lex.research_words.search(ent.text):
+        return NOT_AN_ACTOR   # "the Kiel Institute calculates ...": research, no position
     if ent is not None and ent.label_ not in ("MONEY", "CARDINAL", "DATE", "PERCENT"):
         actor = ctx.actor_of_ent(ent)
         if actor:

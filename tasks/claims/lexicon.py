@@ -25,6 +25,7 @@ class Lexicon:
     reporting_verbs: frozenset[str]
     quote_verbs: frozenset[str]
     non_actors: frozenset[str]
+    research_words: re.Pattern
     non_actor_modifiers: frozenset[str]
     vague_quantifiers: frozenset[str]
     stative_predicates: frozenset[str]
@@ -125,7 +126,7 @@ def load_lexicon(folder: str | Path) -> Lexicon:
     openers_re = "|".join(r"\s+".join(map(re.escape, w.split())) for w in words(openers, f"{path}: hypothetical_openers"))
     return Lexicon(
         reporting_verbs=wordset("reporting_verbs"), quote_verbs=wordset("quote_verbs"),
-        non_actors=wordset("non_actors"), non_actor_modifiers=wordset("non_actor_modifiers"), vague_quantifiers=wordset("vague_quantifiers"), stative_predicates=wordset("stative_predicates"),
+        non_actors=wordset("non_actors"), research_words=phrases("research_words"), non_actor_modifiers=wordset("non_actor_modifiers"), vague_quantifiers=wordset("vague_quantifiers"), stative_predicates=wordset("stative_predicates"),
         agentive_adjectives=wordset("agentive_adjectives"), superseded_adverbs=wordset("superseded_adverbs"), anonymity_words=wordset("anonymity_words"), portfolio_titles=wordset("portfolio_titles"), group_nouns=wordset("group_nouns"), document_nouns=wordset("document_nouns"),
         content_nouns=wordset("content_nouns"), coercion_verbs=wordset("coercion_verbs"), proxy_nouns=wordset("proxy_nouns"),
         negative_proxy_nouns=wordset("negative_proxy_nouns"),

@@ -85,6 +85,22 @@ def _owned_by_another(cspan, beneficiary: str | None, ctx: Context) -> bool:
     return False
 
 
+def _goes_to_another(path, recipient: str | None, ctx: Context) -> bool:
+    """Does a verb on the way send the cue's things "to" a state other than the topic's recipient?"""
+    if not recipient:
+        return False
+    for t in path[1:]:
+        for c in t.children:
+            if c.dep_ in ("prep", "dative") and c.lower_ == "to":
+                for g in c.children:
+                    ent = ctx.ent_at(g) if g.dep_ == "pobj" else None
+                    actor = ctx.actor_of_ent(ent) if ent is not None else None
+                    if actor and actor.group != recipient and ctx.resolver.catalog.get(actor.group) is not None \
+                            and ctx.resolver.catalog.get(actor.group).type == "country":
+                        return True
+    return False
+
+
 def _third_party(anchor, ctx: Context) -> bool:
     """Does a clause on the way up from the cue have a third-person pronoun for its subject ("They
     wanted to tear our economy to shreds with sanctions")? Its proposition is someone else's, whom
@@ -128,6 +144,8 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         actor, path = found
         if not actor.group:
             continue
+        if _goes_to_another(path, book.topics[cue.topic].recipient, ctx):
+            continue   # "North Korea has shipped millions of artillery shells to Russia"
         if cue.needs_verb is not None and not any(cue.needs_verb.fullmatch(t.text) for t in path[1:]):
             continue
         if mention_only(cue_tokens, path, ctx) or _superseded(path, ctx):
