@@ -1002,3 +1002,9 @@ def test_claims_supplies_to_another_state_are_off_topic(miner):
                 if s[1] == "military_aid_to_ukraine"]
     assert ("Germany", "military_aid_to_ukraine", "support") in stances(
         miner, "Germany has shipped thousands of artillery shells to Ukraine.")
+
+
+def test_claims_a_one_off_and_only_because_are_conditions(miner):
+    text = ('Finland could accept common EU borrowing for Ukraine "as a one-off, and only because this is an '
+            'emergency", the finance minister said.')
+    assert ("Finland", "ukraine_eu_funding", "conditional") in stances(miner, text)
