@@ -1008,3 +1008,11 @@ def test_claims_a_one_off_and_only_because_are_conditions(miner):
     text = ('Finland could accept common EU borrowing for Ukraine "as a one-off, and only because this is an '
             'emergency", the finance minister said.')
     assert ("Finland", "ukraine_eu_funding", "conditional") in stances(miner, text)
+
+
+def test_claims_a_subject_under_neither_nor_negates(miner):
+    text = "Neither Mette Frederiksen nor Norway's Jonas Gahr Store sees any point in phoning Putin."
+    found = stances(miner, text)
+    assert ("Norway", "direct_talks_with_putin", "oppose") in found
+    assert ("Norway", "direct_talks_with_putin", "support") in stances(
+        miner, "Norway's Jonas Gahr Store sees a point in phoning Putin.")

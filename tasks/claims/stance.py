@@ -60,6 +60,10 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
                     # more than a breather", "is a recipe for disaster"
                     window.update((g.i, g) for g in c.subtree if g.pos_ in ("NOUN", "ADJ", "ADP"))
                 window.update((g.i, g) for g in c.children if g.dep_ in ("det", "neg") and g.lower_ in lex.negation)
+    for t in path:   # "Neither Kallas nor Michal sees any point in phoning Putin": a negated subject
+        for c in t.children:
+            if c.dep_ in ("nsubj", "nsubjpass"):
+                window.update((g.i, g) for g in c.children if g.dep_ in ("preconj", "det") and g.lower_ in lex.negation)
     for c in anchor.children:   # "no ceasefire", "any settlement"
         if c.dep_ in ("det", "neg"):
             window[c.i] = c
