@@ -1016,3 +1016,11 @@ def test_claims_a_subject_under_neither_nor_negates(miner):
     assert ("Norway", "direct_talks_with_putin", "oppose") in found
     assert ("Norway", "direct_talks_with_putin", "support") in stances(
         miner, "Norway's Jonas Gahr Store sees a point in phoning Putin.")
+
+
+def test_claims_not_until_is_a_condition(miner):
+    text = '"Ukraine\'s membership of NATO cannot happen until the guns have fallen silent," Olaf Scholz said.'
+    assert ("Germany", "ukraine_nato_membership", "conditional") in stances(miner, text)
+    # a plain "until" of time is no condition
+    assert ("Germany", "ukraine_nato_membership", "support") in stances(
+        miner, '"Germany will back Ukraine\'s membership of NATO until the summit ends," Olaf Scholz said.')

@@ -101,6 +101,9 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
                 continue
             if is_condition(c, ctx):
                 extra.append(" ".join(x.text for x in c.children if x.dep_ in ("mark", "advmod")) + " if")
+            elif c.dep_ == "advcl" and any(x.dep_ == "mark" and x.lower_ == "until" for x in c.children) \
+                    and any(x.dep_ == "neg" for x in t.children):
+                extra.append("only after")   # "it cannot happen until the guns fall silent": not before = only after
             elif c.dep_ == "prep" and (c.lower_ in lex.condition_prepositions or any(
                     x.dep_ == "advmod" and x.lower_ == "only" for x in c.children)):   # "but only with a mandate"
                 extra.append(" ".join(x.text for x in list(c.subtree)[:6]))
