@@ -171,7 +171,10 @@ def main() -> int:
     rng = random.Random(args.seed)
     base = Path(tempfile.mkdtemp(prefix="bench-kill-", dir=args.keep))
 
-    clean_dir = base / "clean"
+    # Every run works in the same folder (base/work), moved aside when it is done: the sample's local
+    # pages lie beside each run's config, so their URLs (and the ids derived from them) name that folder.
+    work = base / "work"
+    clean_dir = work
     clean_dir.mkdir(parents=True)
     clean_config = scratch_config(args.config, clean_dir)
     rc, clean_seconds = ingest(clean_config)
@@ -191,11 +194,12 @@ def main() -> int:
     print(f"clean run: {clean_seconds:.1f}s, the pipeline from {begun - LAST_LAUNCH:.1f}s to "
           f"{ended - LAST_LAUNCH:.1f}s; kills drawn from [{span[0]:.1f}s, {span[1]:.1f}s]; views: "
           + ", ".join(f"{v}={sum(c.values())}" for v, c in clean.items()), flush=True)
+    work.rename(base / "clean")
 
     failures = 0
     killed_marked = 0
     for trial in range(1, args.trials + 1):
-        folder = base / f"trial-{trial:02d}"
+        folder = work
         folder.mkdir()
         config = scratch_config(args.config, folder)
         at = rng.uniform(*span)
@@ -213,6 +217,7 @@ def main() -> int:
         failures += bool(diff)
         print(f"trial {trial:2d}: {outcome} at {at:5.1f}s (left: {left}); re-run {seconds:.1f}s, runs {statuses}: "
               + ("; ".join(diff) if diff else "identical to the clean run"), flush=True)
+        folder.rename(base / f"trial-{trial:02d}")
     print(f"{args.trials - failures}/{args.trials} trials identical to the clean run (every public view, as "
           f"multisets); {killed_marked} killed run(s) marked 'killed' by the re-run")
     if args.keep is None:

@@ -462,6 +462,135 @@ def newsmon_cli(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str]
                           env=env if env is not None else cli_env(cwd), input=input)
 
 
+# -- config writers ---------------------------------------------------------------------------
+
+def warehouse_config(directory: Path, warehouse_path: Path, extra: str = "") -> Path:
+    """directory/newsmon.toml naming the warehouse (waiting up to 30 s for its lock), then `extra` TOML."""
+    path = directory / "newsmon.toml"
+    path.write_text(f'[warehouse]\npath = "{warehouse_path}"\nlock_timeout_seconds = 30\n\n{extra}')
+    return path
+
+
+def sample_beside(directory: Path) -> Path:
+    """Copy the bundled sample (config/sample) into directory/sample, once; its feeds folder.
+
+    A local feed's pages must lie in its config's folder, so a test config that reads the sample
+    has it beside itself."""
+    import shutil
+
+    if not (directory / "sample").exists():
+        shutil.copytree(ROOT / "config" / "sample", directory / "sample")
+    return directory / "sample" / "feeds"
+
+
+# -- a real SMTP server -------------------------------------------------------------------
+#
+# One aiosmtpd server on 127.0.0.1 for the session; a test may take it down and bring it
+# back on the same port (`smtp.down()` / `smtp.up()`). `mailbox` empties it for each test.
+
+class _Collect:
+    """Keeps every message. RCPT TO nobody@… is refused for good (550), busy@… for now (450)."""
+
+    def __init__(self, box: "SmtpServer") -> None:
+        self.box = box
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such mailbox"
+        if address.startswith("busy@"):
+            return "450 4.2.1 mailbox busy, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        hold = self.box.hold.get(tuple(envelope.rcpt_tos))
+        if hold is not None and not hold.keep_first:
+            await hold.wait()
+            if server.transport is None or server.transport.is_closing():
+                return "421 4.3.0 the client went away"  # never accepted, so not kept
+        with self.box.lock:
+            self.box.messages.append(envelope.content)
+            self.box.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        if hold is not None and hold.keep_first:
+            await hold.wait()
+        return "250 2.0.0 queued"
+
+
+class Hold:
+    """Stops the server inside DATA for one recipient's message until `release()`: before it keeps
+    the message (`keep_first=False`: the sender dies before the message arrived) or after it, before
+    its "250" (`keep_first=True`: the message arrived but the sender never heard so)."""
+
+    def __init__(self, keep_first: bool) -> None:
+        self.keep_first = keep_first
+        self.reached = threading.Event()
+        self.released = threading.Event()
+
+    async def wait(self) -> None:
+        import asyncio
+
+        self.reached.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.released.wait, 60)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+class SmtpServer:
+    def __init__(self, **smtp_options) -> None:
+        self.smtp_options = smtp_options  # aiosmtpd's SMTP options, e.g. enable_SMTPUTF8=True
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.messages: list[bytes] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.controller = None  # an aiosmtpd Controller while up
+        self.hold: dict[tuple[str, ...], Hold] = {}  # rcpt_tos -> where to stop in DATA
+
+    def up(self) -> None:
+        if self.controller is None:
+            from aiosmtpd.controller import Controller
+
+            self.controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port, **self.smtp_options)
+            self.controller.start()
+
+    def down(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def clear(self) -> None:
+        with self.lock:
+            self.messages.clear()
+            self.envelopes.clear()
+        for hold in self.hold.values():
+            hold.release()
+        self.hold.clear()
+
+    def parsed(self) -> list:
+        """The messages received, as email.message.EmailMessage objects."""
+        import email
+        import email.policy
+
+        with self.lock:
+            return [email.message_from_bytes(m, policy=email.policy.default) for m in self.messages]
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.up()
+    yield server
+    server.down()
+
+
+@pytest.fixture
+def smtp(smtp_server: SmtpServer) -> Iterator[SmtpServer]:
+    smtp_server.up()
+    smtp_server.clear()
+    yield smtp_server
+    smtp_server.up()
+
+
 # -- a real Prefect server -----------------------------------------------------------------
 #
 # `prefect server start` on 127.0.0.1 with a PREFECT_HOME of its own. Tests using it are slow.
