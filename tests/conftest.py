@@ -782,11 +782,11 @@ def run_fetch_stages(tmp_path: Path, fetch_settings, warehouse_template: Path) -
 # -- mining fixtures --
 #
 # Building a Miner loads spaCy's model and the domain files (1-3 s of CPU), and the pipeline
-# builds one per run: the test session keeps every Miner it built, keyed by what decides its
-# output (the miner's version, a digest of the rules' code, the model and the contents of every
-# domain file, plus the batch size and the length cap), and hands out a shallow copy of the
-# same real Miner to every later build with the same key. A test that edits a domain file or
-# the rules gets another version, hence a Miner of its own. Worker processes (nlp.processes > 1)
+# builds one per run: the test session keeps the Miners it built (the two most recent), keyed by
+# the miner's version (a digest of the rules' code, the model and the contents of every domain
+# file), and hands every later build with the same version a shallow copy of that real Miner
+# with the settings' own batch size and length cap. A test that edits a domain file or the
+# rules gets another version, hence a Miner of its own. Worker processes (nlp.processes > 1)
 # build theirs as always.
 
 _MINERS: dict = {}
@@ -799,10 +799,12 @@ def one_miner_per_version():
     build = mine.Miner.from_settings.__func__
 
     def from_settings(cls, s):
-        key = (mine.current_version(s), s.batch_size, s.max_chars)
+        key = mine.current_version(s)
         if key not in _MINERS:
+            while len(_MINERS) >= 2:   # each holds a model (~200 MB): keep the two built last
+                del _MINERS[next(iter(_MINERS))]
             _MINERS[key] = build(cls, s)
-        return dataclasses.replace(_MINERS[key])   # its own batch_size / max_chars, the same model
+        return dataclasses.replace(_MINERS[key], batch_size=s.batch_size, max_chars=s.max_chars)
 
     mine.Miner.from_settings = classmethod(from_settings)
     yield
