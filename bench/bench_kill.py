@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 import duckdb
@@ -47,14 +48,26 @@ STAGE_TABLES = ("feed_entries", "pages", "article_texts", "mined_articles", "cha
 
 
 def scratch_config(source: Path, folder: Path) -> Path:
-    """`source` with its warehouse in `folder` and its relative paths made absolute."""
+    """`source` with its warehouse in `folder` and its relative paths made absolute, except local
+    feeds inside the source's folder: a local feed's pages must lie in its config's folder, so
+    the folder holding such a feed (e.g. `sample/`) is copied into `folder` and the feed's URL
+    is kept relative to it."""
     from newsmon.settings import load_settings
 
     settings = load_settings(source)  # resolves feed URLs and domain files against the source's folder
     text = source.read_text(encoding="utf-8")
     text = re.sub(r'(?m)^path\s*=\s*"[^"]*"', f'path = "{folder / "news.duckdb"}"', text, count=1)
+    home = source.parent.resolve()
     for feed in settings.feeds:
-        text = text.replace(f'"{_raw_url(source, feed.name)}"', f'"{feed.url}"')
+        local = Path(urllib.parse.unquote(urllib.parse.urlparse(feed.url).path)).resolve() \
+            if feed.url.startswith("file:") else None
+        if local is not None and local.is_relative_to(home) and local.parent != home:
+            top = local.relative_to(home).parts[0]
+            if not (folder / top).exists():
+                shutil.copytree(home / top, folder / top)
+            text = text.replace(f'"{_raw_url(source, feed.name)}"', f'"{local.relative_to(home).as_posix()}"')
+        else:
+            text = text.replace(f'"{_raw_url(source, feed.name)}"', f'"{feed.url}"')
     for key in ("entities", "topics", "money", "fx", "aid", "lang"):
         text = re.sub(rf'(?m)^{key}\s*=\s*"[^"]*"', f'{key} = "{getattr(settings.nlp, key)}"', text)
     path = folder / "newsmon.toml"
@@ -158,7 +171,10 @@ def main() -> int:
     rng = random.Random(args.seed)
     base = Path(tempfile.mkdtemp(prefix="bench-kill-", dir=args.keep))
 
-    clean_dir = base / "clean"
+    # Every run works in the same folder (base/work), moved aside when it is done: the sample's local
+    # pages lie beside each run's config, so their URLs (and the ids derived from them) name that folder.
+    work = base / "work"
+    clean_dir = work
     clean_dir.mkdir(parents=True)
     clean_config = scratch_config(args.config, clean_dir)
     rc, clean_seconds = ingest(clean_config)
@@ -166,6 +182,11 @@ def main() -> int:
         print(f"the clean run exited {rc}", file=sys.stderr)
         return 1
     clean = contents(clean_dir / "news.duckdb")
+    if not sum(clean.get("articles", collections.Counter()).values()):
+        # nothing to lose or duplicate: every comparison below would hold trivially
+        print("the clean run stored no articles: nothing to compare (is the config's feed reachable?)",
+              file=sys.stderr)
+        return 1
     con = duckdb.connect(str(clean_dir / "news.duckdb"), read_only=True)
     begun, ended = con.execute("SELECT epoch(started_at), epoch(finished_at) FROM runs").fetchone()
     con.close()
@@ -173,11 +194,12 @@ def main() -> int:
     print(f"clean run: {clean_seconds:.1f}s, the pipeline from {begun - LAST_LAUNCH:.1f}s to "
           f"{ended - LAST_LAUNCH:.1f}s; kills drawn from [{span[0]:.1f}s, {span[1]:.1f}s]; views: "
           + ", ".join(f"{v}={sum(c.values())}" for v, c in clean.items()), flush=True)
+    work.rename(base / "clean")
 
     failures = 0
     killed_marked = 0
     for trial in range(1, args.trials + 1):
-        folder = base / f"trial-{trial:02d}"
+        folder = work
         folder.mkdir()
         config = scratch_config(args.config, folder)
         at = rng.uniform(*span)
@@ -195,6 +217,7 @@ def main() -> int:
         failures += bool(diff)
         print(f"trial {trial:2d}: {outcome} at {at:5.1f}s (left: {left}); re-run {seconds:.1f}s, runs {statuses}: "
               + ("; ".join(diff) if diff else "identical to the clean run"), flush=True)
+        folder.rename(base / f"trial-{trial:02d}")
     print(f"{args.trials - failures}/{args.trials} trials identical to the clean run (every public view, as "
           f"multisets); {killed_marked} killed run(s) marked 'killed' by the re-run")
     if args.keep is None:

@@ -309,14 +309,39 @@ def has_ipv6_loopback() -> bool:
 
 
 # -- warehouse fixtures --
-@pytest.fixture
-def warehouse(tmp_path: Path):
-    """A migrated warehouse in a fresh DuckDB file."""
+#
+# Running every migration takes ~0.2 s of CPU (more on a loaded machine), and hundreds of tests
+# want a fresh warehouse: the session migrates one template file once and each test gets a
+# copy of it, on which `migrate()` still runs (and finds nothing to do). A test that is about
+# migrations themselves creates its own file instead.
+
+@pytest.fixture(scope="session")
+def warehouse_template(tmp_path_factory) -> Path:
+    """A DuckDB file with every migration applied, to be copied (never opened by tests)."""
     from warehouse import Warehouse
 
-    wh = Warehouse(tmp_path / "w.duckdb")
+    path = tmp_path_factory.mktemp("warehouse-template") / "template.duckdb"
+    Warehouse(path).migrate()
+    return path
+
+
+def migrated_copy(template: Path, path: Path):
+    """A Warehouse on a copy of the migrated template at `path` (migrate() runs again: a no-op)."""
+    import shutil
+
+    from warehouse import Warehouse
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, path)
+    wh = Warehouse(path)
     wh.migrate()
     return wh
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path, warehouse_template: Path):
+    """A migrated warehouse in a fresh DuckDB file (a copy of the session's template)."""
+    return migrated_copy(warehouse_template, tmp_path / "w.duckdb")
 
 
 # -- analyst fixtures: stored articles with claims, and the CLI run in-process --
@@ -440,6 +465,135 @@ def newsmon_cli(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str]
 
     return subprocess.run([str(NEWSMON), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
                           env=env if env is not None else cli_env(cwd), input=input)
+
+
+# -- config writers ---------------------------------------------------------------------------
+
+def warehouse_config(directory: Path, warehouse_path: Path, extra: str = "") -> Path:
+    """directory/newsmon.toml naming the warehouse (waiting up to 30 s for its lock), then `extra` TOML."""
+    path = directory / "newsmon.toml"
+    path.write_text(f'[warehouse]\npath = "{warehouse_path}"\nlock_timeout_seconds = 30\n\n{extra}')
+    return path
+
+
+def sample_beside(directory: Path) -> Path:
+    """Copy the bundled sample (config/sample) into directory/sample, once; its feeds folder.
+
+    A local feed's pages must lie in its config's folder, so a test config that reads the sample
+    has it beside itself."""
+    import shutil
+
+    if not (directory / "sample").exists():
+        shutil.copytree(ROOT / "config" / "sample", directory / "sample")
+    return directory / "sample" / "feeds"
+
+
+# -- a real SMTP server -------------------------------------------------------------------
+#
+# One aiosmtpd server on 127.0.0.1 for the session; a test may take it down and bring it
+# back on the same port (`smtp.down()` / `smtp.up()`). `mailbox` empties it for each test.
+
+class _Collect:
+    """Keeps every message. RCPT TO nobody@… is refused for good (550), busy@… for now (450)."""
+
+    def __init__(self, box: "SmtpServer") -> None:
+        self.box = box
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such mailbox"
+        if address.startswith("busy@"):
+            return "450 4.2.1 mailbox busy, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        hold = self.box.hold.get(tuple(envelope.rcpt_tos))
+        if hold is not None and not hold.keep_first:
+            await hold.wait()
+            if server.transport is None or server.transport.is_closing():
+                return "421 4.3.0 the client went away"  # never accepted, so not kept
+        with self.box.lock:
+            self.box.messages.append(envelope.content)
+            self.box.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        if hold is not None and hold.keep_first:
+            await hold.wait()
+        return "250 2.0.0 queued"
+
+
+class Hold:
+    """Stops the server inside DATA for one recipient's message until `release()`: before it keeps
+    the message (`keep_first=False`: the sender dies before the message arrived) or after it, before
+    its "250" (`keep_first=True`: the message arrived but the sender never heard so)."""
+
+    def __init__(self, keep_first: bool) -> None:
+        self.keep_first = keep_first
+        self.reached = threading.Event()
+        self.released = threading.Event()
+
+    async def wait(self) -> None:
+        import asyncio
+
+        self.reached.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.released.wait, 60)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+class SmtpServer:
+    def __init__(self, **smtp_options) -> None:
+        self.smtp_options = smtp_options  # aiosmtpd's SMTP options, e.g. enable_SMTPUTF8=True
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.messages: list[bytes] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.controller = None  # an aiosmtpd Controller while up
+        self.hold: dict[tuple[str, ...], Hold] = {}  # rcpt_tos -> where to stop in DATA
+
+    def up(self) -> None:
+        if self.controller is None:
+            from aiosmtpd.controller import Controller
+
+            self.controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port, **self.smtp_options)
+            self.controller.start()
+
+    def down(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def clear(self) -> None:
+        with self.lock:
+            self.messages.clear()
+            self.envelopes.clear()
+        for hold in self.hold.values():
+            hold.release()
+        self.hold.clear()
+
+    def parsed(self) -> list:
+        """The messages received, as email.message.EmailMessage objects."""
+        import email
+        import email.policy
+
+        with self.lock:
+            return [email.message_from_bytes(m, policy=email.policy.default) for m in self.messages]
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.up()
+    yield server
+    server.down()
+
+
+@pytest.fixture
+def smtp(smtp_server: SmtpServer) -> Iterator[SmtpServer]:
+    smtp_server.up()
+    smtp_server.clear()
+    yield smtp_server
+    smtp_server.up()
 
 
 # -- a real Prefect server -----------------------------------------------------------------
@@ -602,7 +756,7 @@ class StageRun:
 
 
 @pytest.fixture
-def run_fetch_stages(tmp_path: Path, fetch_settings) -> Callable[..., StageRun]:
+def run_fetch_stages(tmp_path: Path, fetch_settings, warehouse_template: Path) -> Callable[..., StageRun]:
     """Factory: `run_fetch_stages({"name": url, ...}, config_dir=..., **fetch)` polls the feeds
     and fetches their pages with the real stages; `config_dir` stands for the TOML's folder
     (local feeds' pages must lie in it). Runs again on the same warehouse when called again."""
@@ -617,8 +771,11 @@ def run_fetch_stages(tmp_path: Path, fetch_settings) -> Callable[..., StageRun]:
                             fetch=fetch_settings(**fetch),
                             feeds=[FeedSettings(name=n, url=u) for n, u in feeds.items()],
                             source=(config_dir or tmp_path) / "newsmon.toml")
-        wh = Warehouse(settings.warehouse.path)
-        wh.migrate()
+        if settings.warehouse.path.exists():
+            wh = Warehouse(settings.warehouse.path)
+            wh.migrate()
+        else:
+            wh = migrated_copy(warehouse_template, settings.warehouse.path)
         run_id = str(uuid.uuid4())
         started = time.monotonic()
         counts = {"feeds": stages.poll_feeds.fn(settings, wh, run_id),
@@ -628,6 +785,38 @@ def run_fetch_stages(tmp_path: Path, fetch_settings) -> Callable[..., StageRun]:
 
 
 # -- mining fixtures --
+#
+# Building a Miner loads spaCy's model and the domain files (1-3 s of CPU), and the pipeline
+# builds one per run: the test session keeps the Miners it built (the two most recent), keyed by
+# the miner's version (a digest of the rules' code, the model and the contents of every domain
+# file), and hands every later build with the same version a shallow copy of that real Miner
+# with the settings' own batch size and length cap. A test that edits a domain file or the
+# rules gets another version, hence a Miner of its own. Worker processes (nlp.processes > 1)
+# build theirs as always.
+
+_MINERS: dict = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_miner_per_version():
+    from tasks import mine
+
+    build = mine.Miner.from_settings.__func__
+
+    def from_settings(cls, s):
+        key = mine.current_version(s)
+        if key not in _MINERS:
+            while len(_MINERS) >= 2:   # each holds a model (~200 MB): keep the two built last
+                del _MINERS[next(iter(_MINERS))]
+            _MINERS[key] = build(cls, s)
+        return dataclasses.replace(_MINERS[key], batch_size=s.batch_size, max_chars=s.max_chars)
+
+    mine.Miner.from_settings = classmethod(from_settings)
+    yield
+    mine.Miner.from_settings = classmethod(build)
+    _MINERS.clear()
+
+
 @pytest.fixture(scope="session")
 def nlp_miner():
     """The real miner (en_core_web_sm + newsmon's components, the real config files), loaded once."""
@@ -732,6 +921,15 @@ def temporary_postgres() -> Iterator[Postgres]:
             _pg_run("pg_ctl", "-D", str(root / "data"), "-w", "-t", "60", "-m", "fast", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """A test that needs the PostgreSQL server (directly or through `lake_warehouse`) is slow:
+    it starts a server, and migrating a lake on it takes seconds."""
+    for item in items:
+        if "postgres" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

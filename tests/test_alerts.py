@@ -13,16 +13,13 @@ import email.utils
 import email.policy
 import importlib.util
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from conftest import Answer
+from conftest import Answer, Hold, SmtpServer, free_port
 
 from flows.notify import detect_changes, send_alerts
 from newsmon.errors import AlertError
@@ -35,110 +32,6 @@ from tests.test_changes import B, add_articles, day, pledge, pos, url
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_EVAL = ROOT.parent / "shared" / "eval" / "run_eval.py"
-
-
-# -- SMTP fixtures -------------------------------------------------------------------
-#
-# One aiosmtpd server on 127.0.0.1 for the session; a test may take it down and bring it
-# back on the same port (`smtp.down()` / `smtp.up()`). `mailbox` empties it for each test.
-
-class _Collect:
-    """Keeps every message. RCPT TO nobody@… is refused for good (550), busy@… for now (450)."""
-
-    def __init__(self, box: "SmtpServer") -> None:
-        self.box = box
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-        if address.startswith("nobody@"):
-            return "550 5.1.1 no such mailbox"
-        if address.startswith("busy@"):
-            return "450 4.2.1 mailbox busy, try later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        hold = self.box.hold.get(tuple(envelope.rcpt_tos))
-        if hold is not None and not hold.keep_first:
-            await hold.wait()
-            if server.transport is None or server.transport.is_closing():
-                return "421 4.3.0 the client went away"  # never accepted, so not kept
-        with self.box.lock:
-            self.box.messages.append(envelope.content)
-            self.box.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        if hold is not None and hold.keep_first:
-            await hold.wait()
-        return "250 2.0.0 queued"
-
-
-class Hold:
-    """Stops the server inside DATA for one recipient's message until `release()`: before it keeps
-    the message (`keep_first=False`: the sender dies before the message arrived) or after it, before
-    its "250" (`keep_first=True`: the message arrived but the sender never heard so)."""
-
-    def __init__(self, keep_first: bool) -> None:
-        self.keep_first = keep_first
-        self.reached = threading.Event()
-        self.released = threading.Event()
-
-    async def wait(self) -> None:
-        import asyncio
-
-        self.reached.set()
-        await asyncio.get_running_loop().run_in_executor(None, self.released.wait, 60)
-
-    def release(self) -> None:
-        self.released.set()
-
-
-class SmtpServer:
-    def __init__(self, **smtp_options) -> None:
-        self.smtp_options = smtp_options  # aiosmtpd's SMTP options, e.g. enable_SMTPUTF8=True
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.lock = threading.Lock()
-        self.messages: list[bytes] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-        self.controller: Controller | None = None
-        self.hold: dict[tuple[str, ...], Hold] = {}  # rcpt_tos -> where to stop in DATA
-
-    def up(self) -> None:
-        if self.controller is None:
-            self.controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port, **self.smtp_options)
-            self.controller.start()
-
-    def down(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    def clear(self) -> None:
-        with self.lock:
-            self.messages.clear()
-            self.envelopes.clear()
-        for hold in self.hold.values():
-            hold.release()
-        self.hold.clear()
-
-    def parsed(self) -> list[email.message.EmailMessage]:
-        with self.lock:
-            return [email.message_from_bytes(m, policy=email.policy.default) for m in self.messages]
-
-
-@pytest.fixture(scope="session")
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.up()
-    yield server
-    server.down()
-
-
-@pytest.fixture
-def smtp(smtp_server: SmtpServer) -> Iterator[SmtpServer]:
-    smtp_server.up()
-    smtp_server.clear()
-    yield smtp_server
-    smtp_server.up()
 
 
 # -- the acceptance harness's reading of a mailbox ---------------------------------------
@@ -342,10 +235,8 @@ def test_alerts_without_smtp_stay_due(settings, warehouse, smtp):
     assert send_alerts.fn(settings, warehouse, "run-2")["messages"] == 1
 
 
-def test_alerts_crash_between_send_and_mark_resends_same_message(settings, warehouse, smtp, monkeypatch):
-    seed(warehouse)
-    detect_changes.fn(settings, warehouse, "run-1")
-
+def send_then_die_before_marking(settings: Settings, warehouse: Warehouse, monkeypatch) -> None:
+    """send_alerts of run-1, the process dying right after the server took the message (before it is marked sent)."""
     def crash(*args, **kwargs):
         raise SystemExit("killed after the send")
 
@@ -353,6 +244,13 @@ def test_alerts_crash_between_send_and_mark_resends_same_message(settings, wareh
         m.setattr(ob, "mark_sent", crash)
         with pytest.raises(SystemExit):
             send_alerts.fn(settings, warehouse, "run-1")
+
+
+def test_alerts_crash_between_send_and_mark_resends_same_message(settings, warehouse, smtp, monkeypatch):
+    seed(warehouse)
+    detect_changes.fn(settings, warehouse, "run-1")
+
+    send_then_die_before_marking(settings, warehouse, monkeypatch)
     assert len(smtp.messages) == 1
     [first] = smtp.parsed()
     assert {(r["status"], r["message_id"]) for r in warehouse.read("SELECT status, message_id FROM alerts")} == {
@@ -1143,13 +1041,7 @@ def test_alerts_change_retracted_while_its_alert_was_in_flight_is_corrected_afte
     add_articles(warehouse, [pos("jan", 0, "support"), pos("mar", 60, "oppose")])
     detect_changes.fn(settings, warehouse, "run-1")
 
-    def crash(*args, **kwargs):
-        raise SystemExit("killed after the send")
-
-    with monkeypatch.context() as m:
-        m.setattr(ob, "mark_sent", crash)
-        with pytest.raises(SystemExit):
-            send_alerts.fn(settings, warehouse, "run-1")
+    send_then_die_before_marking(settings, warehouse, monkeypatch)
     with warehouse.transaction() as con:
         con.execute("DELETE FROM position_claims WHERE url = ?", [url("mar")])
     assert detect_changes.fn(settings, warehouse, "run-2")["corrections_queued"] == 1

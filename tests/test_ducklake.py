@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import sample_beside
 from newsmon.errors import ConfigError, WarehouseError
 from newsmon.settings import load_settings
 from tasks.shard import in_shard, parse_shard
@@ -298,9 +298,7 @@ def _sample_config(tmp_path: Path, name: str, warehouse: str) -> Path:
     """The bundled sample feeds (config/newsmon.toml's), on a warehouse of this test."""
     text = (ROOT / "config" / "newsmon.toml").read_text()
     feeds = text[text.index("[[feeds]]"):text.index("# [smtp]")]
-    # a local feed's pages must lie in the config's folder: the sample is copied beside the config
-    if not (tmp_path / "sample").exists():
-        shutil.copytree(ROOT / "config" / "sample", tmp_path / "sample")
+    sample_beside(tmp_path)
     path = tmp_path / f"{name}.toml"
     path.write_text(f"[warehouse]\n{warehouse}\nlock_timeout_seconds = 300\n\n{feeds}\n"
                     "[alerts]\nrecipients = [\"analyst@example.org\"]\n")

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import store_articles
+from conftest import store_articles, warehouse_config
 from warehouse import Warehouse
 
 UTC = dt.timezone.utc
@@ -32,9 +32,7 @@ def config(tmp_path, warehouse: Warehouse) -> Path:
                       currency="NOK", amount_eur=1.7e8, kind="humanitarian"),
                  dict(url=url("b"), evidence="Germany pledged 1 billion euros.", donor="Germany",
                       recipient="Ukraine", amount=1e9, currency="EUR", amount_eur=1e9, kind="military")])
-    path = tmp_path / "newsmon.toml"
-    path.write_text(f'[warehouse]\npath = "{warehouse.path}"\nlock_timeout_seconds = 30\n')
-    return path
+    return warehouse_config(tmp_path, warehouse.path)
 
 
 def export(run_newsmon, config: Path, *args: str):

@@ -69,7 +69,6 @@ def test_feeds_corpus_every_entry_kept_or_rejected(site, fetch_settings, directo
     rows = _manifest(directory)
     assert rows, f"empty manifest in {directory}"
     problems: list[str] = []
-    started = time.monotonic()
     with Fetcher(fetch_settings()) as fetcher:
         for i, row in enumerate(rows):
             path = CORPUS / directory / (row.get("path") or row["file"])
@@ -103,7 +102,8 @@ def test_feeds_corpus_every_entry_kept_or_rejected(site, fetch_settings, directo
                         problems.append(f"{path.name}: link {link!r} not found")
     assert len(site.hits()) >= len(rows)  # every document really went over HTTP
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:40])
-    assert time.monotonic() - started < 40
+    # No wall-clock bound here: it failed at a load of 11 (48 s for the whole corpus); a stuck feed is
+    # cut by the fetch deadlines, which the hostile-feed tests below check.
 
 
 # -- conditional GET -----------------------------------------------------------------------
@@ -412,12 +412,19 @@ def test_feeds_sigterm_stops_a_run_stuck_on_a_trickling_feed(site, tmp_path):
         time.sleep(1)
         proc.send_signal(signal.SIGTERM)
         started = time.monotonic()
-        proc.wait(timeout=60)
+        err = proc.communicate(timeout=60)[1].decode(errors="replace")
         assert time.monotonic() - started < 10
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    # stopped as a run, not abandoned: one line, exit 143, the run recorded as interrupted (on the main
+    # of issue 9 it stopped in time here but left a traceback and its run "running")
+    assert proc.returncode == 143 and "Traceback" not in err, err[-3000:]
+    from warehouse import Warehouse
+
+    [run] = Warehouse(tmp_path / "w.duckdb").read("SELECT status, finished_at FROM runs")
+    assert run["status"] == "interrupted" and run["finished_at"] is not None
 
 
 CHILD_RUN = """

@@ -150,6 +150,20 @@ def test_mine_text_longer_than_the_cap_is_mined_up_to_a_paragraph_break(miner):
     assert mined[0]["sentences"] == 30
 
 
+def test_mine_article_over_spacys_length_limit_is_mined_with_the_rest_of_its_batch(miner):
+    """Issue 9: one article of 1.2 M characters (over spaCy's max_length, 1,000,000) raised E088, so
+    nothing in its batch was mined, on every later run. Here it sits in a batch beside a healthy
+    article, with the default cap: both are mined, the long one up to the cap. (The filler is white
+    space, which spaCy parses cheaply: E088 looks only at the length.)"""
+    para = "Germany pledged €500m in military aid to Ukraine on Monday, Chancellor Olaf Scholz said.\n"
+    articles = [dict(url="long", text=para + " " * 1_200_000, language="en", published_at=None),
+                dict(url="healthy", text=para, language="en", published_at=None)]
+    assert len(articles[0]["text"]) > 1_000_000
+    rows, mined = miner.mine(articles)
+    assert [m["url"] for m in mined] == ["long", "healthy"]
+    assert sorted(r["url"] for r in rows["pledge_claims"]) == ["healthy", "long"]
+
+
 # -- the version without spaCy, mining on several processes ----------------------------------
 def test_mine_current_version_is_the_loaded_miners_without_spacy(miner):
     from tasks import claims, mine, nlp
@@ -184,6 +198,7 @@ def sample_articles() -> list[dict]:
                  published_at=dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)) for i, t in enumerate(texts)]
 
 
+@pytest.mark.slow  # spawns two worker processes, each importing spaCy and loading the model
 def test_mine_two_processes_mine_exactly_what_one_does(miner, monkeypatch):
     from tasks import mine
     from tasks.mine import mine_chunks

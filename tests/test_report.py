@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import store_articles
+from conftest import store_articles, warehouse_config
 from flows.notify import detect_changes
 from newsmon.settings import AlertSettings, Settings, WarehouseSettings
 from warehouse import Warehouse
@@ -55,9 +55,7 @@ def config(tmp_path, warehouse: Warehouse) -> Path:
     settings = Settings(warehouse=WarehouseSettings(path=warehouse.path),
                         alerts=AlertSettings(recipients=["analyst@example.org"]))
     detect_changes.fn(settings, warehouse, "run-1")
-    path = tmp_path / "newsmon.toml"
-    path.write_text(f'[warehouse]\npath = "{warehouse.path}"\nlock_timeout_seconds = 30\n')
-    return path
+    return warehouse_config(tmp_path, warehouse.path)
 
 
 class Page(html.parser.HTMLParser):

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import Answer, cli_env, newsmon_cli
+from conftest import Answer, cli_env, free_port, newsmon_cli
 from flows.runtime import check_prefect_api, run_failure, run_pipeline, run_problems
 from newsmon.errors import OrchestratorError, RunFailed, WarehouseError
 from tests.test_ingest import serve_site, write_config
@@ -185,9 +185,7 @@ def test_runs_prefect_api_that_never_answers_is_one_clean_error(site):
 
 
 def test_runs_prefect_api_refusing_connections_is_one_clean_error():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # closed again: nothing listens there
     with pytest.raises(OrchestratorError, match=r"Prefect API at http://127\.0\.0\.1:\d+/api did not answer"):
         check_prefect_api(f"http://127.0.0.1:{port}/api", timeout=5)
 
@@ -220,9 +218,7 @@ def test_runs_cli_ingest_without_prefect_api_starts_no_server(site, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("command", [["ingest"], ["backfill", "--since", "2025-12-01"]])
 def test_runs_cli_with_a_dead_prefect_api_is_one_line_and_runs_nothing(site, tmp_path, command):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config = write_config(tmp_path, {"courier": serve_site(site)}, retries=0)
     env = cli_env(tmp_path, PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
     proc = newsmon_cli(*command, "--config", str(config), cwd=tmp_path, env=env, timeout=120)

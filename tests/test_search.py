@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import store_articles
+from conftest import store_articles, warehouse_config
 from warehouse import Warehouse
 from warehouse.search import fts_extension_path
 
@@ -41,9 +41,7 @@ MENTIONS = [dict(url=url("frozen"), entity="European Union", entity_type="organi
 @pytest.fixture
 def config(tmp_path, warehouse: Warehouse) -> Path:
     store_articles(warehouse, ARTICLES, mentions=MENTIONS)
-    path = tmp_path / "newsmon.toml"
-    path.write_text(f'[warehouse]\npath = "{warehouse.path}"\nlock_timeout_seconds = 30\n')
-    return path
+    return warehouse_config(tmp_path, warehouse.path)
 
 
 def search(run_newsmon, config: Path, *args: str) -> list[dict]:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import NEWSMON, cli_env, newsmon_cli
+from conftest import NEWSMON, cli_env, newsmon_cli, warehouse_config
 from newsmon.errors import ConfigError, WarehouseError
 from newsmon.settings import load_settings
 from warehouse import Warehouse
@@ -142,9 +142,7 @@ def test_sql_settings_defaults_are_documented():
 # -- through the CLI (subprocess) ------------------------------------------------------------------
 @pytest.fixture
 def sql_config(tmp_path, warehouse):
-    path = tmp_path / "newsmon.toml"
-    path.write_text(f'[warehouse]\npath = "{warehouse.path}"\n\n[sql]\ntimeout_seconds = 2\n')
-    return path
+    return warehouse_config(tmp_path, warehouse.path, "[sql]\ntimeout_seconds = 2\n")
 
 
 @pytest.mark.slow

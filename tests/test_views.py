@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import store_articles
+from conftest import sample_beside, store_articles, warehouse_config
 from flows.notify import detect_changes
 from newsmon.settings import AlertSettings, Settings, WarehouseSettings
 from tasks.nlp import load_catalog
@@ -66,9 +66,7 @@ POSITIONS = [dict(url=url("nor-1"), evidence="The Storting approved it.\n", acto
 @pytest.fixture
 def config(tmp_path, warehouse: Warehouse) -> Path:
     store_articles(warehouse, ARTICLES, pledges=PLEDGES, positions=POSITIONS)
-    path = tmp_path / "newsmon.toml"
-    path.write_text(f'[warehouse]\npath = "{warehouse.path}"\nlock_timeout_seconds = 30\n')
-    return path
+    return warehouse_config(tmp_path, warehouse.path)
 
 
 def sql(run_newsmon, config: Path, query: str) -> list[dict]:
@@ -392,11 +390,7 @@ def test_views_bundled_sample_end_to_end(run_newsmon, tmp_path):
     import subprocess
     import sys
 
-    import shutil
-
-    # a local feed's pages must lie in the config's folder: the sample is copied beside the config
-    shutil.copytree(ROOT / "config" / "sample", tmp_path / "sample")
-    sample = tmp_path / "sample" / "feeds"
+    sample = sample_beside(tmp_path)
     config = tmp_path / "newsmon.toml"
     config.write_text(f'[warehouse]\npath = "news.duckdb"\n\n'
                       f'[[feeds]]\nname = "kyiv-ledger"\nurl = "{sample / "kyiv-ledger.xml"}"\n\n'
