@@ -31,11 +31,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from prefect import flow, task
+from prefect import flow
 from prefect.states import Failed
 from pydantic import Field
 
 from flows import notify, stages
+from flows.lazytask import lazy_task
 from flows.runtime import run_pipeline, stage
 from newsmon.errors import ConfigError, NewsmonError
 from newsmon.settings import Settings, load_settings
@@ -139,7 +140,7 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the flow ----------------------------------------------------------------------------
-@task(name="add_urls")
+@lazy_task(name="add_urls")
 def add_urls(wh: Warehouse, urls: list[str]) -> dict[str, int]:
     """List explicit URLs as entries of the pseudo-feed; the fetch stage downloads those not stored."""
     with wh.transaction() as con:

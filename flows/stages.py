@@ -12,10 +12,9 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from prefect import get_run_logger, task
-
 from newsmon.errors import ExtractError, FetchError, RefusedFetchError
 from newsmon.settings import Settings
+from flows.lazytask import lazy_task
 from tasks.extract import EXTRACTOR_VERSION, extract_article
 from tasks.feeds import FeedState, local_root, poll_feed
 from tasks.fetch import HTML_TYPES, Fetcher
@@ -31,14 +30,17 @@ MINE_BATCH = 32   # articles a mining worker takes at a time; their claims commi
 
 
 def _logger():
-    try:
+    from flows.runtime import in_flow_run
+
+    if in_flow_run():
+        from prefect import get_run_logger
+
         return get_run_logger()
-    except Exception:  # called outside a Prefect run (tests of the plain path)
-        import logging
-        return logging.getLogger("newsmon")
+    import logging
+    return logging.getLogger("newsmon")
 
 
-@task(name="poll_feeds", retries=2, retry_delay_seconds=[2, 10])
+@lazy_task(name="poll_feeds", retries=2, retry_delay_seconds=[2, 10])
 def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] | None = None,
                ignore_backoff: bool = False) -> dict[str, Any]:
     """Conditional GET of every configured feed; each poll commits with its entries and validators."""
@@ -80,7 +82,7 @@ def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] 
     return counts
 
 
-@task(name="fetch_pages", retries=2, retry_delay_seconds=[2, 10])
+@lazy_task(name="fetch_pages", retries=2, retry_delay_seconds=[2, 10])
 def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
                 until: dt.datetime | None = None, feeds: list[str] | None = None) -> dict[str, Any]:
     """Download every entry page not stored yet; raw bytes are stored before anything parses them."""
@@ -125,7 +127,7 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
     return counts
 
 
-@task(name="extract_articles")
+@lazy_task(name="extract_articles")
 def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
                      until: dt.datetime | None = None, redo: bool = False,
                      feeds: list[str] | None = None) -> dict[str, Any]:
@@ -187,7 +189,7 @@ def sketch_stored_articles(wh: Warehouse) -> int:
 
 
 
-@task(name="mine_articles")
+@lazy_task(name="mine_articles")
 def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
                   until: dt.datetime | None = None, redo: bool = False,
                   feeds: list[str] | None = None) -> dict[str, Any]:
