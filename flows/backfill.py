@@ -1,6 +1,7 @@
 """The `backfill` flow: catch a window of days up, or re-process it offline.
 
-    backfill(since, until=None, feeds=None, urls=None, urls_file=None, remine=False, config=None)
+    backfill(since, until=None, feeds=None, urls=None, urls_file=None, remine=False, config=None,
+             window_days=7)
 
 It polls the chosen feeds (backoff ignored: the operator asked) and fetches their
 entries of the window whose page is not stored yet, then re-extracts and re-mines
@@ -16,6 +17,14 @@ twice changes nothing the second time.
 The window is days in UTC: `since` 00:00 up to the end of `until` (open without it),
 on the article's publication time (feed date, else first seen).
 
+A large window fans out: the fetch, extract and mine stages each take it `window_days`
+days at a time (aligned on `since`; 0: the whole window at once), each part a task run of
+its own under a flow run (named after its days), one after another: a part that fails is
+retried or reported on its own, and what the earlier parts stored stays stored. Parts
+without anything to do (no entry, page or article on any of their days, asked of the
+warehouse before each stage) are skipped, so an open-ended window over a quiet year costs
+no empty task runs.
+
 `run_backfill` is the same as plain Python (what `newsmon backfill` runs without a
 Prefect API; see flows/runtime.py). Flow runs hold the Prefect global concurrency limit
 `newsmon-warehouse-writer` (created by `newsmon serve`) around their work, so a backfill
@@ -23,11 +32,9 @@ and a scheduled ingest that overlap take turns instead of racing; see `warehouse
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,22 +42,28 @@ from prefect import flow
 from prefect.states import Failed
 from pydantic import Field
 
-from flows import notify, stages
+from flows import notify, progress, stages
 from flows.lazytask import lazy_task
-from flows.runtime import run_pipeline, stage
+from flows.progress import ItemsEvent, StageEvent
+from flows.runtime import backfill_run_name, run_name, run_pipeline, stage
 from newsmon.errors import ConfigError, NewsmonError
 from newsmon.settings import Settings, load_settings
 from warehouse import Warehouse
 from warehouse import queries as q
 
-__all__ = ["backfill", "run_backfill", "backfill_window", "check_feeds", "read_urls_file", "progress_listener",
-           "StageEvent", "ADHOC_FEED"]
+__all__ = ["backfill", "run_backfill", "backfill_window", "split_window", "check_feeds", "read_urls_file",
+           "progress_listener", "StageEvent", "ItemsEvent", "ADHOC_FEED", "WINDOW_DAYS"]
 
+#: Days of the window one task run of a stage takes (0: the whole window in one).
+WINDOW_DAYS = 7
 #: The pseudo-feed that explicit URLs are listed under.
 ADHOC_FEED = "adhoc"
 ADHOC_FEED_URL = "newsmon:adhoc"  # not file:, so the fetch stage never reads local files for these
 
 _URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+# A day as YYYY-MM-DD. The pattern goes into the parameter's JSON schema, which the Prefect API checks
+# when a run is created (it does not check "format": "date"), so `since=notadate` is refused then.
+Day = Annotated[dt.date, Field(json_schema_extra={"pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"})]
 FeedName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
 Url = Annotated[str, Field(max_length=2000, pattern=_URL_PATTERN)]
 
@@ -65,6 +78,32 @@ def backfill_window(since: dt.date, until: dt.date | None) -> tuple[dt.datetime,
     end = None if until is None else dt.datetime.combine(until + dt.timedelta(days=1), dt.time.min,
                                                          tzinfo=dt.timezone.utc)
     return start, end
+
+
+Window = tuple[dt.datetime, dt.datetime | None]
+
+
+def split_window(start: dt.datetime, end: dt.datetime | None, days: int, busy: list[dt.date]) -> list[Window]:
+    """The parts of [start, end) that a stage takes one task run each: `days` days each, aligned on `start`,
+    only those holding one of the `busy` days; the last part stays open when `end` is None.
+
+    `days` <= 0: the whole window as one part (busy or not).
+    """
+    if days <= 0:
+        return [(start, end)]
+    step = dt.timedelta(days=days)
+    first = start.date()
+    parts = sorted({(day - first).days // days for day in busy if day >= first})
+    out: list[Window] = []
+    for k in parts:
+        a = start + k * step
+        b: dt.datetime | None = a + step
+        if end is not None and b >= end:
+            b = end
+        out.append((a, b))
+    if out and end is None:
+        out[-1] = (out[-1][0], None)  # what arrives after the warehouse was asked still falls in a part
+    return [(a, b) for a, b in out if end is None or a < end]
 
 
 def read_urls_file(path: str | Path) -> list[str]:
@@ -96,34 +135,10 @@ def check_feeds(settings: Settings, feeds: list[str] | None) -> None:
 
 
 # -- progress --------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class StageEvent:
-    """A stage starting (`counts` None) or done (with its counts); `index` counts from 1."""
-    stage: str
-    index: int
-    total: int
-    counts: dict[str, Any] | None = None
-
-
-_listeners: list[Callable[[StageEvent], None]] = []
-
-
-@contextlib.contextmanager
-def progress_listener(callback: Callable[[StageEvent], None]) -> Iterator[None]:
-    """Call `callback` for every stage of the backfill runs in this process (the CLI's progress bar)."""
-    _listeners.append(callback)
-    try:
-        yield
-    finally:
-        _listeners.remove(callback)
-
-
-def _emit(event: StageEvent) -> None:
-    for callback in list(_listeners):
-        try:
-            callback(event)
-        except Exception:  # a display problem never fails the run
-            stages._logger().debug("progress listener failed", exc_info=True)
+def progress_listener(callback: Callable[[StageEvent | ItemsEvent], None]):
+    """Call `callback` for every stage of the runs in this process, and for the items inside the stages
+    (the CLI's progress bar); a context manager (see flows/progress.py)."""
+    return progress.listening(callback)
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +162,18 @@ def add_urls(wh: Warehouse, urls: list[str]) -> dict[str, int]:
         return q.add_url_entries(con, ADHOC_FEED, ADHOC_FEED_URL, urls)
 
 
+def _named(task: Any, name: str | None) -> Any:
+    """`stage(task)`, its task runs named `name` inside a flow run."""
+    call = stage(task)
+    return call.with_options(task_run_name=name) if name and call is task else call
+
+
+def _days(a: dt.datetime, b: dt.datetime | None) -> str:
+    """A part's days for its task run name: "2025-12-01..2025-12-07", or "2025-12-29.." when open."""
+    last = "" if b is None else (b - dt.timedelta(microseconds=1)).date().isoformat()
+    return f"{a.date().isoformat()}..{last}"
+
+
 def run_backfill(
     since: dt.date,
     until: dt.date | None = None,
@@ -155,6 +182,7 @@ def run_backfill(
     urls_file: str | None = None,
     remine: bool = False,
     config: str | None = None,
+    window_days: int = WINDOW_DAYS,
 ) -> dict[str, dict[str, Any]]:
     """The backfill as plain Python (the body of the `backfill` flow); each stage's counts.
 
@@ -173,22 +201,38 @@ def run_backfill(
         plan.append(("feeds", lambda run_id: stage(stages.poll_feeds)(settings, wh, run_id, feeds=feeds,
                                                                        ignore_backoff=True)))
 
+    def by_part(task: Any, run_id: str, **kwargs: Any) -> dict[str, Any]:
+        """The stage over the window, one task run per part of `window_days` days that has anything to do."""
+        if window_days > 0:
+            with wh.connect(read_only=True) as con:
+                busy = q.days_with_work(con, start, end)
+        parts = split_window(start, end, window_days, busy if window_days > 0 else [])
+        counts: dict[str, Any] = {}
+        with progress.in_parts() as next_part:   # one count of items over the parts
+            for a, b in parts:
+                call = _named(task, f"{task.name} {_days(a, b)}" if window_days > 0 else None)
+                counts = _merge(counts, call(settings, wh, run_id, since=a, until=b, **kwargs))
+                next_part()
+        if window_days > 0:
+            counts["parts"] = len(parts)
+        return counts
+
     def fetch(run_id: str) -> dict[str, Any]:
         counts: dict[str, Any] = {}
         if not remine:
-            counts = stage(stages.fetch_pages)(settings, wh, run_id, since=start, until=end, feeds=feeds)
+            counts = by_part(stages.fetch_pages, run_id, feeds=feeds)
         if explicit:  # whatever their date: the operator named them
             counts = _merge(counts, stage(stages.fetch_pages)(settings, wh, run_id, feeds=[ADHOC_FEED]))
         return counts
 
     def extract(run_id: str) -> dict[str, Any]:
-        counts = stage(stages.extract_articles)(settings, wh, run_id, since=start, until=end, redo=True)
+        counts = by_part(stages.extract_articles, run_id, redo=True)
         if explicit:   # pages outside the window that the operator named
             counts = _merge(counts, stage(stages.extract_articles)(settings, wh, run_id))
         return counts
 
     def mine(run_id: str) -> dict[str, Any]:
-        counts = stage(stages.mine_articles)(settings, wh, run_id, since=start, until=end, redo=True)
+        counts = by_part(stages.mine_articles, run_id, redo=True)
         if explicit:
             counts = _merge(counts, stage(stages.mine_articles)(settings, wh, run_id))
         return counts
@@ -197,10 +241,11 @@ def run_backfill(
         plan.append(("pages", fetch))
     plan += [("articles", extract), ("claims", mine),
              ("changes", lambda run_id: stage(notify.detect_changes)(settings, wh, run_id)),
-             ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id))]
+             ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id)),
+             ("catalogs", lambda run_id: stage(stages.refresh_catalogs)(settings, wh, run_id))]
 
     def on_stage(name: str, index: int, total: int, counts: dict[str, Any] | None) -> None:
-        _emit(StageEvent(name, index, total, counts))
+        progress.emit(StageEvent(name, index, total, counts))
 
     title = f"newsmon backfill {since.isoformat()} to {until.isoformat() if until else 'now'}"
     if remine:
@@ -208,15 +253,16 @@ def run_backfill(
     return run_pipeline(wh, "backfill", plan, title=title, on_stage=on_stage)
 
 
-@flow(name="backfill", log_prints=True)
+@flow(name="backfill", log_prints=True, flow_run_name=run_name(backfill_run_name))
 def backfill(
-    since: dt.date,
-    until: dt.date | None = None,
+    since: Day,
+    until: Day | None = None,
     feeds: Annotated[list[FeedName], Field(min_length=1)] | None = None,
     urls: list[Url] | None = None,
     urls_file: str | None = None,
     remine: bool = False,
     config: str | None = None,
+    window_days: Annotated[int, Field(ge=0, le=3660)] = WINDOW_DAYS,
 ) -> dict[str, dict[str, Any]]:
     """Catch a window of days up and re-mine it (poll, fetch what is missing, re-extract and re-mine), or only re-mine it offline.
 
@@ -228,9 +274,11 @@ def backfill(
         urls_file: a file of article URLs, one a line (# comments), on the machine that runs the flow
         remine: offline: poll and download nothing, only extract and mine the stored pages of the window again
         config: the newsmon TOML config file (default: $NEWSMON_CONFIG, else config/newsmon.toml)
+        window_days: fetch, extract and mine the window this many days at a time, each part a task run
+            of its own (parts with nothing to do are skipped); 0: the whole window in one task run per stage
     """
     try:
         return run_backfill(since, until, feeds=feeds, urls=urls, urls_file=urls_file, remine=remine,
-                            config=config)
+                            config=config, window_days=window_days)
     except NewsmonError as exc:  # RunFailed (recorded), a config or warehouse error: Failed, without a traceback
         return Failed(message=str(exc), data=exc)

@@ -1,7 +1,8 @@
 """The `ingest` run: one scheduled run of the whole pipeline.
 
 poll feeds -> fetch new pages -> extract articles -> mine claims -> detect
-changes -> send due alerts. Each stage works off what the warehouse says is
+changes -> send due alerts -> refresh the topic and entity catalogs (the `topics`
+and `entities` views; a digest check when the config files are unchanged). Each stage works off what the warehouse says is
 pending, so a run killed at any point is completed by the next.
 
 `run_ingest` (flows/pipelines.py, importable without Prefect) is the pipeline as plain Python
@@ -10,18 +11,25 @@ pending, so a run killed at any point is completed by the next.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow
 from prefect.states import Failed
+from pydantic import Field
 
 from flows.pipelines import run_ingest
-from flows.runtime import current_run_id
+from flows.runtime import current_run_id, ingest_run_name, run_name
 from newsmon.errors import NewsmonError
 
 __all__ = ["ingest", "run_ingest", "current_run_id"]
 
 
-@flow(name="ingest", log_prints=True)
-def ingest(config: str | None = None, shard: str | None = None) -> dict:
+#: "i/n", checked by the Prefect API when a run is created (the JSON schema of the parameter)
+Shard = Annotated[str, Field(pattern=r"^\s*[0-9]+\s*/\s*[0-9]+\s*$", max_length=20)]
+
+
+@flow(name="ingest", log_prints=True, flow_run_name=run_name(ingest_run_name))
+def ingest(config: str | None = None, shard: Shard | None = None) -> dict:
     """Poll every configured feed and carry what is new through to alerts.
 
     Args:

@@ -6,6 +6,7 @@ function as the Prefect flow `ingest` (and re-exports it). See flows/runtime.py.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flows import notify, stages
@@ -29,12 +30,21 @@ def run_ingest(config: str | None = None, shard: str | None = None) -> dict[str,
         index, count = parse_shard(shard)
         feeds = [f.name for f in settings.feeds if in_shard(f.url, index, count)]
     wh = Warehouse.from_settings(settings.warehouse)
+    budget: dict[str, float] = {}
+
+    def budget_until() -> float:
+        """The end of the run's polling and fetching (fetch.run_budget_seconds from the first poll)."""
+        return budget.setdefault("until", time.time() + settings.fetch.run_budget_seconds)
+
     plan = [
-        ("feeds", lambda run_id: stage(stages.poll_feeds)(settings, wh, run_id, feeds=feeds)),
-        ("pages", lambda run_id: stage(stages.fetch_pages)(settings, wh, run_id, feeds=feeds)),
+        ("feeds", lambda run_id: stage(stages.poll_feeds)(settings, wh, run_id, feeds=feeds,
+                                                          budget_until=budget_until())),
+        ("pages", lambda run_id: stage(stages.fetch_pages)(settings, wh, run_id, feeds=feeds,
+                                                           budget_until=budget_until())),
         ("articles", lambda run_id: stage(stages.extract_articles)(settings, wh, run_id, feeds=feeds)),
         ("claims", lambda run_id: stage(stages.mine_articles)(settings, wh, run_id, feeds=feeds)),
         ("changes", lambda run_id: stage(notify.detect_changes)(settings, wh, run_id)),
         ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id)),
+        ("catalogs", lambda run_id: stage(stages.refresh_catalogs)(settings, wh, run_id)),
     ]
     return run_pipeline(wh, "ingest", plan, title="newsmon ingest")

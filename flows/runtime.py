@@ -20,6 +20,7 @@ its outcome, and a run whose stage failed, or that could poll no feed, raises `R
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 import sys
@@ -31,7 +32,8 @@ from newsmon.errors import NewsmonError, OrchestratorError, RunFailed, Warehouse
 from warehouse import Warehouse
 from warehouse import runs as wr
 
-__all__ = ["in_flow_run", "stage", "current_run_id", "run_pipeline", "run_failure", "run_problems",
+__all__ = ["in_flow_run", "stage", "current_run_id", "run_pipeline", "run_failure", "run_problems", "run_summary",
+           "run_name", "ingest_run_name", "backfill_run_name",
            "prefect_api_url", "check_prefect_api", "is_orchestrator_error", "RunFailed"]
 
 T = TypeVar("T")
@@ -84,18 +86,70 @@ def _writer_slot(wh: Warehouse) -> Iterator[None]:
         yield
 
 
-def _publish(title: str, key: str, result: dict[str, Any], failure: str | None) -> None:
+def run_summary(wh: Warehouse, run_id: str, title: str, result: dict[str, Any], failure: str | None) -> str:
+    """The markdown of a run's artifact (flows.report.run_markdown), its findings read from the warehouse."""
+    from flows.report import run_markdown
+
+    try:
+        with wh.connect(read_only=True) as con:
+            findings = wr.run_findings(con, run_id)
+    except Exception as exc:  # noqa: BLE001 - the counts still make an artifact
+        log.warning("cannot read the findings of run %s: %s", run_id, exc)
+        findings = None
+    return run_markdown(title, result, findings, failure, run_problems(result))
+
+
+def _publish(wh: Warehouse, run_id: str, title: str, key: str, result: dict[str, Any], failure: str | None) -> None:
     if not in_flow_run():
         return
     from prefect.artifacts import create_markdown_artifact
 
-    from flows.report import summary_markdown
+    try:
+        markdown = run_summary(wh, run_id, title, result, failure)
+        create_markdown_artifact(markdown=markdown, key=key,
+                                 description=f"Changes found and failures of one {key.split('-')[0]} run")
+    except Exception as exc:  # noqa: BLE001 - the run is recorded; a missing artifact does not fail it
+        if is_orchestrator_error(exc):
+            raise
+        _logger().warning("could not publish the run's summary artifact: %s", exc)
 
-    markdown = summary_markdown(title, result)
-    problems = run_problems(result)
-    if failure or problems:
-        markdown += "\n## Problems\n\n" + "".join(f"- {p}\n" for p in ([failure] if failure else []) + problems)
-    create_markdown_artifact(markdown=markdown, key=key, description=f"Counts of one {key.split('-')[0]} run")
+
+# -- flow run names -------------------------------------------------------------------------
+def run_name(make: Callable[[dict[str, Any], dt.datetime], str]) -> Callable[[], str]:
+    """A `flow_run_name` callable: `make(parameters, scheduled start)` inside the flow run's context
+    (Prefect calls it without arguments once the run starts)."""
+    def name() -> str:
+        from prefect.context import FlowRunContext
+
+        ctx = FlowRunContext.get()
+        params = dict(ctx.parameters or {}) if ctx else {}
+        run = ctx.flow_run if ctx else None
+        when = (run and (run.expected_start_time or run.start_time)) or dt.datetime.now(dt.timezone.utc)
+        return make(params, when)
+    name.__name__ = f"{make.__name__}_from_context"
+    return name
+
+
+def ingest_run_name(params: dict[str, Any], when: dt.datetime) -> str:
+    """`ingest 2026-12-03T10:15` (the scheduled minute, UTC), `ingest 2026-12-03T10:15 shard 1/3`."""
+    text = f"ingest {when.astimezone(dt.timezone.utc):%Y-%m-%dT%H:%M}"
+    return text + (f" shard {params['shard']}" if params.get("shard") else "")
+
+
+def backfill_run_name(params: dict[str, Any], when: dt.datetime | None = None) -> str:
+    """`backfill 2025-12-01..2025-12-07`, `backfill 2025-12-01..` (no end), with `remine`, the feeds and
+    the number of URLs when given."""
+    def day(v: Any) -> str:
+        return v.isoformat() if isinstance(v, dt.date) else str(v or "")
+
+    text = f"backfill {day(params.get('since'))}..{day(params.get('until'))}"
+    if params.get("remine"):
+        text += " remine"
+    if params.get("feeds"):
+        text += " feeds " + ",".join(map(str, params["feeds"]))
+    if params.get("urls") or params.get("urls_file"):
+        text += f" +{len(params.get('urls') or [])} urls" + (" +file" if params.get("urls_file") else "")
+    return text
 
 
 # -- outcome ------------------------------------------------------------------------------
@@ -129,6 +183,15 @@ def run_problems(result: dict[str, dict[str, Any]]) -> list[str]:
             what = {"feeds": "feed(s) failed", "pages": "page(s) not fetched"}.get(name, "failed")
             out.append(f"{name}: {sum(failures.values())} {what}: "
                        + ", ".join(f"{k}={v}" for k, v in sorted(failures.items())))
+        if counts.get("hosts_given_up"):
+            what = "feed" if name == "feeds" else "page"
+            out.append(f"{name}: {counts['hosts_given_up']} unreachable host(s) given up for this run "
+                       f"(fetch.host_give_up_after); their {counts.get('left_host_down', 0)} other {what}(s) "
+                       "stay pending for the next run")
+        if counts.get("left_budget"):
+            what = "feed" if name == "feeds" else "page"
+            out.append(f"{name}: the run's budget (fetch.run_budget_seconds) is spent: "
+                       f"{counts['left_budget']} {what}(s) left for the next run (partial run)")
         if name == "articles" and counts.get("rejected"):
             out.append(f"articles: {counts['rejected']} page(s) without article text (see the rejections table)")
         if name == "alerts":
@@ -198,7 +261,7 @@ def run_pipeline(wh: Warehouse, flow: str, plan: list[Step], *, title: str,
         failure = run_failure(result)
         with wh.transaction() as con:
             wr.finish_run(con, run_id, result, "failed" if failure else "completed", failure)
-    _publish(title, f"{flow}-summary", result, failure)
+    _publish(wh, run_id, title, f"{flow}-summary", result, failure)
     if failure:
         raise RunFailed(failure, result)
     return result

@@ -31,7 +31,8 @@ from flows.writer import WRITER_LIMIT
 from newsmon.errors import ConfigError
 from newsmon.settings import Settings
 
-__all__ = ["deployments", "serve_deployments", "DEFAULT_API_URL"]
+__all__ = ["deployments", "serve_deployments", "schedule_of", "one_at_a_time", "check_api",
+           "ensure_writer_limit", "DEFAULT_API_URL"]
 
 DEFAULT_API_URL = "http://127.0.0.1:4200/api"  # where `prefect server start` listens
 INGEST_DEPLOYMENT = "scheduled"
@@ -39,11 +40,9 @@ BACKFILL_DEPLOYMENT = "ad-hoc"
 SHUTDOWN_GRACE_SECONDS = 10.0  # after a stop signal, leave even if the API does not answer
 
 
-def deployments(settings: Settings) -> list[Any]:
-    """The RunnerDeployments of ingest/scheduled and backfill/ad-hoc for this config."""
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+def schedule_of(settings: Settings) -> Any:
+    """The config's `[schedule]` as a Prefect Cron schedule; ConfigError naming the key when it is bad."""
     from prefect.schedules import Cron
-    from prefect.types.entrypoint import EntrypointType
 
     source = str(settings.source) if settings.source else None
     sched = settings.schedule
@@ -57,13 +56,29 @@ def deployments(settings: Settings) -> list[Any]:
     except ValueError as exc:
         raise ConfigError(f"config {source}: schedule.cron: invalid cron expression {sched.cron!r}: "
                           f"{str(exc).splitlines()[0]}") from None
+    return schedule
+
+
+def one_at_a_time() -> Any:
+    """The deployment concurrency of a scheduled ingest: one run at a time, a run due meanwhile is cancelled."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+
+
+def deployments(settings: Settings) -> list[Any]:
+    """The RunnerDeployments of ingest/scheduled and backfill/ad-hoc for this config."""
+    from prefect.types.entrypoint import EntrypointType
+
+    source = str(settings.source) if settings.source else None
+    schedule = schedule_of(settings)
     # Module entrypoints ("flows.ingest.ingest"): the runner's flow-run processes
     # import the installed package, whatever their working directory.
     common = dict(parameters={"config": source}, tags=["newsmon"], entrypoint_type=EntrypointType.MODULE_PATH)
     return [
         ingest.to_deployment(
             INGEST_DEPLOYMENT, schedule=schedule,
-            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+            concurrency_limit=one_at_a_time(),
             description="newsmon ingest on the configured schedule", **common),
         backfill.to_deployment(
             BACKFILL_DEPLOYMENT,

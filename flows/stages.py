@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import time
 from collections.abc import Iterator
 from typing import Any
 
-from newsmon.errors import ExtractError, FetchError, RefusedFetchError
-from newsmon.settings import Settings
+from flows import progress
+from newsmon.errors import ExtractError, RefusedFetchError
 from flows.lazytask import lazy_task
+from newsmon.settings import Settings
 from tasks.extract import EXTRACTOR_VERSION, extract_article
 from tasks.feeds import FeedState, local_root, poll_feed
 from tasks.fetch import HTML_TYPES, Fetcher
+from tasks.fetch_pool import FetchPool, Left
 from tasks.mine import current_version, mine_chunks
 from tasks.stories import SKETCH_CANDIDATES, assign_stories, shingles, sketch
 from warehouse import Warehouse
@@ -25,6 +28,9 @@ from warehouse import queries as q
 
 MAX_TRANSIENT_ATTEMPTS = 5
 FETCH_BATCH = 20
+POLL_BATCH = 20  # feed polls stored in one transaction ...
+POLL_BATCH_ENTRIES = 2000  # ... or fewer, once they hold this many entries
+FETCH_FLUSH_SECONDS = 2.0  # a batch of fetched pages is stored at the latest this long after its first page
 EXTRACT_BATCH = 50
 MINE_BATCH = 32   # articles a mining worker takes at a time; their claims commit together
 
@@ -40,10 +46,32 @@ def _logger():
     return logging.getLogger("newsmon")
 
 
+def _left(counts: collections.Counter, event: Left, what: str, settings: Settings, log) -> None:
+    """Count items the pool left for the next run; a host given up is said once."""
+    counts[f"left_{event.why}"] += len(event.items)
+    if event.why == "host_down":
+        counts["hosts_given_up"] += 1
+        log.warning("%s unreachable %d times in a row (%s): given up for this run, its %d other %s(s) left "
+                    "for the next run", event.host or "(local files)", settings.fetch.host_give_up_after,
+                    event.error, len(event.items), what)
+
+
+def _left_summary(counts: collections.Counter, log, what: str, budget: float) -> None:
+    if counts.get("left_budget"):
+        log.warning("the run's budget (fetch.run_budget_seconds = %g) is spent: %d %s(s) left for the next run",
+                    budget, counts["left_budget"], what)
+
+
 @lazy_task(name="poll_feeds", retries=2, retry_delay_seconds=[2, 10])
 def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] | None = None,
-               ignore_backoff: bool = False) -> dict[str, Any]:
-    """Conditional GET of every configured feed; each poll commits with its entries and validators."""
+               ignore_backoff: bool = False, budget_until: float | None = None) -> dict[str, Any]:
+    """Conditional GET of every configured feed; each poll commits with its entries and validators.
+
+    Feeds of different hosts are polled at once (`fetch.max_concurrency`), one host's one after
+    another; a host that cannot be reached `fetch.host_give_up_after` times in a row, and every
+    feed once `budget_until` (a time.time() instant: the run's budget) has passed, are left for the
+    next run (counted, not recorded as failed polls).
+    """
     log = _logger()
     counts: dict[str, Any] = collections.Counter()
     failures: dict[str, int] = collections.Counter()
@@ -52,31 +80,68 @@ def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] 
         q.sync_feeds(con, [(f.name, f.url) for f in settings.feeds])
         states = q.feed_states(con)
     now = dt.datetime.now(dt.timezone.utc)
-    with Fetcher(settings.fetch) as fetcher:
-        for feed in chosen:
-            st = states.get(feed.name, {})
-            if not ignore_backoff and st.get("next_poll_at") and st["next_poll_at"] > now:
-                with wh.transaction() as con:
-                    q.record_skipped_poll(con, feed.name, run_id, st["next_poll_at"])
-                counts["skipped_backoff"] += 1
-                continue
-            state = FeedState(etag=st.get("etag"), last_modified=st.get("last_modified"),
-                              body_sha256=st.get("body_sha256"))
-            poll = poll_feed(fetcher, feed, state, settings.fetch.max_feed_bytes)
-            with wh.transaction() as con:
-                new = q.record_poll(con, poll, run_id,
-                                    backoff_after=settings.fetch.feed_backoff_after_failures,
-                                    backoff_base=settings.fetch.feed_backoff_base_seconds,
-                                    backoff_max=settings.fetch.feed_backoff_max_seconds)
+    todo = []
+    backing_off = []
+    for feed in chosen:
+        st = states.get(feed.name, {})
+        if not ignore_backoff and st.get("next_poll_at") and st["next_poll_at"] > now:
+            backing_off.append((feed.name, st["next_poll_at"]))
+            continue
+        todo.append((feed, FeedState(etag=st.get("etag"), last_modified=st.get("last_modified"),
+                                     body_sha256=st.get("body_sha256"))))
+    if backing_off:
+        with wh.transaction() as con:
+            for name, next_poll_at in backing_off:
+                q.record_skipped_poll(con, name, run_id, next_poll_at)
+        counts["skipped_backoff"] += len(backing_off)
+
+    progress.items("feeds", 0, len(chosen), "feeds")
+    polled_so_far = [len(backing_off)]
+
+    def poll_one(fetcher: Fetcher, job: tuple) -> Any:
+        return poll_feed(fetcher, job[0], job[1], settings.fetch.max_feed_bytes)
+
+    batch: list[Any] = []
+    oldest = 0.0  # monotonic time of the batch's first poll
+
+    def flush() -> None:
+        # one transaction for a few polls (a transaction opens the DuckDB file: ~0.1-0.2 s each,
+        # 2,274 feeds took 9 minutes one by one); each poll still commits with its entries
+        if not batch:
+            return
+        with wh.transaction() as con:
+            news = [q.record_poll(con, poll, run_id,
+                                  backoff_after=settings.fetch.feed_backoff_after_failures,
+                                  backoff_base=settings.fetch.feed_backoff_base_seconds,
+                                  backoff_max=settings.fetch.feed_backoff_max_seconds) for poll in batch]
+        polled_so_far[0] += len(batch)
+        progress.items("feeds", polled_so_far[0], len(chosen), "feeds")
+        for poll, new in zip(batch, news):
             counts["polled"] += 1
             counts[poll.outcome] += 1
             counts["new_entries"] += new
             counts["entries_rejected"] += len(poll.rejected)
             if not poll.ok:
                 failures[poll.reason or "error"] += 1
-                log.warning("feed %s failed: %s", feed.name, poll.error)
+                log.warning("feed %s failed: %s", poll.feed, poll.error)
             elif poll.bozo:
-                log.info("feed %s is malformed but readable: %s", feed.name, poll.bozo)
+                log.info("feed %s is malformed but readable: %s", poll.feed, poll.bozo)
+        batch.clear()
+
+    pool = FetchPool(settings.fetch, until=budget_until)
+    for event in pool.run(todo, url_of=lambda job: job[0].url, work=poll_one):
+        if isinstance(event, Left):
+            _left(counts, event, "feed", settings, log)
+            continue
+        batch.append(event.result)
+        if len(batch) == 1:
+            oldest = time.monotonic()
+        if (len(batch) >= POLL_BATCH or sum(len(p.entries) for p in batch) >= POLL_BATCH_ENTRIES
+                or time.monotonic() - oldest >= FETCH_FLUSH_SECONDS):
+            flush()
+    flush()
+    _left_summary(counts, log, "feed", settings.fetch.run_budget_seconds)
+    progress.items("feeds", len(chosen), len(chosen), "feeds")
     counts = dict(counts)
     counts["failures"] = dict(failures)
     return counts
@@ -84,14 +149,23 @@ def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] 
 
 @lazy_task(name="fetch_pages", retries=2, retry_delay_seconds=[2, 10])
 def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
-                until: dt.datetime | None = None, feeds: list[str] | None = None) -> dict[str, Any]:
-    """Download every entry page not stored yet; raw bytes are stored before anything parses them."""
+                until: dt.datetime | None = None, feeds: list[str] | None = None,
+                budget_until: float | None = None) -> dict[str, Any]:
+    """Download every entry page not stored yet; raw bytes are stored before anything parses them.
+
+    Pages of different hosts are fetched at once (`fetch.max_concurrency` threads), one host's
+    one after another; each result is stored from this thread, in batches of at most
+    FETCH_BATCH pages or FETCH_FLUSH_SECONDS. The pages of a host that cannot be reached
+    `fetch.host_give_up_after` times in a row, and every page once `budget_until` (a
+    time.time() instant: the run's budget) has passed, stay pending for the next run.
+    """
     log = _logger()
     with wh.connect(read_only=True) as con:
         pending = q.pending_fetches(con, MAX_TRANSIENT_ATTEMPTS, since=since, until=until, feeds=feeds)
     counts: dict[str, Any] = collections.Counter()
     failures: dict[str, int] = collections.Counter()
     batch: list[dict[str, Any]] = []
+    oldest = 0.0  # monotonic time of the batch's first result
 
     def flush():
         if batch:
@@ -99,27 +173,42 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
                 q.record_fetches(con, batch, run_id)
             batch.clear()
 
-    with Fetcher(settings.fetch) as fetcher:
-        for item in pending:
-            try:
-                # pages of a local feed may be files, inside its folder only
-                root = local_root(str(item["feed_url"]), settings.source and settings.source.parent)
-                resp = fetcher.get(item["url"], max_bytes=settings.fetch.max_page_bytes, accept=HTML_TYPES,
-                                   allow_file=root)
-                batch.append(dict(url=item["url"], outcome="ok", final_url=resp.final_url, status=resp.status,
-                                  content_type=resp.content_type, headers=resp.headers, content=resp.content,
-                                  fetched_at=resp.fetched_at))
-                counts["fetched"] += 1
-            except FetchError as exc:
-                outcome = "refused" if isinstance(exc, RefusedFetchError) else "transient"
-                batch.append(dict(url=item["url"], outcome=outcome, reason=exc.reason, status=exc.status,
-                                  error=str(exc)[:2000], fetched_at=dt.datetime.now(dt.timezone.utc)))
-                counts[outcome] += 1
-                failures[exc.reason] += 1
-                log.warning("page %s %s: %s", item["url"], outcome, exc)
-            if len(batch) >= FETCH_BATCH:
-                flush()
-        flush()
+    config_dir = settings.source and settings.source.parent
+
+    def fetch(fetcher: Fetcher, item: dict[str, Any]) -> Any:
+        # pages of a local feed may be files, inside its folder only
+        root = local_root(str(item["feed_url"]), config_dir)
+        return fetcher.get(item["url"], max_bytes=settings.fetch.max_page_bytes, accept=HTML_TYPES,
+                           allow_file=root)
+
+    progress.items("pages", 0, len(pending), "pages")
+    done = 0
+    pool = FetchPool(settings.fetch, until=budget_until)
+    for event in pool.run(pending, url_of=lambda item: item["url"], work=fetch):
+        if isinstance(event, Left):
+            _left(counts, event, "page", settings, log)
+            continue
+        item, resp, exc = event.item, event.result, event.error
+        if exc is None:
+            batch.append(dict(url=item["url"], outcome="ok", final_url=resp.final_url, status=resp.status,
+                              content_type=resp.content_type, headers=resp.headers, content=resp.content,
+                              fetched_at=resp.fetched_at))
+            counts["fetched"] += 1
+        else:
+            outcome = "refused" if isinstance(exc, RefusedFetchError) else "transient"
+            batch.append(dict(url=item["url"], outcome=outcome, reason=exc.reason, status=exc.status,
+                              error=str(exc)[:2000], fetched_at=dt.datetime.now(dt.timezone.utc)))
+            counts[outcome] += 1
+            failures[exc.reason] += 1
+            log.warning("page %s %s: %s", item["url"], outcome, exc)
+        if len(batch) == 1:
+            oldest = time.monotonic()
+        if len(batch) >= FETCH_BATCH or time.monotonic() - oldest >= FETCH_FLUSH_SECONDS:
+            flush()
+        done += 1
+        progress.items("pages", done, len(pending), "pages")
+    flush()
+    _left_summary(counts, log, "page", settings.fetch.run_budget_seconds)
     with wh.transaction() as con:
         counts["gave_up"] = q.give_up_transient(con, MAX_TRANSIENT_ATTEMPTS, run_id)
     counts = dict(counts)
@@ -135,6 +224,12 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
     counts: dict[str, Any] = collections.Counter()
     after: tuple[dt.datetime, str] | None = None   # keyset: the last page of the previous batch
     sketched_before: int | None = None              # stored articles sketched before the first batch
+    total = done = 0
+    if progress.wanted():
+        with wh.connect(read_only=True) as con:
+            total = q.count_pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
+                                                feeds=feeds)
+        progress.items("articles", 0, total, "articles")
     while True:
         with wh.connect(read_only=True) as con:
             pending = q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
@@ -172,6 +267,8 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
             if rejected:
                 q.reject(con, rejected, run_id)
         counts["extracted"] += len(rows)
+        done += len(pending)
+        progress.items("articles", done, max(total, done), "articles")
     return dict(counts)
 
 
@@ -214,11 +311,27 @@ def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.d
             yield batch
 
     counts: dict[str, Any] = collections.Counter()
+    total = 0
+    if progress.wanted():
+        with wh.connect(read_only=True) as con:
+            total = q.count_pending_mining(con, version, since=since, until=until, redo=redo, feeds=feeds)
+        progress.items("claims", 0, total, "articles")
     for batch, rows, mined in mine_chunks(settings.nlp, batches(), settings.nlp.processes):
         with wh.transaction() as con:
             q.replace_claims(con, [a["url"] for a in batch], rows, mined)
         counts["articles"] += len(batch)
+        progress.items("claims", counts["articles"], max(total, counts["articles"]), "articles")
         counts["skipped_language"] += sum(1 for m in mined if m["sentences"] == 0)
         for table, items in rows.items():
             counts[table] += len(items)
     return dict(counts)
+
+
+@lazy_task(name="refresh_catalogs")
+def refresh_catalogs(settings: Settings, wh: Warehouse, run_id: str) -> dict[str, Any]:
+    """The `topics` and `entities` views' tables, rebuilt from the config files when those changed
+    since the last rebuild (a digest comparison otherwise: no YAML is parsed, nothing is written)."""
+    from newsmon.reading import refresh_derived
+
+    done = refresh_derived(settings, wh)
+    return {"rebuilt": int(done["catalog"])}

@@ -169,9 +169,10 @@ def sql(query: Annotated[str, typer.Argument(help="one or more read-only stateme
 
 
 def csv_cell(v):
-    """A CSV cell: lists and structs as JSON text (["Norway","Ukraine"]), not Python reprs."""
+    """A CSV cell: lists and structs as compact JSON text (["Norway","Ukraine"]), as `newsmon export`
+    writes them (DuckDB's to_json), not Python reprs."""
     if isinstance(v, (list, tuple, dict)):
-        return json.dumps(v, default=str, ensure_ascii=False)
+        return json.dumps(v, default=str, ensure_ascii=False, separators=(",", ":"))
     return v
 
 
@@ -181,10 +182,25 @@ def write_csv(columns: list[str], rows: list[tuple]) -> None:
     w.writerows([csv_cell(v) for v in r] for r in rows)
 
 
+def table_text(v, nested: bool = False) -> str:
+    """A value as a table shows it: lists as their items joined by commas (Norway, Ukraine), structs as
+    key: value pairs, times in ISO form; never a Python repr. NULL is empty at the top, NULL inside."""
+    if v is None:
+        return "NULL" if nested else ""
+    if isinstance(v, dt.datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, (list, tuple)):
+        text = ", ".join(table_text(x, True) for x in v)
+        return f"[{text}]" if nested else text
+    if isinstance(v, dict):
+        text = ", ".join(f"{k}: {table_text(x, True)}" for k, x in v.items())
+        return "{" + text + "}"
+    return str(v)
+
+
 def render_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> str:
     def cell(v) -> str:
-        s = "" if v is None else (v.isoformat(sep=" ") if isinstance(v, dt.datetime) else str(v))
-        s = s.replace("\n", " ")
+        s = table_text(v).replace("\n", " ")
         return s if not max_width or len(s) <= max_width else s[: max_width - 1] + "…"
 
     body = [[cell(v) for v in r] for r in rows]
@@ -263,21 +279,24 @@ def parse_day(option: str, value: str | None) -> dt.date | None:
         fail(f"{option}: {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2025-12-01")
 
 
-class StageProgress:
-    """The backfill's progress on stderr: a bar over its stages with elapsed time and ETA,
-    and each stage's counts as it finishes."""
+class BackfillProgress:
+    """The backfill's progress on stderr: for each stage that works item by item, a bar counting its
+    items (feeds polled, pages fetched, articles extracted, articles mined) with the elapsed time and
+    an ETA; and each stage's counts as it finishes."""
+
+    LABELS = {"feeds": "polling", "pages": "fetching", "articles": "extracting", "claims": "mining"}
 
     def __init__(self) -> None:
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
-        self.progress = Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("stages"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                 console=Console(stderr=True))
-        self.task = None
+        self.progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[unit]:<8}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                 TimeRemainingColumn(), console=Console(stderr=True))
+        self.bars: dict[str, tuple[object, int]] = {}   # stage -> (its bar, items of its earlier calls)
 
-    def __enter__(self) -> StageProgress:
+    def __enter__(self) -> BackfillProgress:
         self.progress.start()
         return self
 
@@ -285,16 +304,26 @@ class StageProgress:
         self.progress.stop()
 
     def __call__(self, event) -> None:
+        from flows.progress import ItemsEvent
         from flows.report import summary_line
 
-        if self.task is None:
-            self.task = self.progress.add_task("backfill", total=event.total)
-        if event.counts is None:
-            self.progress.update(self.task, description=event.stage)
-        else:
+        if isinstance(event, ItemsEvent):
+            self.items(event)
+        elif event.counts is not None:
             self.progress.console.print(f"  {event.index}/{event.total} {summary_line({event.stage: event.counts})}",
                                         soft_wrap=True)
-            self.progress.update(self.task, completed=event.index)
+
+    def items(self, event) -> None:
+        if event.stage not in self.bars:
+            bar = self.progress.add_task(self.LABELS.get(event.stage, event.stage), total=event.total,
+                                         unit=event.unit)
+            self.bars[event.stage] = (bar, 0)
+        bar, before = self.bars[event.stage]
+        task = self.progress.tasks[[t.id for t in self.progress.tasks].index(bar)]
+        if event.done == 0 and task.completed and task.completed >= (task.total or 0):
+            before = int(task.completed)   # a second call of the stage (the URLs given): count on
+            self.bars[event.stage] = (bar, before)
+        self.progress.update(bar, total=before + event.total, completed=before + event.done)
 
 
 @app.command()
@@ -315,6 +344,10 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
              remine: Annotated[bool, typer.Option(
                  "--remine", help="offline: poll and download nothing, only extract and mine the stored pages "
                                   "of the window again")] = False,
+             window_days: Annotated[int, typer.Option(
+                 help="fetch, extract and mine the window this many days at a time (a Prefect task run each "
+                      "under a flow run; days with nothing to do are skipped); 0: all at once",
+                 min=0, max=3660)] = 7,
              ) -> None:
     """Catch a window of days up and re-mine it; re-running it changes nothing.
 
@@ -349,8 +382,8 @@ def backfill(since: Annotated[str, typer.Option(help="first day of the window, Y
             fail(f"--url: not an http(s) URL: {u!r}")
     options = dict(since=start, until=end, feeds=feed or None, urls=url or None,
                    urls_file=str(urls_file.resolve()) if urls_file else None, remine=remine,
-                   config=str(settings.source))
-    with StageProgress() as bar, progress_listener(bar):
+                   config=str(settings.source), window_days=window_days)
+    with BackfillProgress() as bar, progress_listener(bar):
         result, failure = execute_run(lambda: run_backfill(**options),
                                       lambda: backfill_flow(**options, return_state=True))
     report_run("backfill", result, failure)
@@ -377,6 +410,40 @@ def serve(config: ConfigOption = None) -> None:
 
     serve_deployments(settings, announce)
     typer.echo("newsmon serve: stopped", err=True)
+
+
+@app.command()
+def deploy(config: ConfigOption = None,
+           pool: Annotated[str, typer.Option(help="the Prefect process work pool (created if missing)")] = "newsmon",
+           shards: Annotated[int, typer.Option(
+               help="split the feeds into this many shards: one scheduled ingest deployment per shard "
+                    "(stable hash of the feed URL), whichever worker is free runs each", min=1, max=64)] = 1,
+           ) -> None:
+    """Register the deployments on a Prefect work pool, for `prefect worker start --pool POOL` on any machine.
+
+    Creates the process work pool if missing and registers ingest/scheduled (the config's schedule.cron),
+    or with --shards N the deployments ingest/scheduled-1-of-N ... N-of-N (each on that schedule, each
+    polling one shard of the feeds), and backfill/ad-hoc. Deploying again updates them.
+
+    Workers need newsmon installed and this config file at the same path.
+
+    The Prefect API is PREFECT_API_URL's, else a local `prefect server start` (http://127.0.0.1:4200/api).
+
+    Example: newsmon deploy --config /etc/newsmon/newsmon.toml --pool newsmon --shards 2
+    """
+    settings = load_settings(config)
+    from flows.deploy import deploy_to_pool
+
+    done = deploy_to_pool(settings, pool, shards)
+    typer.echo(f"newsmon deploy: {'created' if done.pool_created else 'using'} the process work pool {done.pool!r} "
+               f"on {done.api_url}")
+    for name in done.deployments:
+        typer.echo(f"  deployment {name}")
+    for name in done.removed:
+        typer.echo(f"  removed {name} (another number of shards)")
+    typer.echo(f"schedule: {settings.schedule.cron} ({settings.schedule.timezone}); config: {settings.source}")
+    typer.echo(f"start workers (any machine with newsmon and this config): prefect worker start --pool {done.pool}")
+    typer.echo("backfill: prefect deployment run backfill/ad-hoc --param since=YYYY-MM-DD")
 
 
 # -- the analyst's reads: views, search, export ------------------------------------------

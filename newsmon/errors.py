@@ -44,7 +44,15 @@ class FetchError(NewsmonError):
 
 
 class TransientFetchError(FetchError):
-    """Worth retrying later: timeouts, connection errors, 429 and 5xx answers."""
+    """Worth retrying later: timeouts, connection errors, 429 and 5xx answers.
+
+    `unreachable`: the host could not be reached at all (its name did not resolve, or the
+    connection was refused or timed out), as opposed to a host that answered badly."""
+
+    def __init__(self, message: str, reason: str = "error", status: int | None = None, *,
+                 unreachable: bool = False):
+        super().__init__(message, reason, status)
+        self.unreachable = unreachable
 
 
 class RefusedFetchError(FetchError):

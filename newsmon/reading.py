@@ -1,7 +1,8 @@
 """Open the warehouse for the analyst's read commands (sql, views, search, export, report).
 
 What the read commands show beyond the pipeline's own rows is derived, and rebuilt only
-when its input changed: the topic and entity catalogs (from the config files; cheap) and
+when its input changed: the topic and entity catalogs (from the config files; cheap; every
+ingest and backfill also refreshes them as its last stage, `flows.stages.refresh_catalogs`) and
 the full-text index (from the articles); and the views themselves, after an upgrade of
 newsmon, before any run has migrated the file. `open_for_reading` checks them with one read-only
 open; only when one is stale does it migrate and rebuild in one short write transaction,

@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import tomllib
 import urllib.parse
+import urllib.request
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal
@@ -114,6 +115,17 @@ class FetchSettings(_Section):
     # pending for the next run instead of stalling this one.
     retry_wait_budget_seconds: WaitSeconds = 30.0
     per_host_delay: WaitSeconds = 0.5
+    # Hosts fetched at once (threads); one host's feeds and pages are still fetched one after
+    # another, per_host_delay apart.
+    max_concurrency: Annotated[int, Field(ge=1, le=64)] = 8
+    # A host that cannot be reached (its name does not resolve, the connection is refused or
+    # times out) this many times in a row is given up for the rest of the run: its other
+    # feeds and pages are left for the next run, not failed.
+    host_give_up_after: Annotated[int, Field(ge=1, le=1000)] = 3
+    # The polling and fetching of one `ingest` run together: past it no feed or page is
+    # started (those left wait for the next run) and the run goes on to extract and mine
+    # what it got. A backfill has no budget.
+    run_budget_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] = 600.0
     user_agent: Annotated[str, Field(min_length=1, max_length=500)] = DEFAULT_USER_AGENT
     respect_robots: bool = True
     feed_backoff_after_failures: Annotated[int, Field(ge=1, le=1000)] = 3
@@ -364,6 +376,14 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
         p = getattr(settings.nlp, name)
         if not p.exists():
             raise ConfigError(f"config {path}: nlp.{name}: file not found: {p}")
+    for index, feed in enumerate(settings.feeds):
+        # a local feed is part of the deployment, like the domain files: a file that is not there
+        # (a config copied without its folder) is a config error, not a feed failing run after run
+        if feed.enabled and feed.url.lower().startswith("file:"):
+            local = Path(urllib.request.url2pathname(urllib.parse.urlsplit(feed.url).path))
+            if not local.is_file():
+                raise ConfigError(f"config {path}: feeds[{index}].url: file not found: {local} (a relative path "
+                                  "is relative to the config file's folder)")
     _check_sections(path, "nlp.entities", settings.nlp.entities, ENTITY_SECTIONS)
     return settings
 

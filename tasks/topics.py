@@ -115,6 +115,7 @@ class Topic:
     object_verbs: re.Pattern | None = None
     not_cues: re.Pattern | None = None
     frames: tuple[Frame, ...] = ()
+    beneficiary: str | None = None   # the state the proposition is about: another state's cue is off-topic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +125,7 @@ class CueMatch:
     end: int
     counter: bool   # the phrase names the opposite of the proposition
     needs_verb: re.Pattern | None = None   # an object cue: one of these verbs must govern it
+    frame: bool = False   # a predicate-argument pair on the parse (its span may hold words of stance)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +156,7 @@ class TopicBook:
                     start = sent.doc[first].idx - sent.start_char
                     end = sent.doc[last].idx + len(sent.doc[last].text) - sent.start_char
                     pred = next(t for t in (sent.doc[first], sent.doc[last]) if t.lemma_.lower() in frame.predicates)
-                    found.append(CueMatch(topic.id, start, end, frame.counter != frame.agent_counters(pred)))
+                    found.append(CueMatch(topic.id, start, end, frame.counter != frame.agent_counters(pred), frame=True))
         return found
 
 
@@ -176,9 +178,13 @@ def _frame(rec, where: str) -> Frame:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (a frame has predicates, arguments, counter, "
                           "counter_agents)")
     predicates: dict[str, frozenset[str]] = {}
+    plain: set[str] = set()
     for p in words(rec["predicates"], where + ".predicates"):
         head, *particles = p.lower().split()
+        if not particles:
+            plain.add(head)   # "hand" beside "hand over": the verb alone counts, with or without "over"
         predicates[head] = predicates.get(head, frozenset()) | frozenset(particles)
+    predicates.update({head: frozenset() for head in plain})
     return Frame(predicates=predicates, arguments=frozenset(w.lower() for w in words(rec["arguments"], where + ".arguments")),
                  counter=bool(rec.get("counter", False)),
                  counter_agents=frozenset(w.lower() for w in words(rec.get("counter_agents") or [], where + ".counter_agents")))
@@ -202,7 +208,8 @@ def load_topics(path: str | Path) -> TopicBook:
                             implied_when_cued=bool(implied.get("when_cued", False)),
                             object_cues=compile_phrases(rec.get("object_cues"), where + ".object_cues"),
                             object_verbs=compile_phrases(rec.get("object_verbs"), where + ".object_verbs"),
-                            not_cues=compile_phrases(rec.get("not_cues"), where + ".not_cues"), frames=frames)
+                            not_cues=compile_phrases(rec.get("not_cues"), where + ".not_cues"), frames=frames,
+                            beneficiary=str(rec["beneficiary"]) if rec.get("beneficiary") else None)
         if (topics[tid].object_cues is None) != (topics[tid].object_verbs is None):
             raise ConfigError(f"{where}: object_cues and object_verbs go together")
     if not topics:

@@ -76,7 +76,10 @@ class _QuietServer(http.server.ThreadingHTTPServer):
 
 
 class LocalServer:
-    def __init__(self, robots: Route | None = None) -> None:
+    """`host`: the loopback address to listen on; 127.0.0.2, 127.0.0.3 ... stand for other hosts
+    (the fetcher keeps its per-host delay and concurrency by host name, not by port)."""
+
+    def __init__(self, robots: Route | None = None, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
         self._counts: dict[str, int] = {}
@@ -94,9 +97,10 @@ class LocalServer:
             def do_GET(self) -> None:
                 server._handle(self)
 
-        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer((host, 0), Handler)
+        self.host = host
         self.port = self.httpd.server_address[1]
-        self.origin = f"http://127.0.0.1:{self.port}"
+        self.origin = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="test-http", daemon=True)
 
     # -- test API --------------------------------------------------------------
@@ -206,11 +210,12 @@ def http_server() -> Iterator[LocalServer]:
 
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., LocalServer]]:
-    """Factory for a server of a test's own (another origin, its own robots.txt answer)."""
+    """Factory for a server of a test's own (another origin, its own robots.txt answer; with
+    `host="127.0.0.2"`, another host)."""
     servers: list[LocalServer] = []
 
-    def make(robots: Route | None = None) -> LocalServer:
-        server = LocalServer(robots)
+    def make(robots: Route | None = None, host: str = "127.0.0.1") -> LocalServer:
+        server = LocalServer(robots, host)
         server.start()
         servers.append(server)
         return server

@@ -340,3 +340,154 @@ def test_backfill_window_is_utc_days_until_inclusive():
     utc = dt.timezone.utc
     assert backfill_window(SINCE, None) == (dt.datetime(2025, 12, 1, tzinfo=utc), None)
     assert backfill_window(SINCE, SINCE) == (dt.datetime(2025, 12, 1, tzinfo=utc), dt.datetime(2025, 12, 2, tzinfo=utc))
+
+
+# -- the run's summary (the Prefect artifact's markdown) ---------------------------------------
+def test_backfill_summary_lists_the_changes_found_and_one_line_per_failure(site, tmp_path):
+    from flows.backfill import run_backfill as backfill
+    from flows.runtime import run_summary
+
+    gone = site.url("/gone.xml")
+    config = write_config(tmp_path, serve_gazette(site), extra=f'\n[[feeds]]\nname = "gone"\nurl = "{gone}"\n')
+    wh = warehouse(config)
+    missing = site.url("/missing.html")
+    result = backfill(since=SINCE, urls=[missing], config=str(config))
+    [run_id] = [r["run_id"] for r in wh.read("SELECT run_id FROM runs")]
+    page = run_summary(wh, run_id, "newsmon backfill", result, None)
+
+    changes = wh.read("SELECT kind, actor_group, subject, old_url, new_url FROM changes")
+    assert any(c["kind"] == "aid" and c["actor_group"] == "Germany" for c in changes)
+    assert f"## Changes found ({len(changes)})" in page
+    items = [line for line in page.split("## Changes found", 1)[1].split("## ", 1)[0].splitlines()
+             if line.startswith("- ")]
+    assert len(items) == len(changes)
+    for c, line in zip(changes, items):  # both in publication order
+        assert line.startswith(f"- **{c['actor_group']}** ")
+        assert f"[before]({c['old_url']})" in line and f"[after]({c['new_url']})" in line
+        assert " → " in line
+    german = next(line for c, line in zip(changes, items) if c["kind"] == "aid")
+    assert "aid to Ukraine, military:" in german and "(+100.0 %)" in german
+
+    failures = page.split("## Failures (", 1)[1].split("## Counts", 1)[0].strip().splitlines()
+    assert failures[0] == "3)"
+    lines = [f for f in failures[1:] if f]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("- feed `gone` (HTTP 404): ")
+    assert lines[1].startswith(f"- page <{missing}>: ") and "404" in lines[1]
+    assert lines[2] == "- alerts: 1 alert(s) due but no [smtp] section is configured"  # no SMTP in this config
+    assert all("\n" not in line and "Traceback" not in line for line in lines)
+
+    counts = page.split("## Counts", 1)[1]
+    assert "=0" not in counts and "| 0 |" not in counts
+    assert "| feeds | " in counts and "failed=1" in counts
+
+    again = backfill(since=SINCE, remine=True, config=str(config))
+    run_id = wh.read("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")[0]["run_id"]
+    quiet = run_summary(wh, run_id, "newsmon backfill", again, None)
+    assert "## No new changes" in quiet and "**Completed**" in quiet
+    assert "## Failures (1)\n\n- alerts: 1 alert(s) due but no [smtp]" in quiet  # the remine polls no feed
+
+
+# -- Prefect: run names, parameters checked at creation, the artifact ------------------------------
+@pytest.mark.slow
+def test_backfill_flow_run_is_named_by_its_window_and_its_artifact_lists_the_changes(prefect_api, site, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.backfill import backfill
+
+    config = write_config(tmp_path, serve_gazette(site))
+    state = backfill(since=SINCE, until=dt.date(2025, 12, 31), config=str(config), return_state=True)
+    assert state.is_completed(), state.message
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+        assert run.name == "backfill 2025-12-01..2025-12-31"
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+    [artifact] = [a for a in artifacts if a.key == "backfill-summary"]
+    change = warehouse(config).read("SELECT old_url, new_url FROM changes WHERE kind = 'aid'")[0]
+    assert "## Changes found (" in artifact.data
+    german = next(line for line in artifact.data.splitlines() if line.startswith("- **Germany** aid to Ukraine"))
+    assert f"[before]({change['old_url']})" in german and f"[after]({change['new_url']})" in german
+    assert "=0" not in artifact.data
+
+
+@pytest.mark.slow
+def test_deployments_refuse_bad_parameters_when_the_run_is_created(prefect_api, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    from flows.serve import deployments
+    from newsmon.settings import load_settings
+
+    config = write_config(tmp_path, "http://feeds.invalid/feed.xml")
+    ids = {d.name: d.apply() for d in deployments(load_settings(config))}
+
+    def runs_of(name: str) -> int:
+        with get_client(sync_client=True) as client:
+            return len(client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[ids[name]]))))
+
+    ingest_runs = runs_of("scheduled")  # the scheduler may have queued runs of its cron
+    for deployment, params, field in [
+        ("backfill/ad-hoc", {"since": "notadate"}, "since"),
+        ("backfill/ad-hoc", {"since": "2025-12-01", "until": "2025-13-01"}, "until"),
+        ("backfill/ad-hoc", {"since": "2025-12-01", "feeds": ["two words"]}, "feeds"),
+        ("backfill/ad-hoc", {"since": "2025-12-01", "urls": ["ftp://example.org/a"]}, "urls"),
+        ("ingest/scheduled", {"shard": "first"}, "shard"),
+    ]:
+        with pytest.raises(PrefectHTTPStatusError, match=rf"Validation failed for field '{field}"):
+            run_deployment(deployment, parameters=params, timeout=0)
+    assert runs_of("ad-hoc") == 0 and runs_of("scheduled") == ingest_runs  # nothing was created
+    good = run_deployment("backfill/ad-hoc", parameters={"since": "2025-12-01", "until": "2025-12-07"}, timeout=0)
+    assert good.state.is_scheduled() and runs_of("ad-hoc") == 1
+
+
+# -- progress: items, not stages ---------------------------------------------------------------------
+def test_backfill_progress_counts_the_articles_of_the_window(site, tmp_path):
+    from flows.backfill import ItemsEvent, StageEvent, progress_listener, run_backfill as backfill
+
+    config = write_config(tmp_path, serve_gazette(site))
+    events: list = []
+    with progress_listener(events.append):
+        backfill(since=SINCE, config=str(config), window_days=0)   # the window in one part (parts: below)
+    items = {}
+    for e in events:
+        if isinstance(e, ItemsEvent):
+            items.setdefault(e.stage, []).append((e.done, e.total, e.unit))
+    assert items["feeds"][0] == (0, 1, "feeds") and items["feeds"][-1] == (1, 1, "feeds")
+    assert items["pages"][0] == (0, 3, "pages") and items["pages"][-1] == (3, 3, "pages")
+    assert [d for d, _, _ in items["pages"]] == [0, 1, 2, 3]  # one a page
+    assert items["articles"][0] == (0, 3, "articles") and items["articles"][-1] == (3, 3, "articles")
+    assert items["claims"][0] == (0, len(IN_WINDOW), "articles") and items["claims"][-1][:2] == (3, 3)
+    assert all(e.done <= e.total for e in events if isinstance(e, ItemsEvent))
+    # the stage events still frame them: the items of a stage come between its start and its end
+    order = [(type(e).__name__, e.stage) for e in events]
+    start, end = order.index(("StageEvent", "claims")), len(order) - 1 - order[::-1].index(("StageEvent", "claims"))
+    assert start < order.index(("ItemsEvent", "claims")) < end
+    assert any(isinstance(e, StageEvent) and e.stage == "catalogs" for e in events)
+
+    # a remine counts the stored articles again, and polls and fetches nothing; taken one day at a
+    # time, the parts add up to one count that never goes back
+    events.clear()
+    with progress_listener(events.append):
+        backfill(since=SINCE, remine=True, config=str(config), window_days=1)
+    stages = {e.stage for e in events if isinstance(e, ItemsEvent)}
+    assert stages == {"articles", "claims"}
+    claims = [e for e in events if isinstance(e, ItemsEvent) and e.stage == "claims"]
+    assert claims[-1].done == 3 == claims[-1].total
+    assert [e.done for e in claims] == sorted(e.done for e in claims)
+
+
+@pytest.mark.slow
+def test_backfill_cli_progress_shows_articles_with_an_eta(site, tmp_path):
+    config = write_config(tmp_path, serve_gazette(site))
+    proc = cli("backfill", "--config", str(config), "--since", SINCE.isoformat(), tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    bars = {line.split()[0]: line for line in proc.stderr.splitlines()
+            if line.split() and line.split()[0] in ("polling", "fetching", "extracting", "mining")}
+    assert set(bars) == {"polling", "fetching", "extracting", "mining"}, proc.stderr
+    assert "3/3 articles" in bars["mining"] and "ETA" in bars["mining"]
+    assert "3/3 articles" in bars["extracting"] and "3/3 pages" in bars["fetching"]
+    assert "stages" not in proc.stderr

@@ -253,8 +253,9 @@ def test_runs_flow_with_every_feed_failing_ends_failed(prefect_api, site, tmp_pa
             flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id])))
     assert flow_run.state.is_failed()
     [summary] = [a for a in artifacts if a.key == "ingest-summary"]
-    assert "## Problems" in summary.data and "- no feed could be polled (failed: http_500=1)" in summary.data
-    assert "- feeds: 1 feed(s) failed: http_500=1" in summary.data
+    failures = summary.data.split("## Failures (2)\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert failures[0] == "- run failed: no feed could be polled (failed: http_500=1)"
+    assert failures[1].startswith("- feed `one` (HTTP 500): ") and len(failures) == 2
     [run] = runs(Warehouse(tmp_path / "newsmon.duckdb"))
     assert run["run_id"] == str(flow_run.id) and run["status"] == "failed"
 

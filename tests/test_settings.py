@@ -3,6 +3,8 @@ relative to the TOML file; the shipped defaults keep the SSRF guard on."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +62,11 @@ BAD_CONFIGS = [
     ("warehouse-under-a-file", '[warehouse]\npath = "newsmon.toml/w.duckdb"\n', "warehouse.path"),
     ("warehouse-is-a-folder", '[warehouse]\npath = "."\n', "warehouse.path"),
     ("too-many-feed-entries", "[fetch]\nmax_feed_entries = 0\n", "fetch.max_feed_entries"),
+    ("zero-concurrency", "[fetch]\nmax_concurrency = 0\n", "fetch.max_concurrency"),
+    ("huge-concurrency", "[fetch]\nmax_concurrency = 1000\n", "fetch.max_concurrency"),
+    ("zero-host-give-up", "[fetch]\nhost_give_up_after = 0\n", "fetch.host_give_up_after"),
+    ("zero-run-budget", "[fetch]\nrun_budget_seconds = 0\n", "fetch.run_budget_seconds"),
+    ("inf-run-budget", "[fetch]\nrun_budget_seconds = inf\n", "fetch.run_budget_seconds"),
 ]
 
 
@@ -88,7 +95,8 @@ def test_settings_missing_file_is_config_error(tmp_path):
 
 
 def test_settings_relative_paths_resolved_against_config_dir(tmp_path):
-    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "feeds").mkdir(parents=True)
+    (tmp_path / "conf" / "feeds" / "a.xml").write_text("<rss/>")
     path = tmp_path / "conf" / "newsmon.toml"
     path.write_text('[warehouse]\npath = "../data/wh.duckdb"\n'
                     '[[feeds]]\nname = "local"\nurl = "feeds/a.xml"\n'
@@ -163,8 +171,11 @@ def test_settings_entity_catalog_without_entities_is_a_config_error(tmp_path, te
 
 
 @pytest.mark.parametrize("url", ["https://example.org/feed.xml", "http://127.0.0.1:8080/f", "http://[::1]:80/f",
-                                 "file:///srv/feeds/a.xml"])
+                                 "file:///{tmp}/feeds/a.xml"])
 def test_settings_good_feed_urls_accepted(tmp_path, url):
+    url = url.format(tmp=str(tmp_path).lstrip("/"))
+    (tmp_path / "feeds").mkdir()
+    (tmp_path / "feeds" / "a.xml").write_text("<rss/>")
     path = tmp_path / "newsmon.toml"
     path.write_text(f'[[feeds]]\nname = "a"\nurl = "{url}"\n')
     assert load_settings(path).feeds[0].url == url
@@ -214,3 +225,123 @@ def test_settings_cli_new_checks_are_one_clean_line_before_prefect(tmp_path, tex
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("newsmon: config "), proc.stderr
     assert key in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+
+
+# -- the documented config: every key the model accepts is in config/newsmon.toml -------------------
+def _documented_keys(text: str) -> set[str]:
+    """Dotted keys config/newsmon.toml shows, set or commented out: `key = ...` and `# key = ...` under
+    their `[section]` / `[[section]]` (also commented), and the keys of inline tables (`recipients = [{ ... }]`)."""
+    keys, section = set(), ""
+    for line in text.splitlines():
+        head = re.match(r"^\s*#?\s*\[\[?([a-z_]+)\]\]?\s*(#.*)?$", line)
+        if head:
+            section = head.group(1)
+            keys.add(section)
+            continue
+        item = re.match(r"^\s*#?\s*([a-z_]+)\s*=\s*(.*)$", line)
+        if not item:
+            continue
+        key, value = item.groups()
+        keys.add(f"{section}.{key}" if section else key)
+        for inner in re.findall(r"\{([^}]*)\}", value):
+            keys |= {f"{section}.{key}.{k}" for k in re.findall(r"([a-z_]+)\s*=", re.sub(r'"[^"]*"', '""', inner))}
+    return keys
+
+
+def _model_keys(model, prefix: str = "") -> set[str]:
+    """Dotted keys a settings model accepts, down through sections, lists of tables and optional sections."""
+    import typing
+
+    from pydantic import BaseModel
+
+    keys = set()
+    for name, field in model.model_fields.items():
+        if not prefix and name == "source":  # set by load_settings, not written in the file
+            continue
+        key = f"{prefix}{name}"
+        keys.add(key)
+        inner = [a for a in typing.get_args(field.annotation) or [field.annotation]]
+        inner += [b for a in inner for b in typing.get_args(a)]  # list[X] | None
+        for kind in inner:
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                keys |= _model_keys(kind, key + ".")
+    return keys
+
+
+def test_settings_every_key_is_documented_in_the_bundled_config():
+    from newsmon.settings import Settings
+
+    documented = _documented_keys(DEFAULT_CONFIG.read_text())
+    accepted = _model_keys(Settings)
+    assert {"smtp.ssl", "alerts.max_attempts", "alerts.recipients.topics", "feeds.enabled"} <= accepted
+    assert sorted(accepted - documented) == [], "keys the settings accept but config/newsmon.toml does not show"
+    assert sorted(documented - accepted) == [], "keys config/newsmon.toml shows but the settings refuse"
+
+
+def test_settings_documented_keys_are_read_from_comments_and_inline_tables():
+    text = ('[a]\nx = 1  # y = 2\n# z = "q = 1"\n# [b]\n# w = 3\n[[c]]\nv = 4\n'
+            '[d]\n# r = [{ address = "a=b", k = [1] }]\n')
+    assert _documented_keys(text) == {"a", "b", "c", "d", "a.x", "a.z", "b.w", "c.v", "d.r", "d.r.address", "d.r.k"}
+
+
+def test_settings_documented_examples_are_valid_values(tmp_path):
+    """The commented-out [smtp] section and recipient of config/newsmon.toml load as they are written."""
+    text = DEFAULT_CONFIG.read_text()
+    smtp = re.search(r"^# \[smtp\].*?\n\n", text, flags=re.M | re.S).group(0)
+    smtp = re.sub(r"^# ?", "", smtp, flags=re.M)
+    smtp = re.sub(r"^password_block = .*\n", "", smtp, flags=re.M)  # a Prefect block: looked up when sending
+    recipient = re.search(r"^# (recipients = \[\{.*)$", text, flags=re.M).group(1)
+    path = tmp_path / "newsmon.toml"
+    path.write_text(f"{smtp}\n[alerts]\n{recipient}\n")
+    s = load_settings(path)
+    assert (s.smtp.ssl, s.smtp.timeout, s.smtp.starttls) == (False, 30.0, False)
+    assert [r.topics for r in s.alerts.recipients] == [["sanctions_on_russia", "Ukraine"]]
+
+
+def test_settings_domain_files_resolve_against_the_config_folder(tmp_path):
+    conf = tmp_path / "conf"
+    (conf / "domain").mkdir(parents=True)
+    shutil.copy(DEFAULT_CONFIG.parent / "topics.yaml", conf / "domain" / "my-topics.yaml")
+    path = conf / "newsmon.toml"
+    path.write_text('[nlp]\ntopics = "domain/my-topics.yaml"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cwd = os.getcwd()
+    os.chdir(elsewhere)  # the working folder plays no part
+    try:
+        s = load_settings(Path("..") / "conf" / "newsmon.toml")
+    finally:
+        os.chdir(cwd)
+    assert s.nlp.topics == conf / "domain" / "my-topics.yaml"
+    assert s.source == path
+
+
+@pytest.mark.parametrize("key", ["entities", "topics", "money", "fx", "aid", "lang"])
+def test_settings_cli_missing_domain_file_is_a_config_error_before_the_run(run_newsmon, tmp_path, key):
+    path = tmp_path / "newsmon.toml"
+    path.write_text(f'[warehouse]\npath = "wh.duckdb"\n[nlp]\n{key} = "copied/{key}.yaml"\n'
+                    '[[feeds]]\nname = "a"\nurl = "http://127.0.0.1:9/feed.xml"\n')
+    result = run_newsmon("ingest", "--config", path)
+    assert result.code == 2
+    assert result.stderr.strip() == (f"newsmon: config {path}: nlp.{key}: file not found: "
+                                      f"{tmp_path / 'copied' / (key + '.yaml')}")
+    assert result.stdout == ""
+    assert not (tmp_path / "wh.duckdb").exists()  # no run began: nothing recorded as a fetch failure
+
+
+def test_settings_cli_copied_config_without_its_local_feeds_is_a_config_error(run_newsmon, tmp_path):
+    """The bundled config copied alone: its sample feeds are paths relative to the copy's folder, which
+    does not hold them; one line naming the key and the path it looked at, before any run (it was a feed
+    failing with http_404)."""
+    path = tmp_path / "newsmon.toml"
+    shutil.copy(DEFAULT_CONFIG, path)
+    result = run_newsmon("ingest", "--config", path)
+    assert result.code == 2
+    assert result.stderr.strip() == (f"newsmon: config {path}: feeds[0].url: file not found: "
+                                      f"{tmp_path / 'sample' / 'feeds' / 'kyiv-ledger.xml'} (a relative path is "
+                                      "relative to the config file's folder)")
+    # a disabled feed is not read, so its file may be gone
+    path.write_text(path.read_text().replace('url = "sample/feeds/kyiv-ledger.xml"', 'url = "sample/feeds/kyiv-ledger.xml"\nenabled = false', 1)
+                    .replace("enabled = true", "", 1))
+    result = run_newsmon("ingest", "--config", path)
+    assert "feeds[1].url: file not found" in result.stderr

@@ -214,6 +214,38 @@ def test_views_topics_follow_an_edit_of_the_config_file(run_newsmon, catalog_con
                     {"topic": "frozen_assets_for_ukraine", "description": "using frozen Russian assets to fund Ukraine"}]
 
 
+def test_views_topics_and_entities_are_filled_by_the_ingest_run(run_newsmon, tmp_path):
+    """Straight after `newsmon ingest` (no read command between), the file holds the catalogs; an edit of
+    topics.yaml reaches them at the next run, and a run with nothing edited rebuilds nothing."""
+    import duckdb
+
+    (tmp_path / "topics.yaml").write_text(TOPICS.format(extra=""))
+    (tmp_path / "entities.yaml").write_text(ENTITIES)
+    config = tmp_path / "newsmon.toml"
+    config.write_text('[warehouse]\npath = "wh.duckdb"\n[nlp]\ntopics = "topics.yaml"\nentities = "entities.yaml"\n')
+
+    def ingest_and_look() -> tuple[list[tuple], int, dict]:
+        result = run_newsmon("ingest", "--config", config)
+        assert result.code == 0, result.stderr
+        with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+            topics = con.execute("SELECT topic, description FROM topics ORDER BY topic").fetchall()
+            entities = con.execute("SELECT count(*) FROM entities").fetchone()[0]
+            counts = json.loads(con.execute("SELECT counts FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()[0])
+        return topics, entities, counts["catalogs"]
+
+    topics, entities, done = ingest_and_look()
+    assert topics == [("frozen_assets_for_ukraine", "using frozen Russian assets to fund Ukraine")]
+    assert (entities, done) == (3, {"rebuilt": 1})
+    assert ingest_and_look() == (topics, 3, {"rebuilt": 0})
+    (tmp_path / "topics.yaml").write_text(TOPICS.format(extra=textwrap.dedent("""\
+        ceasefire:
+            description: an immediate ceasefire
+            cues: [ceasefire]""").replace("\n", "\n  ")))
+    topics, entities, done = ingest_and_look()
+    assert topics[0] == ("ceasefire", "an immediate ceasefire") and len(topics) == 2
+    assert done == {"rebuilt": 1}
+
+
 def test_views_bundled_catalogs_are_loaded_whole(run_newsmon, config):
     """The default config's files: every topic with its description, every entity with its Wikidata id."""
     book = load_topics(ROOT / "config" / "topics.yaml")
@@ -290,6 +322,36 @@ def test_views_sql_csv_writes_lists_as_json_arrays(run_newsmon, config):
     assert result.code == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [json.loads(r["participants"]) for r in rows][:2] == [["Germany", "Ukraine"], ["Norway", "Ukraine"]]
+
+
+def test_views_sql_csv_lists_are_written_as_export_writes_them(run_newsmon, config, tmp_path):
+    import csv
+    import io
+
+    query = "SELECT url, participants FROM events WHERE event_type = 'pledge' ORDER BY url"
+    result = run_newsmon("sql", query, "--format", "csv", "--config", config)
+    assert result.code == 0, result.stderr
+    from_sql = {r["url"]: r["participants"] for r in csv.DictReader(io.StringIO(result.stdout))}
+    out = tmp_path / "events.csv"
+    exported = run_newsmon("export", "events", "--format", "csv", "--out", out, "--where", "event_type = 'pledge'",
+                           "--config", config)
+    assert exported.code == 0, exported.stderr
+    with out.open(newline="") as f:
+        from_export = {r["url"]: r["participants"] for r in csv.DictReader(f)}
+    assert from_sql == from_export
+    assert from_sql[url("de-1")] == '["Germany","Ukraine"]'
+
+
+def test_views_sql_table_shows_lists_as_their_items(run_newsmon, config):
+    result = run_newsmon("sql", "SELECT participants, [NULL, 'x'] AS odd, {'donor': 'Norway', 'n': 2} AS s, "
+                                "[]::VARCHAR[] AS empty FROM events WHERE url = 'https://news.example/de-1' "
+                                "AND event_type = 'pledge'", "--config", config)
+    assert result.code == 0, result.stderr
+    header, rule, row, count = result.stdout.strip().splitlines()
+    cells = [c.strip() for c in row.split("|")]
+    assert cells == ["Germany, Ukraine", "NULL, x", "{donor: Norway, n: 2}", ""]  # the empty list: an empty cell
+    assert "['" not in result.stdout and "'" not in row
+    assert count == "(1 row)"
 
 
 def test_views_sql_error_keeps_duckdbs_hint(run_newsmon, config):

@@ -184,18 +184,7 @@ def raw_content(con: Con, sha256: str) -> bytes:
 
 
 # -- extract -----------------------------------------------------------------------
-def pending_extractions(con: Con, version: str, *, since: dt.datetime | None = None,
-                        until: dt.datetime | None = None, redo: bool = False, limit: int | None = None,
-                        after: tuple[dt.datetime, str] | None = None,
-                        feeds: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Stored pages without an article at `version` (all pages in the window with `redo`);
-    with `feeds`, only pages whose entry (its first feed) is of those feeds.
-
-    In (fetched_at, url) order; `after` = the (fetched_at, url) of the last page of the previous
-    batch, so a caller pages through the window in constant memory (keyset pagination).
-    """
-    after_at, after_url = after if after is not None else (None, None)
-    return fetch_dicts(con, """
+_PENDING_EXTRACTIONS = """
         WITH entries AS (
             SELECT url, arg_min(feed, first_seen_at) AS feed, arg_min(title, first_seen_at) AS title,
                    arg_min(author, first_seen_at) AS author, min(published_at) AS published_at,
@@ -210,11 +199,34 @@ def pending_extractions(con: Con, version: str, *, since: dt.datetime | None = N
           AND (?::TIMESTAMPTZ IS NULL OR coalesce(a.published_at, e.published_at, p.fetched_at) >= ?)
           AND (?::TIMESTAMPTZ IS NULL OR coalesce(a.published_at, e.published_at, p.fetched_at) < ?)
           AND (?::TIMESTAMPTZ IS NULL OR p.fetched_at > ? OR (p.fetched_at = ? AND p.url > ?))
-          AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], e.feed))
-        ORDER BY p.fetched_at, p.url
-        LIMIT ?
-    """, [redo, version, redo, since, since, until, until, after_at, after_at, after_at, after_url, feeds, feeds,
-          limit])
+          AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], e.feed))"""
+
+
+def _pending_extractions_params(version: str, since, until, redo: bool, after, feeds) -> list[Any]:
+    after_at, after_url = after if after is not None else (None, None)
+    return [redo, version, redo, since, since, until, until, after_at, after_at, after_at, after_url, feeds, feeds]
+
+
+def pending_extractions(con: Con, version: str, *, since: dt.datetime | None = None,
+                        until: dt.datetime | None = None, redo: bool = False, limit: int | None = None,
+                        after: tuple[dt.datetime, str] | None = None,
+                        feeds: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Stored pages without an article at `version` (all pages in the window with `redo`);
+    with `feeds`, only pages whose entry (its first feed) is of those feeds.
+
+    In (fetched_at, url) order; `after` = the (fetched_at, url) of the last page of the previous
+    batch, so a caller pages through the window in constant memory (keyset pagination).
+    """
+    return fetch_dicts(con, _PENDING_EXTRACTIONS + "\n        ORDER BY p.fetched_at, p.url\n        LIMIT ?",
+                       [*_pending_extractions_params(version, since, until, redo, after, feeds), limit])
+
+
+def count_pending_extractions(con: Con, version: str, *, since: dt.datetime | None = None,
+                              until: dt.datetime | None = None, redo: bool = False,
+                              feeds: Sequence[str] | None = None) -> int:
+    """How many pages `pending_extractions` pages through (for a progress display)."""
+    return con.execute(f"SELECT count(*) FROM ({_PENDING_EXTRACTIONS})",
+                       _pending_extractions_params(version, since, until, redo, None, feeds)).fetchone()[0]
 
 
 def save_articles(con: Con, rows: Sequence[dict[str, Any]]) -> int:
@@ -261,6 +273,16 @@ def save_story_sketches(con: Con, rows: Sequence[dict[str, Any]]) -> int:
 
 
 # -- mine --------------------------------------------------------------------------
+_PENDING_MINING = """
+        SELECT a.url, a.published_at, a.language, a.text
+        FROM article_texts a LEFT JOIN mined_articles m USING (url)
+        WHERE (? OR m.url IS NULL OR m.extractor_version <> ?)
+          AND (?::TIMESTAMPTZ IS NULL OR a.published_at >= ?)
+          AND (?::TIMESTAMPTZ IS NULL OR a.published_at < ?)
+          AND (?::VARCHAR IS NULL OR a.url > ?)
+          AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], a.feed))"""
+
+
 def pending_mining(con: Con, version: str, *, since: dt.datetime | None = None, until: dt.datetime | None = None,
                    redo: bool = False, after: str | None = None, limit: int | None = None,
                    feeds: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -270,17 +292,16 @@ def pending_mining(con: Con, version: str, *, since: dt.datetime | None = None, 
     `after`: the last URL of the previous batch (keyset pagination: a window of any size is
     read `limit` texts at a time).
     """
-    return fetch_dicts(con, """
-        SELECT a.url, a.published_at, a.language, a.text
-        FROM article_texts a LEFT JOIN mined_articles m USING (url)
-        WHERE (? OR m.url IS NULL OR m.extractor_version <> ?)
-          AND (?::TIMESTAMPTZ IS NULL OR a.published_at >= ?)
-          AND (?::TIMESTAMPTZ IS NULL OR a.published_at < ?)
-          AND (?::VARCHAR IS NULL OR a.url > ?)
-          AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], a.feed))
-        ORDER BY a.url
-        LIMIT ?
-    """, [redo, version, since, since, until, until, after, after, feeds, feeds, limit])
+    return fetch_dicts(con, _PENDING_MINING + "\n        ORDER BY a.url\n        LIMIT ?",
+                       [redo, version, since, since, until, until, after, after, feeds, feeds, limit])
+
+
+def count_pending_mining(con: Con, version: str, *, since: dt.datetime | None = None,
+                         until: dt.datetime | None = None, redo: bool = False,
+                         feeds: Sequence[str] | None = None) -> int:
+    """How many articles `pending_mining` pages through (for a progress display)."""
+    return con.execute(f"SELECT count(*) FROM ({_PENDING_MINING})",
+                       [redo, version, since, since, until, until, None, None, feeds, feeds]).fetchone()[0]
 
 
 CLAIM_TABLES = ("mentions", "pledge_claims", "position_claims", "meeting_claims")
@@ -296,6 +317,24 @@ def replace_claims(con: Con, urls: Sequence[str], rows: dict[str, list[dict[str,
 
 
 # -- backfill ----------------------------------------------------------------------
+def days_with_work(con: Con, since: dt.datetime, until: dt.datetime | None) -> list[dt.date]:
+    """The UTC days of [since, until) on which a backfill stage could find anything: a feed entry's
+    time (published, else first seen), a page's fetch time, an article's publication time. Each
+    stage's window condition is on one of these, so a window of days none of them touch is empty."""
+    rows = con.execute("""
+        SELECT DISTINCT CAST(floor(epoch(t) / 86400) AS BIGINT) AS day FROM (
+            SELECT coalesce(published_at, first_seen_at) AS t FROM feed_entries
+            UNION ALL SELECT published_at FROM feed_entries WHERE published_at IS NOT NULL
+            UNION ALL SELECT fetched_at FROM pages
+            UNION ALL SELECT published_at FROM article_texts WHERE published_at IS NOT NULL
+        ) AS times
+        WHERE t >= ? AND (?::TIMESTAMPTZ IS NULL OR t < ?)
+        ORDER BY day
+    """, [since, until, until]).fetchall()
+    epoch = dt.date(1970, 1, 1)
+    return [epoch + dt.timedelta(days=day) for (day,) in rows]
+
+
 def add_url_entries(con: Con, feed: str, feed_url: str, urls: Sequence[str]) -> dict[str, int]:
     """List explicit article URLs as entries of a pseudo-feed, so the fetch stage takes them like feed items.
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-__all__ = ["start_run", "finish_run", "mark_vanished_runs", "process_token", "pid_alive", "STALE_AFTER",
+__all__ = ["start_run", "finish_run", "mark_vanished_runs", "run_findings", "FINDINGS_LIMIT", "process_token", "pid_alive", "STALE_AFTER",
            "STATUSES"]
 
 Con = duckdb.DuckDBPyConnection
@@ -105,3 +105,51 @@ def mark_vanished_runs(con: Con, *, now: dt.datetime | None = None) -> list[str]
         con.execute("UPDATE runs SET status = 'killed', error = ? WHERE run_id = ? AND status = 'running'",
                     [f"marked killed by a later run: {why}", run_id])
     return [run_id for run_id, _ in killed]
+
+
+#: Rows of each kind `run_findings` lists at most (the rest are counted).
+FINDINGS_LIMIT = 100
+
+
+def run_findings(con: Con, run_id: str, limit: int = FINDINGS_LIMIT) -> dict[str, Any]:
+    """What one run found and what failed in it, for its summary artifact.
+
+    `changes`: the changes detected since the run started (the `changes` view, with the topic's
+    description); `feeds`: its failed polls; `pages`: its fetches that did not store a page (the
+    last attempt per URL); `rejected`: input it rejected beyond fetches (pages without article
+    text, feed entries). Each a list of at most `limit` dicts; `more` counts what was left out.
+    """
+    from warehouse.db import fetch_dicts
+
+    row = con.execute("SELECT started_at FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    if row is None:
+        return {"changes": [], "feeds": [], "pages": [], "rejected": [], "more": {}}
+    started = row[0]
+    queries = {
+        "changes": ("""
+            SELECT c.kind, c.actor_group, c.subject, t.description AS topic_description, c.old_value, c.new_value,
+                   c.change_percent, c.aid_kind, c.old_url, c.new_url, c.old_published_at, c.new_published_at
+            FROM changes c LEFT JOIN topic_catalog t ON c.kind = 'position' AND t.topic = c.subject
+            WHERE c.detected_at >= ?
+            ORDER BY c.new_published_at, c.actor_group, c.subject""", [started]),
+        "feeds": ("""
+            SELECT feed, status, error FROM feed_polls WHERE run_id = ? AND outcome = 'failed'
+            ORDER BY feed, polled_at""", [run_id]),
+        "pages": ("""
+            SELECT url, outcome, reason, status, error FROM fetches
+            WHERE run_id = ? AND outcome <> 'ok' AND url NOT IN (SELECT url FROM pages)
+            QUALIFY row_number() OVER (PARTITION BY url ORDER BY attempted_at DESC) = 1
+            ORDER BY url""", [run_id]),
+        "rejected": ("""
+            SELECT stage, key, reason, detail FROM rejections WHERE run_id = ? AND stage <> 'fetch'
+            ORDER BY stage, key""", [run_id]),
+    }
+    out: dict[str, Any] = {"more": {}}
+    for name, (sql, params) in queries.items():
+        rows = fetch_dicts(con, sql + "\n            LIMIT ?", [*params, limit + 1])
+        if len(rows) > limit:
+            total = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+            out["more"][name] = total - limit
+            rows = rows[:limit]
+        out[name] = rows
+    return out

@@ -59,6 +59,20 @@ def rules_version(modules=RULE_MODULES) -> str:
     return digest.hexdigest()[:12]
 
 
+def _upcoming_speaker(sents, i: int, pstarts: list[int], para: int, ctx: Context) -> Actor | None:
+    """The speaker named later in the same quotation: the sentences after sents[i] that are still
+    inside it (same paragraph, the quotation still open where they start)."""
+    text = sents[i].doc.text
+    end = pstarts[para + 1] if para + 1 < len(pstarts) else len(text)
+    for nxt in sents[i + 1:]:
+        if nxt.start_char >= end or not in_quotation(text, pstarts[para], nxt.start_char, nxt.end_char):
+            return None
+        speaker = quote_speaker(nxt, ctx)
+        if speaker is not None:
+            return speaker
+    return None
+
+
 def mine_doc(doc: Doc, url: str, published: dt.datetime | None, *, catalog: EntityCatalog, topics: TopicBook,
              aid: AidLexicon, fx: FxTable, lexicon: Lexicon) -> MinedArticle:
     """Everything newsmon finds in one parsed article."""
@@ -86,6 +100,10 @@ def mine_doc(doc: Doc, url: str, published: dt.datetime | None, *, catalog: Enti
         # a quotation that runs on past the sentence naming its speaker is still theirs
         ctx.in_quote = in_quotation(doc.text, pstarts[p], sent.start_char, sent.end_char)
         ctx.quote_speaker = quote_speaker(sent, ctx) or (ctx.quote_speaker if ctx.in_quote else None)
+        if ctx.in_quote and ctx.quote_speaker is None:
+            # a quotation that opens the paragraph is attributed after it ('"A ceasefire that freezes the
+            # front line is not peace. ... we will not agree to it," Kuleba said.'): its speaker
+            ctx.quote_speaker = _upcoming_speaker(sents, i, pstarts, p, ctx)
         stripped = sent.text.strip()
         question = stripped.endswith("?") or lexicon.hypothetical_start.match(stripped) is not None
         if not ctx.skip_paragraph and not question:
@@ -99,7 +117,8 @@ def mine_doc(doc: Doc, url: str, published: dt.datetime | None, *, catalog: Enti
             if topic.implied_when_cued and not any(
                     c.topic == topic.id and not c.counter for c in topics.cues_in(pl.evidence.text)):
                 continue   # "a loan repaid from the profits on immobilised Russian assets"
-            if pl.kind in topic.implied_kinds and (not topic.implied_donors or pl.donor in topic.implied_donors):
+            kinds = {pl.kind, *pl.kinds_named}   # a mixed package with arms in it is a military pledge too
+            if kinds & set(topic.implied_kinds) and (not topic.implied_donors or pl.donor in topic.implied_donors):
                 positions.append(Position(evidence=pl.evidence, actor=pl.donor, actor_group=pl.donor, topic=topic.id,
                                           stance="support", cue=pl.money_text))
     starts = [s.start_char for s in sents]

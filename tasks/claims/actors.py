@@ -15,7 +15,7 @@ from tasks.claims.discourse import SUBJECT_DEPS, Context
 from tasks.claims.records import NOT_AN_ACTOR, Actor, Found, NotAnActor
 from tasks.nlp import ent_role
 
-__all__ = ["resolve_subject", "subject_of", "subject_and_owner", "find_actor", "is_condition", "content_clause",
+__all__ = ["resolve_subject", "subject_of", "parenthetical_reporter", "proposer", "subject_and_owner", "find_actor", "is_condition", "content_clause",
            "reports", "quote_speaker", "co_actors"]
 
 
@@ -44,7 +44,7 @@ def resolve_subject(subj: Token, ctx: Context) -> Actor | NotAnActor | None:
         actor = ctx.actor_of_ent(ent)
         if actor:
             return actor
-    if low in lex.non_actors:
+    if low in lex.non_actors or _unnamed_group(subj, lex):
         return NOT_AN_ACTOR
     # "Hungarian officials", "Kyiv's delegation", "the Ukrainian president", "officials in Kyiv";
     # not "Russia's economy": only nouns that name people or bodies speak for a state
@@ -77,9 +77,22 @@ def resolve_subject(subj: Token, ctx: Context) -> Actor | NotAnActor | None:
                 g = ctx.resolver.catalog.acts_for[role[1]]
                 return Actor(g, g)
             group = ctx.resolver.group(info)
-            if group and info.type in ("country", "organization", "person"):
+            if group and (info.type == "person" or info.type in ("country", "organization")
+                          and any(x.text[:1].isupper() for x in ent)):   # a name, not "the foreign ministry"
                 return Actor(info.name if info.type == "person" else group, group)
     return None
+
+
+def _unnamed_group(subj: Token, lex) -> bool:
+    """Is the subject a group left unnamed by a quantifier ("several northern states", "some
+    capitals", "a few governments")? It states nothing (GOLD_FORMAT, settled cases: who speaks);
+    "the two leaders" names whom it counts."""
+    if subj.tag_ != "NNS" or not (subj.lower_ in lex.group_nouns or subj.lemma_.lower() in lex.group_nouns):
+        return False
+    mods = [c for c in subj.children if c.dep_ in ("det", "amod", "nummod", "quantmod", "predet")]
+    if any(c.lower_ == "the" for c in mods):
+        return False
+    return any(c.lower_ in lex.vague_quantifiers for c in mods)
 
 
 def _agentive(be: Token, ctx: Context) -> bool:
@@ -143,6 +156,8 @@ def subject_and_owner(verb: Token, cue: set[int] | frozenset = frozenset()) -> t
         return subject_and_owner(verb.head)
     if verb.dep_ == "relcl":
         return verb.head, verb
+    if verb.dep_ == "acl" and verb.tag_ == "VBG" and verb.head.dep_ == "pobj" and verb.head.head.lower_ == "with":
+        return verb.head, verb   # "with several northern states resisting ...": the noun does it
     if verb.dep_ == "acl" and verb.tag_ in ("VBG", "VBN"):   # "..., saying a pause would ...": the head's subject
         head = verb.head
         while head.dep_ != "ROOT" and head.pos_ not in ("VERB", "AUX"):
@@ -154,9 +169,22 @@ def subject_and_owner(verb: Token, cue: set[int] | frozenset = frozenset()) -> t
 
 
 def is_condition(clause: Token, ctx: Context) -> bool:
-    # the subordinator is a mark, or for wh-words the parser's advmod ("only when we have guarantees")
-    return clause.dep_ == "advcl" and any(c.dep_ in ("mark", "advmod") and c.lower_ in ctx.lex.condition_marks
-                                          for c in clause.children)
+    """Is the clause a condition? An adverbial clause (or one the parser made a conjunct: "..., but
+    only if the Russian leader first accepted ...") whose subordinator is a condition mark, or, for
+    wh-words, the parser's advmod ("only when we have guarantees"); or one that opens with a
+    multi-word condition ("as long as Russia does the same", "on condition that ...")."""
+    if clause.dep_ in ("ccomp", "pcomp") and clause.head.lower_ in ("provided", "providing") \
+            and clause.head.dep_ in ("advcl", "prep"):
+        return True   # "..., provided Moscow agreed to a durable ceasefire" (parsed as the verb "provide")
+    if clause.dep_ not in ("advcl", "conj"):
+        return False
+    if any(c.dep_ in ("mark", "advmod") and c.lower_ in ctx.lex.condition_marks for c in clause.children
+           if clause.dep_ == "advcl" or c.dep_ == "mark"):
+        return True
+    if clause.dep_ != "advcl":
+        return False
+    opening = " ".join(t.lower_ for t in list(clause.subtree)[:4])
+    return ctx.lex.condition_openers.match(opening) is not None
 
 
 def content_clause(verb: Token, ctx: Context) -> bool:
@@ -167,6 +195,13 @@ def content_clause(verb: Token, ctx: Context) -> bool:
         return True
     if verb.dep_ in ("acl", "ccomp", "relcl") and verb.head.lemma_.lower() in ctx.lex.content_nouns:
         return True   # "Russia's demand that Ukraine withdraw" (spaCy may parse it as a relative clause)
+    if any(c.dep_ == "mark" and c.lower_ == "whether" for c in verb.children):
+        return True   # "no common position on whether Kyiv should negotiate": an open question, no claim of Kyiv's
+    if verb.tag_ == "VBN" and verb.lemma_.lower() in ctx.lex.coercion_verbs and \
+            any(c.dep_ == "auxpass" for c in verb.children):
+        return True   # "Kyiv should be pressed into territorial concessions": the pressed one does not hold it
+    if verb.dep_ == "pcomp" and verb.head.lower_ == "with":
+        return False   # "with Hungary resisting joint borrowing": an absolute clause, its subject acts
     return verb.tag_ == "VBG" and verb.dep_ in ("dobj", "pobj", "pcomp", "ccomp") \
         and verb.head.lemma_.lower() not in ctx.lex.reporting_verbs
 
@@ -214,8 +249,11 @@ def _find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                     link = x.dep_
                     x = x.head
                     seen.add(x.i)
-                    if link != "conj":   # "would not send arms ... and called for a ceasefire": the
-                        path.append(x)   # first verb's negation is not the second's
+                    if link != "conj" or not any(c.dep_ in ("dobj", "ccomp", "xcomp", "prep") for c in x.children):
+                        # "would not send arms ... and called for a ceasefire": the first verb's negation
+                        # is not the second's; unless the two share the object ("are pausing and
+                        # reviewing our military assistance": the first verb has none of its own)
+                        path.append(x)
                 t = x
             owner_verb = found[1] if found else t
             if subj is not None and (is_condition(owner_verb, ctx) or content_clause(owner_verb, ctx)):
@@ -232,9 +270,9 @@ def _find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                             pending = Found(actor, list(path))
                             pronoun = subj.lower_
                     elif pending is None:
-                        if t.dep_ in ("ccomp", "conj") and (t.lemma_ == "be" and not _agentive(t, ctx)
-                                                            or _deontic(t, ctx)):
-                            reporter = _reporter_above(t, ctx)
+                        if t.dep_ in ("ccomp", "conj", "ROOT") and (t.lemma_.lower() in ctx.lex.stative_predicates
+                                                                    and not _agentive(t, ctx) or _deontic(t, ctx)):
+                            reporter = _reporter_above(t, ctx) if t.dep_ != "ROOT" else _reporter_beside(t, ctx)
                             if reporter and reporter.actor.group != actor.group:
                                 return Found(reporter.actor, path + reporter.path)
                         return Found(actor, path)
@@ -256,6 +294,63 @@ def _find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
         t = t.head
         path.append(t)
     return pending
+
+
+def parenthetical_reporter(anchor: Token, ctx: Context) -> Found | None:
+    """The speaker of a parenthetical report on the cue's clause ("A truce could be discussed,
+    Peskov said, provided ..."): a reporting verb the parser hangs beside the clause (parataxis)
+    rather than above it. The reported clause is the speaker's words."""
+    path = [anchor, *anchor.ancestors]
+    root = path[-1]
+    for c in root.children:
+        if c.dep_ == "parataxis" and c.lemma_.lower() in ctx.lex.reporting_verbs:
+            subj = subject_of(c)
+            actor = resolve_subject(subj, ctx) if subj is not None else None
+            if actor:
+                return Found(actor, [*path, c])
+            return None
+    return None
+
+
+def proposer(anchor: Token, ctx: Context) -> Actor | None:
+    """Who proposes or offers the proposition the cue names ("the ceasefire proposed by Washington",
+    "the truce declared unilaterally by Putin", "Moscow's offer of a truce", "Putin's offer of a
+    telephone call"): the proposer supports it, whoever the sentence's actor is."""
+    lex = ctx.lex
+    for c in anchor.children:   # "the ceasefire proposed by Washington"
+        if c.dep_ == "acl" and c.tag_ == "VBN" and c.lemma_.lower() in lex.proposal_verbs:
+            for a in c.children:
+                if a.dep_ == "agent":
+                    for g in a.children:
+                        ent = ctx.ent_at(g) if g.dep_ == "pobj" else None
+                        actor = ctx.actor_of_ent(ent) if ent is not None else None
+                        if actor:
+                            return actor
+    noun = None
+    if anchor.dep_ == "pobj" and anchor.head.lower_ in ("of", "for") and anchor.head.head.lemma_.lower() in lex.proposal_nouns:
+        noun = anchor.head.head   # "Moscow's offer of a three-day truce"
+    elif anchor.dep_ == "compound" and anchor.head.lemma_.lower() in lex.proposal_nouns:
+        noun = anchor.head        # "Washington's ceasefire plan"
+    if noun is None:
+        return None
+    for c in noun.children:
+        if c.dep_ in ("poss", "compound") and c.i != anchor.i:
+            ent = ctx.ent_at(c)
+            actor = ctx.actor_of_ent(ent) if ent is not None else None
+            if actor:
+                return actor
+    return None
+
+
+def _reporter_beside(root: Token, ctx: Context) -> Found | None:
+    """The actor of a reporting verb the parser hung beside the reported clause ("Ukraine belongs in
+    NATO ..., the ministers said" parsed with "said" as a conjunct or parataxis of the root)."""
+    for c in root.children:
+        if c.dep_ in ("parataxis", "conj") and c.i > root.i and c.lemma_.lower() in ctx.lex.reporting_verbs:
+            subj = subject_of(c)
+            actor = resolve_subject(subj, ctx) if subj is not None else None
+            return Found(actor, [c]) if actor else None
+    return None
 
 
 def _reporter_above(t: Token, ctx: Context) -> Found | None:

@@ -55,7 +55,7 @@ class Context:
     def actor_of_ent(self, ent: Span) -> Actor | None:
         """Only known states and organisations act (and people who speak for one): "16:45 GMT" does not."""
         info = self.resolver.resolve(ent)
-        group = self.resolver.group(info)
+        group = self.resolver.mention_group(ent, info)
         if info is None or not group:
             return None
         if info.type != "person" and self.resolver.catalog.get(group) is None:
@@ -71,7 +71,7 @@ class Context:
             info = self.resolver.resolve(ent)
             if info is None:
                 continue
-            group = self.resolver.group(info)
+            group = self.resolver.mention_group(ent, info)
             if info.type == "person" and ent.root.dep_ in SUBJECT_DEPS | {"poss"}:
                 self.last_person = Actor(info.name, group or "")
             elif info.type in ("country", "organization") and ent.root.dep_ in SUBJECT_DEPS | {"compound", "amod"} \

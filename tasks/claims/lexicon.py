@@ -26,6 +26,8 @@ class Lexicon:
     quote_verbs: frozenset[str]
     non_actors: frozenset[str]
     non_actor_modifiers: frozenset[str]
+    vague_quantifiers: frozenset[str]
+    stative_predicates: frozenset[str]
     agentive_adjectives: frozenset[str]
     superseded_adverbs: frozenset[str]
     anonymity_words: frozenset[str]
@@ -33,6 +35,7 @@ class Lexicon:
     group_nouns: frozenset[str]
     document_nouns: frozenset[str]
     content_nouns: frozenset[str]
+    coercion_verbs: frozenset[str]
     proxy_nouns: frozenset[str]
     negative_proxy_nouns: frozenset[str]
     first_person: frozenset[str]
@@ -43,10 +46,12 @@ class Lexicon:
     # stance
     oppose: re.Pattern
     negation: frozenset[str]
+    change_verbs: frozenset[str]
     negation_idioms: re.Pattern
     conditional: re.Pattern
     undecided: re.Pattern
     condition_marks: frozenset[str]
+    condition_openers: re.Pattern
     idiomatic_ifs: re.Pattern
     restricting_conjuncts: re.Pattern
     condition_prepositions: frozenset[str]
@@ -58,6 +63,9 @@ class Lexicon:
     circumstance_prepositions: frozenset[str]
     question_predicates: frozenset[str]
     event_reports: frozenset[str]
+    non_assertive_verbs: frozenset[str]
+    proposal_verbs: frozenset[str]
+    proposal_nouns: frozenset[str]
     speech_predicates: frozenset[str]
     refusal_verbs: frozenset[str]
     deontic_modals: frozenset[str]
@@ -117,15 +125,15 @@ def load_lexicon(folder: str | Path) -> Lexicon:
     openers_re = "|".join(r"\s+".join(map(re.escape, w.split())) for w in words(openers, f"{path}: hypothetical_openers"))
     return Lexicon(
         reporting_verbs=wordset("reporting_verbs"), quote_verbs=wordset("quote_verbs"),
-        non_actors=wordset("non_actors"), non_actor_modifiers=wordset("non_actor_modifiers"),
+        non_actors=wordset("non_actors"), non_actor_modifiers=wordset("non_actor_modifiers"), vague_quantifiers=wordset("vague_quantifiers"), stative_predicates=wordset("stative_predicates"),
         agentive_adjectives=wordset("agentive_adjectives"), superseded_adverbs=wordset("superseded_adverbs"), anonymity_words=wordset("anonymity_words"), portfolio_titles=wordset("portfolio_titles"), group_nouns=wordset("group_nouns"), document_nouns=wordset("document_nouns"),
-        content_nouns=wordset("content_nouns"), proxy_nouns=wordset("proxy_nouns"),
+        content_nouns=wordset("content_nouns"), coercion_verbs=wordset("coercion_verbs"), proxy_nouns=wordset("proxy_nouns"),
         negative_proxy_nouns=wordset("negative_proxy_nouns"),
         first_person=pronoun_set("first_person"), third_person=pronoun_set("third_person"),
         group_pronouns=pronoun_set("group"), person_nouns=wordset("person_nouns"),
         hypothetical_start=re.compile(rf"^\W*(?:{openers_re})\b", re.IGNORECASE),
-        oppose=phrases("oppose"), negation=wordset("negation"), negation_idioms=phrases("negation_idioms"), conditional=phrases("conditional"),
-        undecided=phrases("undecided"), condition_marks=wordset("condition_marks"),
+        oppose=phrases("oppose"), negation=wordset("negation"), change_verbs=wordset("change_verbs"), negation_idioms=phrases("negation_idioms"), conditional=phrases("conditional"),
+        undecided=phrases("undecided"), condition_marks=wordset("condition_marks"), condition_openers=phrases("condition_openers"),
         idiomatic_ifs=phrases("idiomatic_ifs"), restricting_conjuncts=phrases("restricting_conjuncts"),
         condition_prepositions=wordset("condition_prepositions"),
         event_predicates=frozenset(w for w in wordset("event_predicates") if " " not in w),
@@ -133,7 +141,7 @@ def load_lexicon(folder: str | Path) -> Lexicon:
         stance_modals=wordset("stance_modals"),
         circumstance_prepositions=wordset("circumstance_prepositions"),
         question_predicates=wordset("question_predicates"),
-        event_reports=wordset("event_reports"), speech_predicates=wordset("speech_predicates"),
+        event_reports=wordset("event_reports"), non_assertive_verbs=wordset("non_assertive_verbs"), proposal_verbs=wordset("proposal_verbs"), proposal_nouns=wordset("proposal_nouns"), speech_predicates=wordset("speech_predicates"),
         refusal_verbs=wordset("refusal_verbs"), deontic_modals=wordset("deontic_modals"), constraint_predicates=wordset("constraint_predicates"),
         meeting_words=wordset("meeting_words"), talks_words=phrases("talks_words"), event_verbs=wordset("event_verbs"),
         modal_words=wordset("modal_words"),

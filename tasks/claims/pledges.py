@@ -82,8 +82,12 @@ def load_aid_lexicon(path: str | Path) -> AidLexicon:
 
 
 def _kind(text: str, lex: AidLexicon) -> str:
-    kinds = [k for k, pat in lex.kinds.items() if pat and pat.search(text)]
+    kinds = _kinds_named(text, lex)
     return kinds[0] if len(kinds) == 1 else "unspecified"
+
+
+def _kinds_named(text: str, lex: AidLexicon) -> tuple[str, ...]:
+    return tuple(k for k, pat in lex.kinds.items() if pat and pat.search(text))
 
 
 def _word_before(span: Span) -> str:
@@ -175,7 +179,10 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
             continue
         kind_text = doc[max(sent.start, span.start - 8): min(sent.end, span.end + 10)].text + " " + " ".join(
             " ".join(x.text for x in list(c.subtree)[:6]) for t in path[1:] for c in t.children
-            if c.dep_ == "dobj" and not (span.start <= c.i < span.end))
+            if c.dep_ == "dobj" and not (span.start <= c.i < span.end)) + " " + " ".join(
+            # the purpose of the pledge: "NOK 15 billion to help Ukraine ... strengthen its air defences"
+            " ".join(x.text for x in list(c.subtree)[:20]) for t in path[1:] for c in t.children
+            if c.dep_ in ("advcl", "xcomp") and any(x.dep_ in ("aux", "mark") and x.lower_ in ("to", "so") for x in c.children))
         # the word that modifies the money's own aid noun decides first: "€4bn in military aid" in a
         # sentence about a budget is military
         own = " ".join(c.text for n in _money_nouns(span) + _money_of(span) if lex.aid_nouns.fullmatch(n.text)
@@ -183,14 +190,17 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         kind = _kind(own, lex) if own else "unspecified"
         if kind == "unspecified":
             kind = _kind(kind_text, lex)
-        if kind == "unspecified" and not any(p.search(kind_text) for p in lex.kinds.values() if p):
+        # a mixed package ("to restore its power grid and strengthen its air defences") is of no one
+        # kind, but it still names each of its kinds
+        named = (kind,) if kind != "unspecified" else _kinds_named(kind_text, lex)
+        if kind == "unspecified" and not named:
             kind = lex.default_kind.get(donor, "unspecified")
         out.append(Pledge(
             evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
             donor=donor, recipient=recipient, amount=m.amount, currency=m.currency,
             amount_eur=to_eur(m.amount, m.currency, published, fx) if published else None,
             kind=kind, previous_amount=previous, low_amount=m.low, qualifier=m.qualifier,
-            money_text=m.text))
+            money_text=m.text, kinds_named=named))
     return out
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from spacy.tokens import Span
 
-from tasks.claims.actors import co_actors, find_actor, reports
+from tasks.claims.actors import co_actors, find_actor, parenthetical_reporter, proposer, reports
 from tasks.claims.discourse import Context
 from tasks.claims.records import Evidence, Found, Position
 from tasks.claims.stance import mention_only, stance_of
@@ -26,6 +26,8 @@ def _proxy_cues(sent: Span, cues: list, ctx: Context) -> list:
     topics = {c.topic for c in cues}
     if len(topics) != 1:
         return []
+    if all(_in_circumstance(sent, c, ctx) for c in cues):
+        return []   # "After nine hours of talks, ... promising a decision": the talks are only a setting
     (topic,) = topics
     taken = [(c.start, c.end) for c in cues]
     out = []
@@ -36,6 +38,12 @@ def _proxy_cues(sent: Span, cues: list, ctx: Context) -> list:
             # a veto or an objection names the opposite of the proposition ("dropped its objections")
             out.append(CueMatch(topic, start, start + len(t.text), t.lower_ in ctx.lex.negative_proxy_nouns))
     return out
+
+
+def _in_circumstance(sent: Span, cue, ctx: Context) -> bool:
+    span = sent.doc.char_span(sent.start_char + cue.start, sent.start_char + cue.end, alignment_mode="expand")
+    return span is not None and any(t.pos_ == "ADP" and t.lower_ in ctx.lex.circumstance_prepositions
+                                    for t in span.root.ancestors)
 
 
 def _superseded(path, ctx: Context) -> bool:
@@ -62,6 +70,30 @@ def _said_of(path, ctx: Context):
     return None
 
 
+def _owned_by_another(cspan, beneficiary: str | None, ctx: Context) -> bool:
+    """Is the cue owned by a state other than the topic's beneficiary ("Georgia's place is in NATO",
+    "Finland's accession to NATO")? Then it is about that state."""
+    if not beneficiary:
+        return False
+    for t in cspan:
+        for c in t.children:
+            ent = ctx.ent_at(c) if c.dep_ == "poss" else None
+            actor = ctx.actor_of_ent(ent) if ent is not None else None
+            if actor and actor.group != beneficiary and ctx.resolver.catalog.get(actor.group) is not None \
+                    and ctx.resolver.catalog.get(actor.group).type == "country" and actor.name == actor.group:
+                return True
+    return False
+
+
+def _third_party(anchor, ctx: Context) -> bool:
+    """Does a clause on the way up from the cue have a third-person pronoun for its subject ("They
+    wanted to tear our economy to shreds with sanctions")? Its proposition is someone else's, whom
+    the quotation's speaker does not name."""
+    return any(c.dep_ in ("nsubj", "nsubjpass") and c.pos_ == "PRON" and c.lower_ in ctx.lex.pronouns
+               and c.lower_ not in ctx.lex.first_person
+               for t in (anchor, *anchor.ancestors) for c in t.children)
+
+
 def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> list[Position]:
     out = []
     text = sent.text
@@ -73,13 +105,22 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
             continue
         cue_tokens = set(range(cspan.start, cspan.end))
         anchor = cspan.root
+        if _owned_by_another(cspan, book.topics[cue.topic].beneficiary, ctx):
+            continue
+        who_proposes = proposer(anchor, ctx) if not cue.counter else None
+        if who_proposes is not None:
+            out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
+                                actor=who_proposes.name, actor_group=who_proposes.group, topic=cue.topic,
+                                stance="support", cue=cspan.text))
         found = find_actor(anchor, ctx, cue_tokens)
         if ctx.speaker is not None and (not found or (
                 found.actor.group != ctx.speaker.group and not reports(found, ctx))):
             # an interview answer: what it asserts is the interviewee's position, unless it
             # reports someone else's words ("Putin said ...")
             found = Found(ctx.speaker, found.path if found else [anchor, *anchor.ancestors])
-        if not found and ctx.in_quote and ctx.quote_speaker is not None:
+        if not found and not _third_party(anchor, ctx):
+            found = parenthetical_reporter(anchor, ctx)
+        if not found and ctx.in_quote and ctx.quote_speaker is not None and not _third_party(anchor, ctx):
             # a quotation asserts what its speaker holds ("This is not the moment for talks.")
             found = Found(ctx.quote_speaker, [anchor, *anchor.ancestors])
         if not found:
@@ -97,6 +138,8 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         if said_of is not None:
             # "'This is theft,' Zakharova said of the EU's plan": the quotation judges what it is said of
             cue_tokens, path = set(), said_of
+        if cue.frame:   # the predicate's own negation, inside the pair's span, counts ("sanctions would not be eased")
+            cue_tokens = cue_tokens - {c.i for c in anchor.children if c.dep_ == "neg"}
         stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
         for who in (actor, *co_actors(found, ctx)):
             out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),

@@ -51,6 +51,8 @@ class Pledge:
     low_amount: float | None
     qualifier: str | None
     money_text: str
+    #: every kind the pledge's words name (a mixed package names several; its `kind` is then unspecified)
+    kinds_named: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

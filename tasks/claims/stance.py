@@ -67,7 +67,11 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
         for c in anchor.doc[i].children:
             if c.dep_ in ("det", "neg", "preconj") and c.lower_ in lex.negation and c.i not in cue_tokens:
                 window[c.i] = c
-    words = [window[i] for i in sorted(window) if i not in cue_tokens]
+    # a negated verb of change ("has not changed", "has not moved") says the stance persists
+    unchanged = {c.i for t in path if t.lemma_.lower() in lex.change_verbs and t.pos_ in ("VERB", "AUX")
+                 and any(c.dep_ == "neg" for c in t.children)
+                 for c in (t, *t.children) if c is t or c.dep_ in ("neg", "advmod", "aux")}
+    words = [window[i] for i in sorted(window) if i not in cue_tokens and i not in unchanged]
     text = " ".join(t.text for t in words)
     flips = sum(1 for t in words if t.lower_ in lex.negation
                 and not lex.negation_idioms.match(t.doc.text, t.idx))   # "nothing more than" negates nothing
@@ -81,6 +85,8 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
     top = path[-1]
     if top.dep_ == "ccomp" and top.head.lemma_.lower() in lex.reporting_verbs:
         scope.append(top.head)   # "Putin said [Russia would order a ceasefire] if Ukraine withdrew": his condition
+    # the same with the reporting verb beside the clause ("Ukraine would accept X, Sybiha said, as long as ...")
+    scope += [c for c in top.children if c.dep_ == "parataxis" and c.lemma_.lower() in lex.reporting_verbs]
     for t in scope:
         for c in t.children:
             if c.i in on_path or any(x.i in cue_tokens for x in c.subtree):
@@ -130,16 +136,32 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
     """
     lex = ctx.lex
     anchor = path[0]
+    for t in anchor.ancestors:   # "officials doubt that Moscow is serious about negotiations"
+        if t.lemma_.lower() in lex.non_assertive_verbs and t.pos_ == "VERB" and any(
+                c.dep_ == "ccomp" and anchor in c.subtree for c in t.children):
+            return f"not asserted: {t.text}"
     for t in (*path, *path[-1].ancestors):   # "declined to comment on reports that ...", "would not say whether ..."
         if t.lemma_.lower() in lex.speech_predicates and (
                 t.dep_ == "xcomp" and t.head.lemma_.lower() in lex.refusal_verbs
                 or any(c.dep_ == "neg" for c in t.children)):
             return f"no comment: {t.text}"
-    first = anchor if anchor.pos_ == "VERB" and _is_event(anchor, lex) else None
-    for t in path[1:]:
-        if any(c.dep_ == "mark" and c.lower_ in ("whether", "if") for c in t.children) and \
-                t.head.lemma_.lower() in lex.question_predicates:
-            return f"question: {t.head.text}"
+    # the cue's own verb when it names an event or a conversation ("Putin and Trump had discussed ...")
+    # (a finite one: "nothing to discuss with Putin" is a stance)
+    first = anchor if anchor.pos_ == "VERB" and (_is_event(anchor, lex) or anchor.lemma_.lower() in lex.topic_predicates
+                                                 and anchor.tag_ in ("VBD", "VBN", "VBZ", "VBP")
+                                                 and not any(c.lower_ == "to" and c.dep_ == "aux" for c in anchor.children)) \
+        else None
+    for t in path:
+        # (the cue's own verb too: "asked whether Canada would send soldiers")
+        if any(c.dep_ == "mark" and c.lower_ in ("whether", "if") for c in t.children) and (
+                t.head.lemma_.lower() in lex.question_predicates
+                or any(c.dep_ == "acomp" and c.lower_ in lex.question_predicates for c in t.head.children)):
+            return f"question: {t.head.text}"   # "asked whether ...", "it was not clear whether ..."
+        if t is not anchor and t.tag_ == "VBN" and t.lemma_.lower() in lex.question_predicates and \
+                t.dep_ in ("advcl", "ccomp", "ROOT") and t.i == t.sent.start:
+            return f"question: {t.text}"   # "Asked whether Washington would back ..., Kirby declined"
+        if t is anchor:
+            continue
         if t.i in cue_tokens or first is not None:
             continue
         if t.pos_ == "ADP" and (t.lower_ in lex.circumstance_prepositions or t.head.lower_ in lex.circumstance_prepositions):
@@ -151,7 +173,8 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
         return None
     word = first.lemma_.lower()
     event = _is_event(first, lex)
-    if word in lex.stance_predicates or first.lower_ in lex.stance_predicates \
+    passive = any(c.dep_ == "auxpass" for c in first.children)   # "was being prepared" is no "prepared to"
+    if word in lex.stance_predicates or (first.lower_ in lex.stance_predicates and not passive) \
             or (not event and word not in lex.topic_predicates):   # "prepared to speak" is no "prepare"
         return None   # "open to talks": a word of stance first
     aux = {c.lower_ for c in first.children if c.dep_ in ("aux", "auxpass")}
@@ -159,6 +182,8 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
                        for c in first.children)
     if event and (aux & lex.stance_modals or agentive and aux & lex.modal_words):
         return None   # "talks can begin only once ...", "he would sit down with Putin", "will not take part"
+    if not event and aux & lex.stance_modals and anchor.head.i == first.i and anchor.dep_ in ("nsubjpass", "dobj"):
+        return None   # "a truce could be discussed": a topic that may be discussed is a stance on it
     for t in first.ancestors:
         if t.lemma_.lower() in lex.event_reports:
             continue   # "denied that they had discussed ...": about the event, not the proposition
