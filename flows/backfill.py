@@ -38,11 +38,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from prefect import flow, task
+from prefect import flow
 from prefect.states import Failed
 from pydantic import Field
 
 from flows import notify, progress, stages
+from flows.lazytask import lazy_task
 from flows.progress import ItemsEvent, StageEvent
 from flows.runtime import backfill_run_name, run_name, run_pipeline, stage
 from newsmon.errors import ConfigError, NewsmonError
@@ -154,7 +155,7 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the flow ----------------------------------------------------------------------------
-@task(name="add_urls")
+@lazy_task(name="add_urls")
 def add_urls(wh: Warehouse, urls: list[str]) -> dict[str, int]:
     """List explicit URLs as entries of the pseudo-feed; the fetch stage downloads those not stored."""
     with wh.transaction() as con:

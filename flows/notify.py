@@ -19,8 +19,7 @@ import datetime as dt
 import functools
 from typing import Any
 
-from prefect import task
-
+from flows.lazytask import lazy_task
 from flows.stages import _logger
 from newsmon.mailaddr import plain_address
 from newsmon.settings import Settings
@@ -49,7 +48,7 @@ def stale_after_seconds(settings: Settings) -> float:
     return max(120.0, 4 * timeout)
 
 
-@task(name="detect_changes")
+@lazy_task(name="detect_changes")
 def detect_changes(settings: Settings, wh: Warehouse, run_id: str) -> dict[str, Any]:
     """Recompute all changes from all claims; insert new ones, retract vanished ones, queue alerts."""
     log = _logger()
@@ -111,7 +110,7 @@ def briefings_for(settings: Settings, con, changes: list[Change],
     return out
 
 
-@task(name="send_alerts")
+@lazy_task(name="send_alerts")
 def send_alerts(settings: Settings, wh: Warehouse, run_id: str, *,
                 stale_after: float | None = None) -> dict[str, Any]:
     """Send every due correction and one digest per recipient of the due alerts; what cannot

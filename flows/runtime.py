@@ -274,9 +274,53 @@ def prefect_api_url() -> str | None:
         return None
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
+    if no_prefect_api_configured():
+        return None
     from prefect.settings import PREFECT_API_URL
 
     return PREFECT_API_URL.value() or None
+
+
+#: Environment variables that make Prefect read its settings from elsewhere than the profiles file.
+_PREFECT_TEST_MODES = ("PREFECT_TEST_MODE", "PREFECT_UNIT_TEST_MODE", "PREFECT_TESTING_UNIT_TEST_MODE",
+                       "PREFECT_TESTING_TEST_MODE")
+
+
+def no_prefect_api_configured() -> bool:
+    """True when none of Prefect's setting sources can name an API, found without importing Prefect.
+
+    `import prefect.settings` alone costs ~2 CPU seconds, most of a run with nothing new. Besides
+    the environment (checked by the caller), Prefect 3 reads PREFECT_API_URL from `.env`,
+    `prefect.toml` and `pyproject.toml` ([tool.prefect]) in the working directory and from the
+    active profile of its profiles file ($PREFECT_PROFILES_PATH, else $PREFECT_HOME/profiles.toml,
+    else ~/.prefect/profiles.toml; without one, Prefect's template, whose active profile names no
+    API). This answers True only when each of those certainly names none; False means "ask Prefect".
+    """
+    import tomllib
+    from pathlib import Path
+
+    if any(os.environ.get(k) for k in _PREFECT_TEST_MODES) or Path(".env").exists() or Path("prefect.toml").exists():
+        return False
+    try:
+        if Path("pyproject.toml").exists() and "prefect" in tomllib.loads(
+                Path("pyproject.toml").read_text(encoding="utf-8")).get("tool", {}):
+            return False
+        if os.environ.get("PREFECT_PROFILES_PATH"):
+            profiles = Path(os.environ["PREFECT_PROFILES_PATH"])
+        elif os.environ.get("PREFECT_HOME"):
+            profiles = Path(os.environ["PREFECT_HOME"]).expanduser() / "profiles.toml"
+        else:
+            profiles = Path.home() / ".prefect" / "profiles.toml"
+        if not profiles.exists():
+            return True
+        data = tomllib.loads(profiles.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable or not TOML: Prefect's own reading decides
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or data.get("active")
+    profile = (data.get("profiles") or {}).get(active) if isinstance(active, str) else None
+    if not isinstance(profile, dict):
+        return False   # the template's profile applies, or something unusual: ask Prefect
+    return not any(str(key).upper() == "PREFECT_API_URL" and value for key, value in profile.items())
 
 
 def check_prefect_api(url: str, timeout: float = 20.0) -> None:

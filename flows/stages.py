@@ -13,10 +13,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from prefect import get_run_logger, task
-
 from flows import progress
 from newsmon.errors import ExtractError, RefusedFetchError
+from flows.lazytask import lazy_task
 from newsmon.settings import Settings
 from tasks.extract import EXTRACTOR_VERSION, extract_article
 from tasks.feeds import FeedState, local_root, poll_feed
@@ -37,11 +36,14 @@ MINE_BATCH = 32   # articles a mining worker takes at a time; their claims commi
 
 
 def _logger():
-    try:
+    from flows.runtime import in_flow_run
+
+    if in_flow_run():
+        from prefect import get_run_logger
+
         return get_run_logger()
-    except Exception:  # called outside a Prefect run (tests of the plain path)
-        import logging
-        return logging.getLogger("newsmon")
+    import logging
+    return logging.getLogger("newsmon")
 
 
 def _left(counts: collections.Counter, event: Left, what: str, settings: Settings, log) -> None:
@@ -60,7 +62,7 @@ def _left_summary(counts: collections.Counter, log, what: str, budget: float) ->
                     budget, counts["left_budget"], what)
 
 
-@task(name="poll_feeds", retries=2, retry_delay_seconds=[2, 10])
+@lazy_task(name="poll_feeds", retries=2, retry_delay_seconds=[2, 10])
 def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] | None = None,
                ignore_backoff: bool = False, budget_until: float | None = None) -> dict[str, Any]:
     """Conditional GET of every configured feed; each poll commits with its entries and validators.
@@ -145,7 +147,7 @@ def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] 
     return counts
 
 
-@task(name="fetch_pages", retries=2, retry_delay_seconds=[2, 10])
+@lazy_task(name="fetch_pages", retries=2, retry_delay_seconds=[2, 10])
 def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
                 until: dt.datetime | None = None, feeds: list[str] | None = None,
                 budget_until: float | None = None) -> dict[str, Any]:
@@ -214,7 +216,7 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
     return counts
 
 
-@task(name="extract_articles")
+@lazy_task(name="extract_articles")
 def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
                      until: dt.datetime | None = None, redo: bool = False,
                      feeds: list[str] | None = None) -> dict[str, Any]:
@@ -284,7 +286,7 @@ def sketch_stored_articles(wh: Warehouse) -> int:
 
 
 
-@task(name="mine_articles")
+@lazy_task(name="mine_articles")
 def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
                   until: dt.datetime | None = None, redo: bool = False,
                   feeds: list[str] | None = None) -> dict[str, Any]:
@@ -325,7 +327,7 @@ def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.d
     return dict(counts)
 
 
-@task(name="refresh_catalogs")
+@lazy_task(name="refresh_catalogs")
 def refresh_catalogs(settings: Settings, wh: Warehouse, run_id: str) -> dict[str, Any]:
     """The `topics` and `entities` views' tables, rebuilt from the config files when those changed
     since the last rebuild (a digest comparison otherwise: no YAML is parsed, nothing is written)."""

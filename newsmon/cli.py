@@ -60,12 +60,19 @@ def ingest(config: ConfigOption = None,
         from tasks.shard import parse_shard
 
         parse_shard(shard)  # ConfigError (one line) before the run starts
-    from flows.ingest import ingest as ingest_flow, run_ingest
-
     source = str(settings.source)
-    result, failure = execute_run(lambda: run_ingest(source, shard),
-                                  lambda: ingest_flow(config=source, **({"shard": shard} if shard else {}),
-                                                      return_state=True))
+
+    def plain() -> dict:
+        from flows.pipelines import run_ingest  # no Prefect imported on this path
+
+        return run_ingest(source, shard)
+
+    def as_flow():
+        from flows.ingest import ingest as ingest_flow
+
+        return ingest_flow(config=source, **({"shard": shard} if shard else {}), return_state=True)
+
+    result, failure = execute_run(plain, as_flow)
     report_run("ingest", result, failure)
 
 

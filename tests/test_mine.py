@@ -247,3 +247,22 @@ def test_a_frame_with_an_unknown_key_is_a_config_error(tmp_path):
     path.write_text("topics:\n  t:\n    cues: [x]\n    frames:\n      - {predicates: [leave], arguments: [land], agent: [x]}\n")
     with pytest.raises(ConfigError, match="unknown key 'agent'"):
         load_topics(path)
+
+
+def test_mine_pipeline_tokens_are_the_models_own_and_the_text_is_joined_once(miner):
+    """The pipeline's tokenizer hands out ArticleDocs (text kept after the first join): the same tokens,
+    spaces and norms as the model's own tokenizer, including special cases ("don't" -> do + n't/not)."""
+    import spacy
+    from spacy.attrs import IDX, NORM, ORTH, SPACY
+
+    from tasks.nlp import MODEL, ArticleDoc
+
+    plain = spacy.load(MODEL, exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner"])
+    for text in ["Zelensky said they don't want talks.\n\nRussia's envoy pledged $5bn —  “No.”", "", "  \n", "🙂 ok"]:
+        doc = miner.nlp(text)
+        assert isinstance(doc, ArticleDoc) and doc.text == text == "".join(t.text_with_ws for t in doc)
+        made, ref = miner.nlp.make_doc(text), plain.make_doc(text)   # NORM before the pipeline's components
+        assert isinstance(made, ArticleDoc)
+        assert made.to_array([ORTH, NORM, SPACY, IDX]).tolist() == ref.to_array([ORTH, NORM, SPACY, IDX]).tolist()
+    doc = miner.nlp("Peace talks resumed. They failed.")
+    assert doc.text is doc.text and [s.text for s in doc.sents] == ["Peace talks resumed.", "They failed."]

