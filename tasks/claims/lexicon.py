@@ -48,6 +48,7 @@ class Lexicon:
     oppose: re.Pattern
     negation: frozenset[str]
     change_verbs: frozenset[str]
+    negating_determiners: frozenset[str]
     negation_idioms: re.Pattern
     conditional: re.Pattern
     undecided: re.Pattern
@@ -133,7 +134,7 @@ def load_lexicon(folder: str | Path) -> Lexicon:
         first_person=pronoun_set("first_person"), third_person=pronoun_set("third_person"),
         group_pronouns=pronoun_set("group"), person_nouns=wordset("person_nouns"),
         hypothetical_start=re.compile(rf"^\W*(?:{openers_re})\b", re.IGNORECASE),
-        oppose=phrases("oppose"), negation=wordset("negation"), change_verbs=wordset("change_verbs"), negation_idioms=phrases("negation_idioms"), conditional=phrases("conditional"),
+        oppose=phrases("oppose"), negation=wordset("negation"), change_verbs=wordset("change_verbs"), negating_determiners=wordset("negating_determiners"), negation_idioms=phrases("negation_idioms"), conditional=phrases("conditional"),
         undecided=phrases("undecided"), condition_marks=wordset("condition_marks"), condition_openers=phrases("condition_openers"),
         idiomatic_ifs=phrases("idiomatic_ifs"), restricting_conjuncts=phrases("restricting_conjuncts"),
         condition_prepositions=wordset("condition_prepositions"),

@@ -63,7 +63,7 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
     for t in path:   # "Neither Kallas nor Michal sees any point in phoning Putin": a negated subject
         for c in t.children:
             if c.dep_ in ("nsubj", "nsubjpass"):
-                window.update((g.i, g) for g in c.children if g.dep_ in ("preconj", "det") and g.lower_ in lex.negation)
+                window.update((g.i, g) for g in c.children if g.dep_ in ("preconj", "det") and g.lower_ in lex.negating_determiners)
     for c in anchor.children:   # "no ceasefire", "any settlement"
         if c.dep_ in ("det", "neg"):
             window[c.i] = c
@@ -215,7 +215,8 @@ def _constraint(anchor: Token, lex) -> str | None:
     exchange of territory would have to be put to a referendum")."""
     # the cue's phrase or clause is the subject ("any use of the assets must ...", "whatever is
     # decided on the assets must respect international law")
-    subj = next((x for x in (anchor, *anchor.ancestors) if x.dep_ in ("nsubj", "nsubjpass", "csubj")), None)
+    subj = anchor if anchor.dep_ in ("nsubj", "nsubjpass") else next(
+        (x for x in anchor.ancestors if x.dep_ == "csubj"), None)
     if subj is None or any(x.pos_ in ("VERB", "AUX") and x.dep_ not in ("relcl", "csubj", "acl")
                            for x in (anchor, *anchor.ancestors) if x.i != subj.i and subj in x.ancestors):
         return None
