@@ -306,15 +306,8 @@ def parenthetical_reporter(anchor: Token, ctx: Context) -> Found | None:
     Peskov said, provided ..."): a reporting verb the parser hangs beside the clause (parataxis)
     rather than above it. The reported clause is the speaker's words."""
     path = [anchor, *anchor.ancestors]
-    root = path[-1]
-    for c in root.children:
-        if c.dep_ == "parataxis" and c.lemma_.lower() in ctx.lex.reporting_verbs:
-            subj = subject_of(c)
-            actor = resolve_subject(subj, ctx) if subj is not None else None
-            if actor:
-                return Found(actor, [*path, c])
-            return None
-    return None
+    found = _reporter_beside(path[-1], ctx, ("parataxis",), after_only=False)
+    return Found(found.actor, [*path, *found.path]) if found else None
 
 
 def proposer(anchor: Token, ctx: Context) -> Actor | None:
@@ -347,11 +340,13 @@ def proposer(anchor: Token, ctx: Context) -> Actor | None:
     return None
 
 
-def _reporter_beside(root: Token, ctx: Context) -> Found | None:
-    """The actor of a reporting verb the parser hung beside the reported clause ("Ukraine belongs in
-    NATO ..., the ministers said" parsed with "said" as a conjunct or parataxis of the root)."""
+def _reporter_beside(root: Token, ctx: Context, deps: tuple[str, ...] = ("parataxis", "conj"),
+                     after_only: bool = True) -> Found | None:
+    """The actor of the first reporting verb the parser hung beside the reported clause ("Ukraine
+    belongs in NATO ..., the ministers said" parsed with "said" as a conjunct or parataxis of the
+    root), with the path [that verb]."""
     for c in root.children:
-        if c.dep_ in ("parataxis", "conj") and c.i > root.i and c.lemma_.lower() in ctx.lex.reporting_verbs:
+        if c.dep_ in deps and (c.i > root.i or not after_only) and c.lemma_.lower() in ctx.lex.reporting_verbs:
             subj = subject_of(c)
             actor = resolve_subject(subj, ctx) if subj is not None else None
             return Found(actor, [c]) if actor else None

@@ -70,35 +70,27 @@ def _said_of(path, ctx: Context):
     return None
 
 
+def _another_state(token, state: str, ctx: Context, by_name: bool) -> bool:
+    """Does the token name a catalog country other than `state` (with `by_name`, by its own name,
+    not through a person who speaks for it)?"""
+    ent = ctx.ent_at(token)
+    actor = ctx.actor_of_ent(ent) if ent is not None else None
+    info = ctx.resolver.catalog.get(actor.group) if actor else None
+    return info is not None and info.type == "country" and actor.group != state and (actor.name == actor.group or not by_name)
+
+
 def _owned_by_another(cspan, beneficiary: str | None, ctx: Context) -> bool:
     """Is the cue owned by a state other than the topic's beneficiary ("Georgia's place is in NATO",
     "Finland's accession to NATO")? Then it is about that state."""
-    if not beneficiary:
-        return False
-    for t in cspan:
-        for c in t.children:
-            ent = ctx.ent_at(c) if c.dep_ == "poss" else None
-            actor = ctx.actor_of_ent(ent) if ent is not None else None
-            if actor and actor.group != beneficiary and ctx.resolver.catalog.get(actor.group) is not None \
-                    and ctx.resolver.catalog.get(actor.group).type == "country" and actor.name == actor.group:
-                return True
-    return False
+    return bool(beneficiary) and any(c.dep_ == "poss" and _another_state(c, beneficiary, ctx, by_name=True)
+                                     for t in cspan for c in t.children)
 
 
 def _goes_to_another(path, recipient: str | None, ctx: Context) -> bool:
     """Does a verb on the way send the cue's things "to" a state other than the topic's recipient?"""
-    if not recipient:
-        return False
-    for t in path[1:]:
-        for c in t.children:
-            if c.dep_ in ("prep", "dative") and c.lower_ == "to":
-                for g in c.children:
-                    ent = ctx.ent_at(g) if g.dep_ == "pobj" else None
-                    actor = ctx.actor_of_ent(ent) if ent is not None else None
-                    if actor and actor.group != recipient and ctx.resolver.catalog.get(actor.group) is not None \
-                            and ctx.resolver.catalog.get(actor.group).type == "country":
-                        return True
-    return False
+    return bool(recipient) and any(g.dep_ == "pobj" and _another_state(g, recipient, ctx, by_name=False)
+                                   for t in path[1:] for c in t.children
+                                   if c.dep_ in ("prep", "dative") and c.lower_ == "to" for g in c.children)
 
 
 def _third_party(anchor, ctx: Context) -> bool:
