@@ -1024,3 +1024,31 @@ def test_claims_not_until_is_a_condition(miner):
     # a plain "until" of time is no condition
     assert ("Germany", "ukraine_nato_membership", "support") in stances(
         miner, '"Germany will back Ukraine\'s membership of NATO until the summit ends," Olaf Scholz said.')
+
+
+def topic_stances(miner: Miner, text: str, group: str, topic: str) -> set[str]:
+    return {s for g, t, s in stances(miner, text) if g == group and t == topic}
+
+
+def test_claims_if_necessary_is_no_condition(miner):
+    text = "Poland's prime minister said Warsaw would not send troops to Ukraine and would veto the plan if need be."
+    assert topic_stances(miner, text, "Poland", "security_guarantees") == {"oppose"}
+    # a real condition on the same clause still counts
+    text = "Poland's prime minister said Warsaw would send troops to Ukraine if a peace deal held."
+    assert topic_stances(miner, text, "Poland", "security_guarantees") == {"conditional"}
+
+
+def test_claims_an_unchanged_position_beside_the_cue_negates_nothing(miner):
+    text = "Dmitry Peskov said the Kremlin's stance had not changed: Kyiv must cede the four regions."
+    assert topic_stances(miner, text, "Russia", "ukraine_cedes_territory") == {"support"}
+    text = "Dmitry Peskov said Kyiv must not cede the four regions."
+    assert topic_stances(miner, text, "Russia", "ukraine_cedes_territory") == {"oppose"}
+
+
+def test_claims_a_goal_inside_a_condition_is_not_restricted_by_the_offer(miner):
+    # the ceasefire is what the offer serves: the restriction on the offer does not make it conditional
+    text = ("Pedro Sanchez said he would be prepared to call Putin himself if it helped secure a ceasefire, "
+            "but only in close coordination with Kyiv and Spain's partners.")
+    assert topic_stances(miner, text, "Spain", "ceasefire") == {"support"}
+    # the restriction still qualifies the offer itself
+    assert topic_stances(miner, text, "Spain", "direct_talks_with_putin") == {"conditional"}

@@ -180,6 +180,8 @@ def is_condition(clause: Token, ctx: Context) -> bool:
         return True   # "..., provided Moscow agreed to a durable ceasefire" (parsed as the verb "provide")
     if clause.dep_ not in ("advcl", "conj"):
         return False
+    if ctx.lex.idiomatic_ifs.fullmatch(" ".join(t.lower_ for t in clause.subtree)):
+        return False   # "would block them if necessary": a universal circumstance, no condition
     if any(c.dep_ in ("mark", "advmod") and c.lower_ in ctx.lex.condition_marks for c in clause.children
            if clause.dep_ == "advcl" or c.dep_ == "mark"):
         return True

@@ -72,7 +72,8 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
             if c.dep_ in ("det", "neg", "preconj") and c.lower_ in lex.negation and c.i not in cue_tokens:
                 window[c.i] = c
     # a negated verb of change ("has not changed", "has not moved") says the stance persists
-    unchanged = {c.i for t in path if t.lemma_.lower() in lex.change_verbs and t.pos_ in ("VERB", "AUX")
+    # (on the path or beside it: "Moscow's position had not changed: Kyiv must recognise Crimea")
+    unchanged = {c.i for t in (*path, *list(window.values())) if t.lemma_.lower() in lex.change_verbs and t.pos_ in ("VERB", "AUX")
                  and any(c.dep_ == "neg" for c in t.children)
                  for c in (t, *t.children) if c is t or c.dep_ in ("neg", "advmod", "aux")}
     # a verb that sets a new level ("lifted its support frame to SEK 40 billion") states no opposition
@@ -89,8 +90,10 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
     # conditions and indecision: the actor's clause, minus the branch that holds the cue
     demanded = cond is not None
     extra = []
-    scope = list(path) + [c for t in path for c in t.children if c.dep_ == "conj" and c.i not in on_path]
-    top = path[-1]
+    # (a demanded condition's own clause only: the actor's offer around it may carry its own
+    # restrictions, "prepared to talk if it helped secure a ceasefire, but only in coordination")
+    scope = list(stance_path) + [c for t in stance_path for c in t.children if c.dep_ == "conj" and c.i not in on_path]
+    top = stance_path[-1]
     if top.dep_ == "ccomp" and top.head.lemma_.lower() in lex.reporting_verbs:
         scope.append(top.head)   # "Putin said [Russia would order a ceasefire] if Ukraine withdrew": his condition
     # the same with the reporting verb beside the clause ("Ukraine would accept X, Sybiha said, as long as ...")
