@@ -1052,3 +1052,11 @@ def test_claims_a_goal_inside_a_condition_is_not_restricted_by_the_offer(miner):
     assert topic_stances(miner, text, "Spain", "ceasefire") == {"support"}
     # the restriction still qualifies the offer itself
     assert topic_stances(miner, text, "Spain", "direct_talks_with_putin") == {"conditional"}
+
+
+def test_claims_territorial_integrity_is_no_stance_on_ceding_land(miner):
+    # a principle every state affirms, not a stance on a settlement that gives up land
+    text = "Spain's foreign minister reaffirmed his country's support for Ukraine's sovereignty and territorial integrity."
+    assert topic_stances(miner, text, "Spain", "ukraine_cedes_territory") == set()
+    text = "Spain's foreign minister said Ukraine must never give up any of its territory."
+    assert topic_stances(miner, text, "Spain", "ukraine_cedes_territory") == {"oppose"}
