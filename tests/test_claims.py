@@ -1060,3 +1060,20 @@ def test_claims_territorial_integrity_is_no_stance_on_ceding_land(miner):
     assert topic_stances(miner, text, "Spain", "ukraine_cedes_territory") == set()
     text = "Spain's foreign minister said Ukraine must never give up any of its territory."
     assert topic_stances(miner, text, "Spain", "ukraine_cedes_territory") == {"oppose"}
+
+
+def test_claims_being_in_talks_is_an_event(miner):
+    text = "Turkish and Russian diplomats have been in talks for weeks in Istanbul."
+    assert topic_stances(miner, text, "Turkey", "peace_negotiations") == set()
+    # a copula with a stance complement is a stance
+    text = "Turkey's foreign minister said Ankara was in favour of talks between Kyiv and Moscow."
+    assert topic_stances(miner, text, "Turkey", "peace_negotiations") == {"support"}
+
+
+def test_claims_a_coordinated_clause_does_not_inherit_the_stance_word(miner):
+    text = ("Ankara told us it would consider supplying drones depending on how the war develops, "
+            "and our defence delegation has held talks there.")
+    assert topic_stances(miner, text, "Turkey", "peace_negotiations") == set()
+    # the stance word above the event still makes it a position when the clause is its own
+    text = "Ankara said it was ready to hold talks in Istanbul."
+    assert topic_stances(miner, text, "Turkey", "peace_negotiations") == {"support"}

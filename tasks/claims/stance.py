@@ -192,7 +192,9 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
     if first is None:
         return None
     word = first.lemma_.lower()
-    event = _is_event(first, lex)
+    # "have been in talks for weeks": a copula whose complement is "in" the cue is a state of events
+    event = _is_event(first, lex) or word == "be" and anchor.dep_ == "pobj" and anchor.head.lower_ == "in" \
+        and anchor.head.head.i == first.i and not any(c.dep_ in ("acomp", "attr") for c in first.children)
     passive = any(c.dep_ == "auxpass" for c in first.children)   # "was being prepared" is no "prepared to"
     if word in lex.stance_predicates or (first.lower_ in lex.stance_predicates and not passive) \
             or (not event and word not in lex.topic_predicates):   # "prepared to speak" is no "prepare"
@@ -204,7 +206,11 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
         return None   # "talks can begin only once ...", "he would sit down with Putin", "will not take part"
     if not event and aux & lex.stance_modals and anchor.head.i == first.i and anchor.dep_ in ("nsubjpass", "dobj"):
         return None   # "a truce could be discussed": a topic that may be discussed is a stance on it
+    below = first
     for t in first.ancestors:
+        if below.dep_ == "conj" and any(c.dep_ in ("nsubj", "nsubjpass") for c in below.children):
+            break   # "would consider ..., and our delegation has held talks": a clause of its own
+        below = t
         if t.lemma_.lower() in lex.event_reports:
             continue   # "denied that they had discussed ...": about the event, not the proposition
         if _predicate(t) and (t.lemma_.lower() in lex.stance_predicates or lex.oppose.fullmatch(t.text)):
