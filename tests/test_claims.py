@@ -1077,3 +1077,13 @@ def test_claims_a_coordinated_clause_does_not_inherit_the_stance_word(miner):
     # the stance word above the event still makes it a position when the clause is its own
     text = "Ankara said it was ready to hold talks in Istanbul."
     assert topic_stances(miner, text, "Turkey", "peace_negotiations") == {"support"}
+
+
+def test_claims_a_theorised_or_feared_clause_is_not_asserted(miner):
+    text = "The worry in Kyiv is that Russia would use a ceasefire to regroup its forces."
+    assert topic_stances(miner, text, "Russia", "ceasefire") == set()
+    text = "The assumption that Hungary will lift its veto on EU funding for Ukraine proved wrong."
+    assert topic_stances(miner, text, "Hungary", "ukraine_eu_funding") == set()
+    # a position noun's clause is asserted by its holder
+    text = "Berlin's position is that a ceasefire must come before any talks on territory."
+    assert topic_stances(miner, text, "Germany", "ceasefire") == {"support"}

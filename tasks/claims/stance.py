@@ -150,10 +150,16 @@ def mention_only(cue_tokens: set[int], path: list[Token], ctx: Context) -> str |
     """
     lex = ctx.lex
     anchor = path[0]
-    for t in anchor.ancestors:   # "officials doubt that Moscow is serious about negotiations"
+    for t in (anchor, *anchor.ancestors):   # "officials doubt that Moscow is serious about negotiations"
         if t.lemma_.lower() in lex.non_assertive_verbs and t.pos_ == "VERB" and any(
                 c.dep_ == "ccomp" and anchor in c.subtree for c in t.children):
             return f"not asserted: {t.text}"
+        # "the theory is that Russia could use a truce ...", "fears that Kyiv would cede land"
+        clause = t if t.dep_ in ("acl", "ccomp", "relcl") else None
+        if clause is not None and (clause.head.lemma_.lower() in lex.non_assertive_nouns and clause.head.pos_ == "NOUN"
+                                   or clause.head.lemma_ == "be" and any(
+                    c.dep_ == "nsubj" and c.lemma_.lower() in lex.non_assertive_nouns for c in clause.head.children)):
+            return f"not asserted: {clause.head.text}"
     for t in (*path, *path[-1].ancestors):   # "declined to comment on reports that ...", "would not say whether ..."
         if t.lemma_.lower() in lex.speech_predicates and (
                 t.dep_ == "xcomp" and t.head.lemma_.lower() in lex.refusal_verbs
