@@ -330,17 +330,19 @@ class MentionResolver:
         """A state named next to a person: "Hungarian Prime Minister X", "X, Ukraine's adviser"."""
         root = ent.root
         near: list[Token] = []
+        heads: list[Token] = []
         head = root
         for _ in range(3):   # compound chain: Kremlin spokesman Dmitry Peskov
-            near.extend(t for t in head.children if t.dep_ in ("compound", "amod", "poss", "appos", "nmod"))
+            near.extend(t for t in head.children if t.dep_ in ("compound", "amod", "poss", "appos", "nmod")
+                        and t.i != root.i)
             if head.dep_ in ("compound", "appos") and head.head != head:
                 head = head.head
-                near.append(head)
+                heads.append(head)   # itself, not its clauses ("10:30 GMT — X, addressing the G7, ...")
             else:
                 break
         for t in list(near):   # the whole modifier: "an adviser to the Ukrainian president"
             near.extend(t.subtree)
-        for t in near:
+        for t in near + heads:
             if t.ent_type_ and not (ent.start <= t.i < ent.end):
                 span = self._ent_at.get(t.i)
                 if span is None:

@@ -1087,3 +1087,26 @@ def test_claims_a_theorised_or_feared_clause_is_not_asserted(miner):
     # a position noun's clause is asserted by its holder
     text = "Berlin's position is that a ceasefire must come before any talks on territory."
     assert topic_stances(miner, text, "Germany", "ceasefire") == {"support"}
+
+
+def test_claims_a_live_blog_timestamp_subject_speaks_through_its_appositive(miner):
+    # the parser takes "GMT" for the subject and the person for its appositive
+    text = ('16:20 GMT — Emmanuel Macron, addressing the G7 by video, asked leaders for more "air defence" for Ukraine. '
+            "He said there would be no talks with Vladimir Putin this year.")
+    assert topic_stances(miner, text, "France", "direct_talks_with_putin") == {"oppose"}
+    # the clause of the appositive names no office held: the G7 speaks for nobody here
+    assert topic_stances(miner, text, "G7", "direct_talks_with_putin") == set()
+
+
+def test_claims_in_line_with_is_no_missing_line(miner):
+    text = "Olaf Scholz said there would be no talks with Moscow for now, in line with the decision he took last week."
+    assert topic_stances(miner, text, "Germany", "peace_negotiations") == {"oppose"}
+    text = "EU ministers said there was still no common line on sending more tanks to Ukraine."
+    assert topic_stances(miner, text, "European Union", "military_aid_to_ukraine") == {"undecided"}
+
+
+def test_claims_membership_negotiations_are_no_peace_talks(miner):
+    text = "Moldova's president urged EU leaders to open membership negotiations with Chisinau this year."
+    assert topic_stances(miner, text, "Moldova", "peace_negotiations") == set()
+    text = "Moldova's president urged Moscow and Kyiv to open negotiations to end the war."
+    assert topic_stances(miner, text, "Moldova", "peace_negotiations") == {"support"}

@@ -46,6 +46,12 @@ def resolve_subject(subj: Token, ctx: Context) -> Actor | NotAnActor | None:
         actor = ctx.actor_of_ent(ent)
         if actor:
             return actor
+    for c in subj.children:   # "10:30 GMT — Volodymyr Zelenskyy, addressing the G7, asked ...": the appositive names it
+        if c.dep_ == "appos" and (ent is None or ctx.actor_of_ent(ent) is None):
+            other = ctx.ent_at(c)
+            actor = ctx.actor_of_ent(other) if other is not None and other.label_ in ("PERSON", "ORG", "GPE", "NORP") else None
+            if actor:
+                return actor
     if low in lex.non_actors or _unnamed_group(subj, lex):
         return NOT_AN_ACTOR
     # "Hungarian officials", "Kyiv's delegation", "the Ukrainian president", "officials in Kyiv";

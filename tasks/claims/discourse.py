@@ -72,9 +72,12 @@ class Context:
             if info is None:
                 continue
             group = self.resolver.mention_group(ent, info)
-            if info.type == "person" and ent.root.dep_ in SUBJECT_DEPS | {"poss"}:
+            dep = ent.root.dep_
+            if dep == "appos" and ent.root.head.dep_ in SUBJECT_DEPS:
+                dep = ent.root.head.dep_   # "10:30 GMT — Volodymyr Zelenskyy, ..., asked": the subject's other name
+            if info.type == "person" and dep in SUBJECT_DEPS | {"poss"}:
                 self.last_person = Actor(info.name, group or "")
-            elif info.type in ("country", "organization") and ent.root.dep_ in SUBJECT_DEPS | {"compound", "amod"} \
+            elif info.type in ("country", "organization") and dep in SUBJECT_DEPS | {"compound", "amod"} \
                     and group and self.resolver.catalog.get(group) is not None:
                 self.last_group = Actor(info.name, group)
                 if self.lead is None:
