@@ -117,6 +117,8 @@ class Topic:
     frames: tuple[Frame, ...] = ()
     beneficiary: str | None = None   # the state the proposition is about: another state's cue is off-topic
     recipient: str | None = None     # the state things go to: a supply "to" another state is off-topic
+    #: what the proposition presupposes ("a peace deal" for guarantees): a condition naming it is none
+    premise: re.Pattern | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,7 +213,8 @@ def load_topics(path: str | Path) -> TopicBook:
                             object_verbs=compile_phrases(rec.get("object_verbs"), where + ".object_verbs"),
                             not_cues=compile_phrases(rec.get("not_cues"), where + ".not_cues"), frames=frames,
                             beneficiary=str(rec["beneficiary"]) if rec.get("beneficiary") else None,
-                            recipient=str(rec["recipient"]) if rec.get("recipient") else None)
+                            recipient=str(rec["recipient"]) if rec.get("recipient") else None,
+                            premise=compile_phrases(rec.get("premise"), where + ".premise"))
         if (topics[tid].object_cues is None) != (topics[tid].object_verbs is None):
             raise ConfigError(f"{where}: object_cues and object_verbs go together")
     if not topics:

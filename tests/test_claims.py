@@ -1110,3 +1110,11 @@ def test_claims_membership_negotiations_are_no_peace_talks(miner):
     assert topic_stances(miner, text, "Moldova", "peace_negotiations") == set()
     text = "Moldova's president urged Moscow and Kyiv to open negotiations to end the war."
     assert topic_stances(miner, text, "Moldova", "peace_negotiations") == {"support"}
+
+
+def test_claims_a_condition_naming_the_topics_premise_is_none(miner):
+    # guarantees are for after a deal: "once a peace deal is signed" presupposes, it does not condition
+    text = "Norway's prime minister said Oslo would station soldiers in Ukraine once a peace agreement was signed."
+    assert topic_stances(miner, text, "Norway", "security_guarantees") == {"support"}
+    text = "Norway's prime minister said Oslo would station soldiers in Ukraine only if Washington provided air cover."
+    assert topic_stances(miner, text, "Norway", "security_guarantees") == {"conditional"}

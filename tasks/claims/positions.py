@@ -150,7 +150,7 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
             cue_tokens, path = set(), said_of
         if cue.frame:   # the predicate's own negation, inside the pair's span, counts ("sanctions would not be eased")
             cue_tokens = cue_tokens - {c.i for c in anchor.children if c.dep_ == "neg"}
-        stance = stance_of(cue_tokens, path, cue.counter, ctx).stance
+        stance = stance_of(cue_tokens, path, cue.counter, ctx, book.topics[cue.topic].premise).stance
         for who in (actor, *co_actors(found, ctx)):
             out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
                                 actor=who.name, actor_group=who.group, topic=cue.topic, stance=stance,

@@ -8,6 +8,7 @@ states what the actor wants: the condition's own words decide.
 """
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from spacy.tokens import Token
@@ -23,7 +24,8 @@ class Stance(NamedTuple):
     why: str      # the words that decided it
 
 
-def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Context) -> Stance:
+def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Context,
+              premise: re.Pattern | None = None) -> Stance:
     """The stance the path from cue to actor expresses, and the words that decided it.
 
     Words counted: the tokens on the path and their negations, auxiliaries, particles and
@@ -103,6 +105,8 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
             if c.i in on_path or any(x.i in cue_tokens for x in c.subtree):
                 continue
             if is_condition(c, ctx):
+                if premise is not None and premise.search(" ".join(x.text for x in c.subtree)):
+                    continue   # "troops on the ground if a peace deal is reached": what guarantees presuppose
                 extra.append(" ".join(x.text for x in c.children if x.dep_ in ("mark", "advmod")) + " if")
             elif c.dep_ == "advcl" and any(x.dep_ == "mark" and x.lower_ == "until" for x in c.children) \
                     and any(x.dep_ == "neg" for x in t.children):
