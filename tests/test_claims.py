@@ -1034,7 +1034,7 @@ def test_claims_if_necessary_is_no_condition(miner):
     text = "Poland's prime minister said Warsaw would not send troops to Ukraine and would veto the plan if need be."
     assert topic_stances(miner, text, "Poland", "security_guarantees") == {"oppose"}
     # a real condition on the same clause still counts
-    text = "Poland's prime minister said Warsaw would send troops to Ukraine if a peace deal held."
+    text = "Poland's prime minister said Warsaw would send troops to Ukraine if Washington provided air cover."
     assert topic_stances(miner, text, "Poland", "security_guarantees") == {"conditional"}
 
 
