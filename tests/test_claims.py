@@ -1118,3 +1118,11 @@ def test_claims_a_condition_naming_the_topics_premise_is_none(miner):
     assert topic_stances(miner, text, "Norway", "security_guarantees") == {"support"}
     text = "Norway's prime minister said Oslo would station soldiers in Ukraine only if Washington provided air cover."
     assert topic_stances(miner, text, "Norway", "security_guarantees") == {"conditional"}
+
+
+def test_claims_a_temporal_mark_on_a_realized_past_is_no_condition(miner):
+    text = "Robert Fico said Slovakia had approved the new sanctions package once its gas supplies were secured."
+    assert topic_stances(miner, text, "Slovakia", "sanctions_on_russia") == {"support"}
+    # the same mark on a future is a condition
+    text = "Robert Fico said Slovakia would approve the new sanctions package once its gas supplies were secured."
+    assert topic_stances(miner, text, "Slovakia", "sanctions_on_russia") == {"conditional"}

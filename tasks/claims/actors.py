@@ -188,9 +188,16 @@ def is_condition(clause: Token, ctx: Context) -> bool:
         return False
     if ctx.lex.idiomatic_ifs.fullmatch(" ".join(t.lower_ for t in clause.subtree)):
         return False   # "would block them if necessary": a universal circumstance, no condition
-    if any(c.dep_ in ("mark", "advmod") and c.lower_ in ctx.lex.condition_marks for c in clause.children
-           if clause.dep_ == "advcl" or c.dep_ == "mark"):
-        return True
+    marks = [c for c in clause.children if c.dep_ in ("mark", "advmod") and c.lower_ in ctx.lex.condition_marks
+             and (clause.dep_ == "advcl" or c.dep_ == "mark")]
+    if marks:
+        # a temporal mark on a realized past is a sequence of events, not a condition ("had agreed to the
+        # package once its supplies were protected", "sent tanks when Russia attacked")
+        head = clause.head
+        realized = clause.dep_ == "advcl" and all(m.lower_ in ctx.lex.temporal_marks for m in marks) \
+            and head.tag_ in ("VBD", "VBN") and not any(c.dep_ == "aux" and c.lower_ in ctx.lex.modal_words
+                                                          for c in head.children)
+        return not realized
     if clause.dep_ != "advcl":
         return False
     opening = " ".join(t.lower_ for t in list(clause.subtree)[:4])
