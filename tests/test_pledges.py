@@ -332,3 +332,9 @@ def test_pledges_a_quoted_unknown_minister_pledging_in_kroner(nlp_miner):
     text = ('"This is our fifteenth package and our largest so far: NOK 7.1 billion," Defence Minister '
             'Erik Lindqvist told reporters in Oslo.')
     assert ("Norway", "Ukraine", 7_100_000_000.0, "NOK") in pledges(nlp_miner, text)
+
+
+@pytest.mark.parametrize("chamber", ["the U.S. House of Representatives", "the US House", "the U.S. Senate"])
+def test_pledges_a_chamber_of_congress_pledges_for_the_united_states(nlp_miner, chamber):
+    text = f"After weeks of delay, {chamber} approved a $20bn package of military aid for Ukraine on Saturday."
+    assert pledges(nlp_miner, text) == {("United States", "Ukraine", 20e9, "USD")}
