@@ -1126,3 +1126,13 @@ def test_claims_a_temporal_mark_on_a_realized_past_is_no_condition(miner):
     # the same mark on a future is a condition
     text = "Robert Fico said Slovakia would approve the new sanctions package once its gas supplies were secured."
     assert topic_stances(miner, text, "Slovakia", "sanctions_on_russia") == {"conditional"}
+
+
+def test_claims_a_threat_on_a_condition_wants_it_not_to_hold(miner):
+    text = "Dmitry Medvedev said Moscow would retaliate if the allies offered Ukraine NATO membership."
+    assert topic_stances(miner, text, "Russia", "ukraine_nato_membership") == {"oppose"}
+    text = "Dmitry Medvedev warned that if Ukrainian troops did not withdraw from the Donetsk region, Russia would take it by force."
+    assert topic_stances(miner, text, "Russia", "ukraine_cedes_territory") == {"support"}
+    # an offer on the same condition is no threat: the condition is what the actor wants
+    text = "Dmitry Medvedev said Russia would end the war if Ukraine renounced NATO membership."
+    assert topic_stances(miner, text, "Russia", "ukraine_nato_membership") == {"oppose"}

@@ -88,6 +88,8 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
                 and not lex.negation_idioms.match(t.doc.text, t.idx))   # "nothing more than" negates nothing
     opposers = [m.group(0) for m in lex.oppose.finditer(text)]
     flips += len(opposers) + (1 if counter else 0)
+    if cond is not None and _threat(path[cond].head, lex):
+        flips += 1   # "if Ukrainian forces did not leave, Russia would take it by force": wants them to leave
     stance = "support" if flips % 2 == 0 else "oppose"
     # conditions and indecision: the actor's clause, minus the branch that holds the cue
     demanded = cond is not None
@@ -249,6 +251,15 @@ def _constraint(anchor: Token, lex) -> str | None:
     words = [verb, *(c for c in verb.children if c.dep_ in ("acomp", "attr"))]
     hit = next((w for w in words if w.lemma_.lower() in lex.constraint_predicates), None)
     return f"{hit.text} (a requirement)" if hit is not None else None
+
+
+def _threat(verb: Token, lex) -> bool:
+    """Is the verb a consequence the actor threatens ("would retaliate", "will take it by force")?"""
+    if verb.lemma_.lower() in lex.threat_predicates:
+        return True
+    return any(c.dep_ == "prep" and c.lower_ in ("by", "with") and any(
+        " ".join(x.lower_ for x in g.subtree if x.dep_ != "det") in lex.threat_means for g in c.children if g.dep_ == "pobj")
+        for c in verb.children)
 
 
 def _is_event(t: Token, lex) -> bool:
