@@ -1136,3 +1136,20 @@ def test_claims_a_threat_on_a_condition_wants_it_not_to_hold(miner):
     # an offer on the same condition is no threat: the condition is what the actor wants
     text = "Dmitry Medvedev said Russia would end the war if Ukraine renounced NATO membership."
     assert topic_stances(miner, text, "Russia", "ukraine_nato_membership") == {"oppose"}
+
+
+def test_claims_a_pronoun_finds_its_antecedent_higher_in_the_sentence(miner):
+    # "Germany" cannot be "he": the reporting subject higher up can, not the previous paragraph's speaker
+    text = ("Dmitry Peskov said Moscow saw no point in talks.\n"
+            "Olaf Scholz said Germany would never accept a dictated peace and that he would not phone Putin "
+            "while the bombing went on.")
+    assert topic_stances(miner, text, "Germany", "direct_talks_with_putin") == {"oppose"}
+    assert topic_stances(miner, text, "Russia", "direct_talks_with_putin") == set()
+
+
+def test_claims_a_coordinated_clause_keeps_its_own_negation(miner):
+    # the first clause's "never" is not the second clause's
+    text = "Olaf Scholz said Germany would never recognise the annexation and that he would not phone Putin this year."
+    assert topic_stances(miner, text, "Germany", "direct_talks_with_putin") == {"oppose"}
+    text = "Olaf Scholz said Germany would never recognise the annexation and that he would phone Putin this year."
+    assert topic_stances(miner, text, "Germany", "direct_talks_with_putin") == {"support"}

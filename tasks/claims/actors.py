@@ -298,8 +298,9 @@ def _find_actor(anchor: Token, ctx: Context, cue_tokens: set[int] = frozenset(),
                         return Found(actor, path)
                     elif _antecedent_fits(pronoun, subj, ctx):
                         return Found(actor, pending.path)
-                    else:
-                        return pending
+                    # else: a subject that cannot be the pronoun's antecedent ("Zelenskyy said Ukraine
+                    # would ... and that he would not meet Putin"): one higher up may be
+
             # "according to Peskov"
             for c in t.children:
                 if c.lower_ == "according":

@@ -37,6 +37,12 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
     cond = next((k for k, t in enumerate(path) if is_condition(t, ctx)), None)
     # a demanded condition ("would stop if Kyiv renounced NATO"): its own words decide, not the actor's verb
     stance_path = path if cond is None else path[:cond + 1]
+    # a coordinated clause with its own subject ("would never accept X and that he would not meet
+    # Putin"): the verb it is coordinated with is another predicate, its negation is not this one's
+    own = next((k for k, t in enumerate(stance_path[:-1]) if t.dep_ == "conj" and stance_path[k + 1].i == t.head.i
+                and any(c.dep_ in ("nsubj", "nsubjpass") for c in t.children)), None)
+    if own is not None:
+        stance_path = stance_path[:own + 1]
     on_path = {t.i for t in path}
     window: dict[int, Token] = {}
     for t in stance_path:
