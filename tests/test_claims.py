@@ -1153,3 +1153,11 @@ def test_claims_a_coordinated_clause_keeps_its_own_negation(miner):
     assert topic_stances(miner, text, "Germany", "direct_talks_with_putin") == {"oppose"}
     text = "Olaf Scholz said Germany would never recognise the annexation and that he would phone Putin this year."
     assert topic_stances(miner, text, "Germany", "direct_talks_with_putin") == {"support"}
+
+
+def test_claims_a_coordinated_clause_with_a_clausal_subject_keeps_its_own_negation(miner):
+    text = ('Robert Fico defended his visit, saying that "you cannot end a war by ignoring Moscow" '
+            "and that talking to Putin was essential to end the war.")
+    assert topic_stances(miner, text, "Slovakia", "direct_talks_with_putin") == {"support"}
+    text = 'Robert Fico said that talking to Putin was pointless.'
+    assert topic_stances(miner, text, "Slovakia", "direct_talks_with_putin") == {"oppose"}

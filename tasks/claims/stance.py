@@ -40,7 +40,7 @@ def stance_of(cue_tokens: set[int], path: list[Token], counter: bool, ctx: Conte
     # a coordinated clause with its own subject ("would never accept X and that he would not meet
     # Putin"): the verb it is coordinated with is another predicate, its negation is not this one's
     own = next((k for k, t in enumerate(stance_path[:-1]) if t.dep_ == "conj" and stance_path[k + 1].i == t.head.i
-                and any(c.dep_ in ("nsubj", "nsubjpass") for c in t.children)), None)
+                and any(c.dep_ in ("nsubj", "nsubjpass", "csubj") for c in t.children)), None)
     if own is not None:
         stance_path = stance_path[:own + 1]
     on_path = {t.i for t in path}
