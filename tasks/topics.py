@@ -119,6 +119,9 @@ class Topic:
     recipient: str | None = None     # the state things go to: a supply "to" another state is off-topic
     #: what the proposition presupposes ("a peace deal" for guarantees): a condition naming it is none
     premise: re.Pattern | None = None
+    #: a cue that is a verb with a direct object names the proposition only with one of these objects
+    #: ("negotiate a settlement", not "negotiate a new programme with the IMF"); empty: any object
+    verb_objects: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,7 +217,8 @@ def load_topics(path: str | Path) -> TopicBook:
                             not_cues=compile_phrases(rec.get("not_cues"), where + ".not_cues"), frames=frames,
                             beneficiary=str(rec["beneficiary"]) if rec.get("beneficiary") else None,
                             recipient=str(rec["recipient"]) if rec.get("recipient") else None,
-                            premise=compile_phrases(rec.get("premise"), where + ".premise"))
+                            premise=compile_phrases(rec.get("premise"), where + ".premise"),
+                            verb_objects=frozenset(str(w).lower() for w in words(rec.get("verb_objects"), where + ".verb_objects") or []))
         if (topics[tid].object_cues is None) != (topics[tid].object_verbs is None):
             raise ConfigError(f"{where}: object_cues and object_verbs go together")
     if not topics:

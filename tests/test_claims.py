@@ -1161,3 +1161,10 @@ def test_claims_a_coordinated_clause_with_a_clausal_subject_keeps_its_own_negati
     assert topic_stances(miner, text, "Slovakia", "direct_talks_with_putin") == {"support"}
     text = 'Robert Fico said that talking to Putin was pointless.'
     assert topic_stances(miner, text, "Slovakia", "direct_talks_with_putin") == {"oppose"}
+
+
+def test_claims_negotiating_something_else_is_no_peace_talks(miner):
+    text = "Kyiv's finance ministry said it was negotiating a new loan programme with the IMF."
+    assert topic_stances(miner, text, "Ukraine", "peace_negotiations") == set()
+    text = "Kyiv's foreign ministry said it was ready to negotiate peace terms with Moscow."
+    assert topic_stances(miner, text, "Ukraine", "peace_negotiations") == {"support"}

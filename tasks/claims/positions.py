@@ -93,6 +93,12 @@ def _goes_to_another(path, recipient: str | None, ctx: Context) -> bool:
                                    if c.dep_ in ("prep", "dative") and c.lower_ == "to" for g in c.children)
 
 
+def _other_object(anchor, objects: frozenset[str]) -> bool:
+    """Is the cue a verb whose direct object is not one the topic's verbs take?"""
+    return bool(objects) and anchor.pos_ == "VERB" and any(
+        c.dep_ == "dobj" and c.lemma_.lower() not in objects and c.lower_ not in objects for c in anchor.children)
+
+
 def _third_party(anchor, ctx: Context) -> bool:
     """Does a clause on the way up from the cue have a third-person pronoun for its subject ("They
     wanted to tear our economy to shreds with sanctions")? Its proposition is someone else's, whom
@@ -115,6 +121,8 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         anchor = cspan.root
         if _owned_by_another(cspan, book.topics[cue.topic].beneficiary, ctx):
             continue
+        if _other_object(anchor, book.topics[cue.topic].verb_objects):
+            continue   # "officials are negotiating a new programme with the IMF": not this proposition
         who_proposes = proposer(anchor, ctx) if not cue.counter else None
         if who_proposes is not None:
             out.append(Position(evidence=Evidence(sent_index, sent.start_char, sent.end_char, sent.text),
