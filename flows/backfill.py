@@ -45,13 +45,13 @@ from pydantic import Field
 from flows import notify, progress, stages
 from flows.lazytask import lazy_task
 from flows.progress import ItemsEvent, StageEvent
-from flows.runtime import backfill_run_name, run_name, run_pipeline, stage
+from flows.runtime import _logger, backfill_run_name, in_flow_run, run_name, run_pipeline, stage
 from newsmon.errors import ConfigError, NewsmonError
 from newsmon.settings import Settings, load_settings
 from warehouse import Warehouse
 from warehouse import queries as q
 
-__all__ = ["backfill", "run_backfill", "backfill_window", "split_window", "check_feeds", "read_urls_file",
+__all__ = ["backfill", "run_backfill", "backfill_part", "run_backfill_part", "backfill_window", "split_window", "check_feeds", "read_urls_file",
            "progress_listener", "StageEvent", "ItemsEvent", "ADHOC_FEED", "WINDOW_DAYS"]
 
 #: Days of the window one task run of a stage takes (0: the whole window in one).
@@ -183,9 +183,13 @@ def run_backfill(
     remine: bool = False,
     config: str | None = None,
     window_days: int = WINDOW_DAYS,
+    fan_out: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """The backfill as plain Python (the body of the `backfill` flow); each stage's counts.
 
+    `fan_out` (inside a flow run whose Prefect server has the part deployment, and `window_days`
+    > 0): the parts are flow runs of their own that the pool's workers share (flows/fanout.py),
+    their counts under the stage `parts`; otherwise they are task runs of this flow run.
     Raises RunFailed (after recording the run) when a stage failed or no feed could be polled.
     """
     start, end = backfill_window(since, until)
@@ -237,10 +241,33 @@ def run_backfill(
             counts = _merge(counts, stage(stages.mine_articles)(settings, wh, run_id))
         return counts
 
-    if explicit or not remine:
-        plan.append(("pages", fetch))
-    plan += [("articles", extract), ("claims", mine),
-             ("changes", lambda run_id: stage(notify.detect_changes)(settings, wh, run_id)),
+    def parts(run_id: str) -> dict[str, Any]:
+        """Fetch, extract and mine the window's parts as flow runs of their own, on any worker."""
+        from flows.fanout import Part, run_parts
+
+        with wh.connect(read_only=True) as con:
+            busy = q.days_with_work(con, start, end)
+        todo = []
+        for a, b in split_window(start, end, window_days, busy):
+            last = None if b is None else (b - dt.timedelta(microseconds=1)).date().isoformat()
+            todo.append(Part(_days(a, b), dict(since=a.date().isoformat(), until=last, feeds=feeds, remine=remine,
+                                               config=str(settings.source) if settings.source else config)))
+        return run_parts(wh, todo, parent_key=run_id, log=_logger().info)
+
+    def explicit_only(task: Any, **kwargs: Any) -> Callable[[str], dict[str, Any]]:
+        return lambda run_id: stage(task)(settings, wh, run_id, **kwargs)
+
+    if fan_out and window_days > 0 and in_flow_run() and _has_part_deployment():
+        plan.append(("parts", parts))
+        if explicit:   # the URLs the operator named, whatever their date: in this run
+            plan += [("pages", explicit_only(stages.fetch_pages, feeds=[ADHOC_FEED])),
+                     ("articles", explicit_only(stages.extract_articles)),
+                     ("claims", explicit_only(stages.mine_articles))]
+    else:
+        if explicit or not remine:
+            plan.append(("pages", fetch))
+        plan += [("articles", extract), ("claims", mine)]
+    plan += [("changes", lambda run_id: stage(notify.detect_changes)(settings, wh, run_id)),
              ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id)),
              ("catalogs", lambda run_id: stage(stages.refresh_catalogs)(settings, wh, run_id))]
 
@@ -253,6 +280,61 @@ def run_backfill(
     return run_pipeline(wh, "backfill", plan, title=title, on_stage=on_stage)
 
 
+def _has_part_deployment() -> bool:
+    from flows.fanout import part_deployment_exists
+
+    found = part_deployment_exists()
+    if not found:
+        _logger().warning("fan_out: no deployment backfill-part/ad-hoc on this Prefect server (`newsmon deploy` "
+                          "registers it): the parts run as task runs of this flow run")
+    return found
+
+
+def run_backfill_part(since: dt.date, until: dt.date | None = None, feeds: list[str] | None = None,
+                      remine: bool = False, config: str | None = None) -> dict[str, dict[str, Any]]:
+    """One part of a fanned-out backfill (flows/fanout.py) as plain Python: fetch the window's pending
+    pages (unless `remine`), re-extract and re-mine its days; recorded as a run of its own (flow
+    "backfill-part"), without the writer slot, which its parent holds. Changes and alerts are the
+    parent's, once every part is done."""
+    start, end = backfill_window(since, until)
+    settings = load_settings(config)
+    check_feeds(settings, feeds)
+    wh = Warehouse.from_settings(settings.warehouse)
+    plan: list[tuple[str, Callable[[str], dict[str, Any]]]] = []
+    if not remine:
+        plan.append(("pages", lambda run_id: stage(stages.fetch_pages)(settings, wh, run_id, since=start, until=end,
+                                                                       feeds=feeds)))
+    plan += [("articles", lambda run_id: stage(stages.extract_articles)(settings, wh, run_id, since=start,
+                                                                         until=end, redo=True)),
+             ("claims", lambda run_id: stage(stages.mine_articles)(settings, wh, run_id, since=start, until=end,
+                                                                    redo=True))]
+    title = f"newsmon backfill part {_days(start, end)}" + (" (remine)" if remine else "")
+    return run_pipeline(wh, "backfill-part", plan, title=title, hold_writer=False)
+
+
+@flow(name="backfill-part", log_prints=True)
+def backfill_part(
+    since: Day,
+    until: Day | None = None,
+    feeds: Annotated[list[FeedName], Field(min_length=1)] | None = None,
+    remine: bool = False,
+    config: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """One part of a fanned-out backfill: fetch what is pending of these days (unless remine), re-extract and re-mine them.
+
+    Args:
+        since: first day of the part (UTC), YYYY-MM-DD
+        until: last day of the part, inclusive (default: no end)
+        feeds: only fetch the pages of these feeds (default: every feed)
+        remine: offline: download nothing, only extract and mine the stored pages again
+        config: the newsmon TOML config file (default: $NEWSMON_CONFIG, else config/newsmon.toml)
+    """
+    try:
+        return run_backfill_part(since, until, feeds=feeds, remine=remine, config=config)
+    except NewsmonError as exc:
+        return Failed(message=str(exc), data=exc)
+
+
 @flow(name="backfill", log_prints=True, flow_run_name=run_name(backfill_run_name))
 def backfill(
     since: Day,
@@ -263,6 +345,7 @@ def backfill(
     remine: bool = False,
     config: str | None = None,
     window_days: Annotated[int, Field(ge=0, le=3660)] = WINDOW_DAYS,
+    fan_out: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Catch a window of days up and re-mine it (poll, fetch what is missing, re-extract and re-mine), or only re-mine it offline.
 
@@ -276,9 +359,11 @@ def backfill(
         config: the newsmon TOML config file (default: $NEWSMON_CONFIG, else config/newsmon.toml)
         window_days: fetch, extract and mine the window this many days at a time, each part a task run
             of its own (parts with nothing to do are skipped); 0: the whole window in one task run per stage
+        fan_out: each part a flow run of the deployment backfill-part/ad-hoc instead, so that the work
+            pool's workers share them (`newsmon deploy` registers it and sets this on backfill/ad-hoc)
     """
     try:
         return run_backfill(since, until, feeds=feeds, urls=urls, urls_file=urls_file, remine=remine,
-                            config=config, window_days=window_days)
+                            config=config, window_days=window_days, fan_out=fan_out)
     except NewsmonError as exc:  # RunFailed (recorded), a config or warehouse error: Failed, without a traceback
         return Failed(message=str(exc), data=exc)

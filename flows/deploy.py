@@ -4,8 +4,10 @@
     ingest/scheduled-I-of-N     with `--shards N` (N > 1), N deployments instead, each on the same
                                 schedule with the parameter shard="I/N": every scheduled time gives
                                 N flow runs that split the feeds by a stable hash (tasks/shard.py)
-    backfill/ad-hoc             the backfill flow, no schedule (its window fans out into task runs
-                                of `window_days` days each, see flows/backfill.py)
+    backfill/ad-hoc             the backfill flow, no schedule, fan_out=true: its window fans out
+                                into flow runs of the next deployment, `window_days` days each,
+                                which any worker takes (flows/fanout.py)
+    backfill-part/ad-hoc        one part of a backfill: fetch, re-extract, re-mine its days
 
 Unlike `newsmon serve` (one process that serves and runs the flows), the deployments live
 on the Prefect server, bound to the work pool, and any `prefect worker start --pool NAME`
@@ -32,7 +34,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from flows.backfill import backfill
+from flows.backfill import backfill, backfill_part
+from flows.fanout import PART_DEPLOYMENT
 from flows.ingest import ingest
 from flows.serve import (BACKFILL_DEPLOYMENT, DEFAULT_API_URL, INGEST_DEPLOYMENT, check_api, ensure_writer_limit,
                          one_at_a_time, schedule_of)
@@ -75,9 +78,13 @@ def pool_deployments(settings: Settings, shards: int = 1) -> list[Any]:
         built.append(ingest.to_deployment(name, schedule=schedule, paused=False, concurrency_limit=one_at_a_time(),
                                           parameters=parameters, description=what, **common))
     built.append(backfill.to_deployment(
-        BACKFILL_DEPLOYMENT, parameters={"config": source},
+        BACKFILL_DEPLOYMENT, parameters={"config": source, "fan_out": True},
         description="newsmon backfill: catch a window up, or re-mine it offline (remine=true); "
-                    "the window fans out into task runs of window_days days", **common))
+                    "the window fans out into flow runs of backfill-part/ad-hoc of window_days days each, "
+                    "which the pool's workers share", **common))
+    built.append(backfill_part.to_deployment(
+        PART_DEPLOYMENT, parameters={"config": source},
+        description="one part of a fanned-out backfill (created by backfill/ad-hoc runs, not by hand)", **common))
     return built
 
 

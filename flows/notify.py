@@ -26,7 +26,7 @@ from newsmon.settings import Settings
 from tasks.alerts import (Briefing, DeliveryUnknownError, PermanentAlertError, SmtpUnavailableError,
                           compose_correction, compose_digest, due_pairs, send_message)
 from tasks.briefing import briefing_for
-from tasks.changes import Change, compute_changes, diff_changes
+from tasks.changes import Change, compute_changes_ordered, diff_changes
 from tasks.money import load_fx_table
 from warehouse import Warehouse
 from warehouse import outbox as ob
@@ -55,15 +55,17 @@ def detect_changes(settings: Settings, wh: Warehouse, run_id: str) -> dict[str, 
     fx = load_fx_table(settings.nlp.fx)
     now = _now()
     with wh.transaction() as con:
-        positions, pledges, articles = ob.claims_for_changes(con)
-        computed = compute_changes(positions, pledges, threshold=settings.alerts.aid_change_threshold,
-                                   fx=fx, articles=articles)
+        # the claims of first copies stream from DuckDB in publication order: memory follows the
+        # changes found, not the claims stored
+        claims = ob.count_claims(con)
+        positions, pledges = ob.first_copy_claims(con)
+        computed = compute_changes_ordered(positions, pledges, threshold=settings.alerts.aid_change_threshold, fx=fx)
         diff = diff_changes(computed, ob.stored_changes(con))
         pairs = due_pairs([*diff.new, *diff.restored], settings.alerts.recipients)
         counts = ob.record_changes(con, diff, pairs, now)
     if counts["retracted"]:
         log.info("%d change(s) retracted: a late article reordered what was said", counts["retracted"])
-    return dict(counts, claims=len(positions) + len(pledges), changes=len(computed))
+    return dict(counts, claims=claims, changes=len(computed))
 
 
 def _changes(rows: list[dict[str, Any]]) -> list[Change]:

@@ -74,10 +74,11 @@ def _logger():
 
 
 @contextlib.contextmanager
-def _writer_slot(wh: Warehouse) -> Iterator[None]:
+def _writer_slot(wh: Warehouse, hold: bool = True) -> Iterator[None]:
     # plain runs rely on the warehouse's own lock retry; on a lake each write transaction holds
-    # the catalog's advisory lock, so workers' runs overlap instead of taking turns
-    if not in_flow_run() or wh.lake is not None:
+    # the catalog's advisory lock, so workers' runs overlap instead of taking turns; the parts of a
+    # fanned-out backfill (hold=False) write under the slot their parent holds
+    if not hold or not in_flow_run() or wh.lake is not None:
         yield
         return
     from flows.writer import warehouse_writer
@@ -209,7 +210,7 @@ Step = tuple[str, Callable[[str], dict[str, Any]]]  # a stage: its name, and a c
 
 def run_pipeline(wh: Warehouse, flow: str, plan: list[Step], *, title: str,
                  on_stage: Callable[[str, int, int, dict[str, Any] | None], None] | None = None,
-                 ) -> dict[str, dict[str, Any]]:
+                 hold_writer: bool = True) -> dict[str, dict[str, Any]]:
     """Run `plan` (named stages, in order, each called with the run id) as one recorded run.
 
     Returns each stage's counts.
@@ -217,12 +218,13 @@ def run_pipeline(wh: Warehouse, flow: str, plan: list[Step], *, title: str,
     stage (each works off what the warehouse says is pending), except after a warehouse
     error, which the later stages would only meet again. Raises RunFailed, after the run is
     recorded as failed, when `run_failure` finds a reason. Ctrl-C or SIGTERM records the run
-    as interrupted and re-raises.
+    as interrupted and re-raises. `hold_writer=False`: do not take the Prefect writer slot (a
+    part of a fanned-out backfill, whose parent flow run holds it; flows/fanout.py).
     """
     logger = _logger()
     run_id = current_run_id()
     result: dict[str, dict[str, Any]] = {}
-    with _writer_slot(wh):
+    with _writer_slot(wh, hold_writer):
         wh.migrate()
         with wh.transaction() as con:
             killed = wr.mark_vanished_runs(con)

@@ -2,7 +2,8 @@
 
 The change stage runs after mining. It reads *all* position and pledge claims (rows
 as the `positions` and `aid_pledges` views give them), walks them in publication
-order (published_at, url, sentence_index) and reports:
+order (published_at, url, sentence_index) and reports (the warehouse streams them to
+`compute_changes_ordered` in that order, a few thousand rows at a time):
 
 - a **position change** when an actor group states, on a topic, a stance different
   from the last one seen for that (actor_group, topic);
@@ -36,7 +37,7 @@ from typing import Any
 from tasks.money import FxTable, to_eur
 
 __all__ = [
-    "AID_CHANGE_THRESHOLD", "Change", "ChangeDiff", "compute_changes", "position_changes",
+    "AID_CHANGE_THRESHOLD", "Change", "ChangeDiff", "compute_changes", "compute_changes_ordered", "position_changes",
     "aid_changes", "first_copies", "diff_changes", "change_id", "format_amount", "relative_change",
 ]
 
@@ -210,12 +211,13 @@ def position_changes(positions: Sequence[Mapping[str, Any]], *,
     return [c for _, c in _position_changes(positions, first_copies(positions) if counted is None else counted)]
 
 
-def _position_changes(positions: Sequence[Mapping[str, Any]], counted: set[str]) -> list[tuple[tuple, Change]]:
+def _position_changes(positions: Iterable[Mapping[str, Any]], counted: set[str] | None,
+                      ordered: bool = False) -> list[tuple[tuple, Change]]:
     ids = _Ids()
     last: dict[tuple[str, str], Mapping[str, Any]] = {}
     out: list[tuple[tuple, Change]] = []
-    for row in sorted(positions, key=_order):
-        if row["url"] not in counted:
+    for row in (positions if ordered else sorted(positions, key=_order)):
+        if counted is not None and row["url"] not in counted:
             continue
         key = (row["actor_group"], row["topic"])
         prev = last.get(key)
@@ -240,13 +242,13 @@ def aid_changes(pledges: Sequence[Mapping[str, Any]], *, threshold: float = AID_
     return [c for _, c in _aid_changes(pledges, threshold, fx, counted)]
 
 
-def _aid_changes(pledges: Sequence[Mapping[str, Any]], threshold: float, fx: FxTable | None,
-                 counted: set[str]) -> list[tuple[tuple, Change]]:
+def _aid_changes(pledges: Iterable[Mapping[str, Any]], threshold: float, fx: FxTable | None,
+                 counted: set[str] | None, ordered: bool = False) -> list[tuple[tuple, Change]]:
     ids = _Ids()
     last: dict[tuple[str, str], Mapping[str, Any]] = {}
     out: list[tuple[tuple, Change]] = []
-    for row in sorted(pledges, key=_order):
-        if row["url"] not in counted or row.get("amount") is None:
+    for row in (pledges if ordered else sorted(pledges, key=_order)):
+        if (counted is not None and row["url"] not in counted) or row.get("amount") is None:
             continue
         key = (row["donor"], row["recipient"])
         prev = last.get(key)
@@ -300,6 +302,19 @@ def compute_changes(positions: Sequence[Mapping[str, Any]], pledges: Sequence[Ma
     """
     counted = first_copies(articles if articles is not None else [*positions, *pledges])
     found = [*_position_changes(positions, counted), *_aid_changes(pledges, threshold, fx, counted)]
+    found.sort(key=lambda pair: (pair[0], pair[1].kind))
+    return [c for _, c in found]
+
+
+def compute_changes_ordered(positions: Iterable[Mapping[str, Any]], pledges: Iterable[Mapping[str, Any]], *,
+                            threshold: float = AID_CHANGE_THRESHOLD, fx: FxTable | None = None) -> list[Change]:
+    """`compute_changes` over claims that are already only those of first copies, in publication
+    order (`_order`: published_at, nulls last, url, sentence_index, claim_id), e.g. streamed from the
+    warehouse (`warehouse.outbox.first_copy_claims`). Each iterable is read once, row by row, the
+    positions before the pledges; only the last claim per (group, topic) or (donor, recipient) and
+    the changes found are kept, so memory follows the number of changes, not of claims. The same
+    changes as `compute_changes(all claims, articles=all articles)`."""
+    found = [*_position_changes(positions, None, ordered=True), *_aid_changes(pledges, threshold, fx, None, ordered=True)]
     found.sort(key=lambda pair: (pair[0], pair[1].kind))
     return [c for _, c in found]
 

@@ -295,3 +295,44 @@ def test_changes_recipient_filters_decide_what_is_queued(warehouse):
         ("all@example.org", "position", "oppose"),
         ("talks@example.org", "position", "oppose"),
     ]
+
+
+def test_changes_streamed_from_the_warehouse_equal_the_changes_of_all_claims(warehouse):
+    """detect_changes streams the first copies' claims in publication order from DuckDB
+    (`first_copy_claims` + `compute_changes_ordered`): the same changes as `compute_changes` over every
+    claim and article, here with syndicated copies (the later-stored copy published first), undated
+    articles, ties on the publication time, several claims per article and mixed currencies."""
+    import random
+
+    from tasks.changes import compute_changes_ordered
+    from warehouse import outbox as ob
+
+    rng = random.Random(7)
+    stances = ["support", "oppose", "conditional", "undecided"]
+    positions, pledges = [], []
+    for n in range(60):
+        article = f"art{n:02d}"
+        when = rng.choice([rng.randint(0, 40), 3])               # many on day 3: ties broken by URL
+        story = f"art{rng.randint(0, n):02d}" if rng.random() < 0.3 else None
+        for index in range(rng.randint(1, 3)):
+            group = rng.choice(["France", "Germany", "Russia"])
+            positions.append(pos(article, when, rng.choice(stances), group=group, story=story, index=index,
+                                 topic=rng.choice(["direct_talks_with_putin", "ceasefire"])))
+            if rng.random() < 0.5:
+                currency = rng.choice(["EUR", "EUR", "USD"])
+                pledges.append(pledge(article, when, rng.choice([1, 2, 4, 4.2, 8]) * B, currency,
+                                      eur=rng.choice([None, 3.5 * B]), donor=group, story=story, index=index,
+                                      previous=rng.choice([None, None, 2 * B])))
+    undated = {url(f"art{n:02d}") for n in (5, 17, 33)}
+    for row in [*positions, *pledges]:
+        if row["url"] in undated:
+            row["published_at"] = None
+    add_articles(warehouse, positions, pledges)
+    with warehouse.connect(read_only=True) as con:
+        all_positions, all_pledges, articles = ob.claims_for_changes(con)
+        expected = compute_changes(all_positions, all_pledges, articles=articles, fx=None)
+        assert any(a["story_id"] for a in articles) and any(a["published_at"] is None for a in articles)
+        streamed = compute_changes_ordered(*ob.first_copy_claims(con), fx=None)
+        assert ob.count_claims(con) == len(all_positions) + len(all_pledges)
+    assert len(expected) > 20 and {c.kind for c in expected} == {"position", "aid"}
+    assert streamed == expected

@@ -8,7 +8,9 @@ warehouse holds the sample's articles once, each feed polled by one shard run on
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -122,7 +124,7 @@ def _split_config_dir(tmp_path: Path) -> tuple[Path, dict[int, list[str]]]:
     raise AssertionError("no folder name splits the two sample feeds across two shards")
 
 
-def _start_worker(server, pool: str, name: str, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+def _start_worker(server, pool: str, name: str, tmp_path: Path, limit: int = 1) -> tuple[subprocess.Popen, Path]:
     log = tmp_path / f"{name}.log"
     home = tmp_path / f"home-{name}"
     env = server.env(PREFECT_HOME=str(home), PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_WORKER_PREFETCH_SECONDS="5")
@@ -130,7 +132,7 @@ def _start_worker(server, pool: str, name: str, tmp_path: Path) -> tuple[subproc
     with open(log, "wb") as out:
         # --limit 1: a worker runs one flow run at a time, so two runs due together go to both workers
         proc = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", pool, "--name", name,
-                                 "--limit", "1"], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                 "--limit", str(limit)], stdout=out, stderr=subprocess.STDOUT, env=env,
                                 cwd=tmp_path, start_new_session=True)
     return proc, log
 
@@ -170,7 +172,7 @@ def test_pool_two_workers_run_the_sharded_schedule_and_a_backfill(prefect_api, t
     # One shard first (in this process), then two (the CLI): the second deploy replaces ingest/scheduled
     # by the two shard deployments, on the pool the first one created.
     first = deploy_to_pool(load_settings(config), pool, 1)
-    assert first.pool_created and first.deployments == ["ingest/scheduled", "backfill/ad-hoc"]
+    assert first.pool_created and first.deployments == ["ingest/scheduled", "backfill/ad-hoc", "backfill-part/ad-hoc"]
     second = _deploy(prefect_api, config, pool, 2, tmp_path)
     assert f"using the process work pool '{pool}'" in second.stdout
     assert "removed ingest/scheduled" in second.stdout
@@ -187,7 +189,7 @@ def test_pool_two_workers_run_the_sharded_schedule_and_a_backfill(prefect_api, t
             assert [s.schedule.cron for s in d.schedules] == [CRON]
             assert d.global_concurrency_limit.limit == 1
         assert backfill_dep.work_pool_name == pool and backfill_dep.schedules == []
-        assert backfill_dep.parameters == {"config": str(config)}
+        assert backfill_dep.parameters == {"config": str(config), "fan_out": True}
 
     workers = [_start_worker(prefect_api, pool, name, tmp_path) for name in ("w1", "w2")]
     try:
@@ -219,8 +221,10 @@ def test_pool_two_workers_run_the_sharded_schedule_and_a_backfill(prefect_api, t
             states = wait_for("final ingest states", finished(ingests), 150)
             assert [s.type.value for s in states] == ["COMPLETED", "COMPLETED"], [s.message for s in states]
 
+            # fan_out off: the parts as task runs of the one flow run (test_pool_backfill_fans_out_... for on)
             back = run_deployment("backfill/ad-hoc", timeout=0,
-                                  parameters={"since": "2025-11-01", "until": "2025-12-31", "window_days": 7})
+                                  parameters={"since": "2025-11-01", "until": "2025-12-31", "window_days": 7,
+                                              "fan_out": False})
             (state,) = wait_for("final backfill state", finished([back]), 150)
             assert state.is_completed(), state.message
             parts = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[back.id])))
@@ -268,3 +272,122 @@ def test_pool_two_workers_run_the_sharded_schedule_and_a_backfill(prefect_api, t
         day = row["published_at"].astimezone(UTC).date()
         assert any(a <= day <= b for a, b in spans), (day, spans)
     assert {r["url"] for r in wh.read("SELECT url FROM mined_articles")} == set(urls)
+
+
+def _pids_of_flow_run(flow_run_id: str) -> list[int]:
+    """The processes running one flow run (a process worker's subprocess has its id in the environment)."""
+    mark = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if mark in environ.read_bytes().split(b"\0"):
+                pids.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow
+def test_pool_backfill_fans_out_its_windows_as_flow_runs_that_workers_share_and_a_killed_part_runs_again(
+        prefect_api, tmp_path):
+    """The backfill/ad-hoc deployment (fan_out) turns each 7-day part with work into a flow run of
+    backfill-part/ad-hoc; two workers take them; the first part's process is SIGKILLed while it runs,
+    and the part runs again; in the end each window was done exactly once and every article once."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterParentFlowRunId
+    from prefect.deployments import run_deployment
+
+    from newsmon.settings import load_settings
+    from warehouse import Warehouse
+
+    pool = "newsmon-fanout"
+    config, _ = _split_config_dir(tmp_path)
+    _deploy(prefect_api, config, pool, 1, tmp_path)
+    # --limit 2: the backfill's own flow run waits for its parts on one worker and leaves a slot there
+    workers = [_start_worker(prefect_api, pool, name, tmp_path, limit=2) for name in ("f1", "f2")]
+    killed: list[str] = []
+    try:
+        with get_client(sync_client=True) as client:
+            def alive():
+                for proc, log in workers:
+                    if proc.poll() is not None:
+                        raise AssertionError(f"worker exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+
+            deadline = time.monotonic() + 60
+            while len([w for w in client.read_workers_for_work_pool(pool) if w.status.value == "ONLINE"]) < 2:
+                alive()
+                assert time.monotonic() < deadline, "two workers did not come online"
+                time.sleep(0.5)
+
+            back = run_deployment("backfill/ad-hoc", timeout=0,
+                                  parameters={"since": "2025-11-01", "until": "2025-12-31", "window_days": 7})
+
+            def parts():
+                return client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["backfill-part"])))
+
+            deadline = time.monotonic() + 300
+            while True:
+                alive()
+                state = client.read_flow_run(back.id).state
+                if state.is_final():
+                    break
+                if not killed:   # kill the first part seen running, process and all
+                    for run in parts():
+                        if run.state.is_running():
+                            pids = _pids_of_flow_run(str(run.id))
+                            for pid in pids:
+                                with contextlib.suppress(ProcessLookupError):
+                                    os.kill(pid, signal.SIGKILL)
+                            if pids:
+                                killed.append(str(run.id))
+                                break
+                assert time.monotonic() < deadline, "the backfill did not finish within 300 s"
+                time.sleep(0.3)
+            assert state.is_completed(), state.message
+            part_runs = parts()
+        drain_api_workers()
+    finally:
+        for proc, _ in workers:
+            _stop(proc)
+
+    assert killed, "no part was seen running to kill"
+    by_days: dict[str, list] = {}
+    for run in part_runs:
+        by_days.setdefault(f"{run.parameters['since']}..{run.parameters['until']}", []).append(run)
+    # every part's flow run was created by the backfill (a subflow of it), on the pool
+    assert all(r.parent_task_run_id is not None and r.work_pool_name == pool for r in part_runs)
+    # each window completed exactly once; the killed part crashed and ran again
+    for days, runs in by_days.items():
+        assert [r.state.type.value for r in runs].count("COMPLETED") == 1, (days, [r.state for r in runs])
+    crashed = [r for r in part_runs if str(r.id) in killed]
+    assert crashed and crashed[0].state.type.value in ("CRASHED", "FAILED"), crashed
+    again = by_days[f"{crashed[0].parameters['since']}..{crashed[0].parameters['until']}"]
+    assert len(again) == 2 and any(r.state.is_completed() for r in again)
+    assert len(part_runs) == len(by_days) + 1
+    # the parts are 7-day windows aligned on since, at least two of them with work
+    assert len(by_days) >= 2
+    for days in by_days:
+        first_day, last_day = (dt.date.fromisoformat(d) for d in days.split(".."))
+        assert (first_day - dt.date(2025, 11, 1)).days % 7 == 0 and (last_day - first_day).days == 6
+
+    wh = Warehouse.from_settings(load_settings(config).warehouse)
+    pages = sorted(p.name for p in (ROOT / "config" / "sample" / "pages").glob("*.html"))
+    urls = [r["url"] for r in wh.read("SELECT url FROM articles")]
+    assert sorted(Path(urllib.parse.urlsplit(u).path).name for u in urls) == pages   # each article once
+    assert {r["url"] for r in wh.read("SELECT url FROM mined_articles")} == set(urls)
+    fetched = wh.read("SELECT url, count(*) AS n FROM fetches WHERE outcome = 'ok' GROUP BY url")
+    assert fetched and all(r["n"] == 1 for r in fetched), fetched
+    for row in wh.read("SELECT published_at FROM articles"):   # every article's day lies in a completed part
+        day = row["published_at"].astimezone(UTC).date()
+        assert any(dt.date.fromisoformat(d.split("..")[0]) <= day <= dt.date.fromisoformat(d.split("..")[1])
+                   for d in by_days), day
+    runs = wh.read("SELECT run_id, flow, status FROM runs WHERE flow IN ('backfill', 'backfill-part')")
+    status = {r["run_id"]: (r["flow"], r["status"]) for r in runs}
+    assert status[str(back.id)] == ("backfill", "completed")
+    completed_parts = [r for r in part_runs if r.state.is_completed()]
+    assert all(status[str(r.id)] == ("backfill-part", "completed") for r in completed_parts)
+    # the parent's summary adds up the parts' counts
+    counts = wh.read("SELECT counts FROM runs WHERE run_id = ?", [str(back.id)])[0]["counts"]
+    parts_counts = json.loads(counts)["parts"]
+    assert parts_counts["parts"] == len(by_days) and parts_counts["part_reruns"] == 1
+    assert parts_counts["claims"]["articles"] >= len(urls)

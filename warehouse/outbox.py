@@ -32,7 +32,7 @@ Each write function takes an open connection inside the caller's transaction.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import duckdb
@@ -40,7 +40,7 @@ import duckdb
 from warehouse.db import fetch_dicts, insert_rows
 
 __all__ = [
-    "claims_for_changes", "stored_changes", "record_changes", "due_alerts", "claim_due", "stale_alerts",
+    "claims_for_changes", "first_copy_claims", "count_claims", "stored_changes", "record_changes", "due_alerts", "claim_due", "stale_alerts",
     "claim_stale", "mark_sent", "mark_failed", "mark_unknown", "outbox_counts", "list_alerts",
     "requeue", "find_change_ids", "STATUSES",
     "due_corrections", "claim_corrections", "stale_corrections", "mark_message_failed",
@@ -73,6 +73,53 @@ def claims_for_changes(con: Con) -> tuple[list[dict[str, Any]], list[dict[str, A
         ORDER BY p.published_at, p.url, p.sentence_index, p.claim_id""")
     articles = fetch_dicts(con, "SELECT url, story_id, published_at FROM article_texts")
     return positions, pledges, articles
+
+
+#: The first copy of each story (syndicated copies share a story_id): the earliest published, then the
+#: smallest URL, as `tasks.changes.first_copies` chooses it.
+_FIRST_COPIES = """
+    SELECT url FROM (
+        SELECT url, row_number() OVER (PARTITION BY coalesce(story_id, url)
+                                       ORDER BY published_at ASC NULLS LAST, url) AS copy
+        FROM article_texts)
+    WHERE copy = 1"""
+#: `tasks.changes._order`: publication (nulls last), url, sentence index, claim id.
+_CLAIM_ORDER = "p.published_at ASC NULLS LAST, p.url, coalesce(p.sentence_index, 0), coalesce(p.claim_id, '')"
+#: Rows fetched from DuckDB at a time when streaming claims.
+STREAM_ROWS = 2000
+
+
+def _stream(con: Con, sql: str) -> Iterator[dict[str, Any]]:
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    while True:
+        rows = cur.fetchmany(STREAM_ROWS)
+        if not rows:
+            return
+        for row in rows:
+            yield dict(zip(names, row))
+
+
+def first_copy_claims(con: Con) -> tuple[Iterator[dict[str, Any]], Iterator[dict[str, Any]]]:
+    """(positions, pledges) of the first copies only, each streamed in publication order: the input of
+    `tasks.changes.compute_changes_ordered`. Read the positions to their end before the pledges
+    (both use `con`)."""
+    positions = _stream(con, f"""
+        SELECT p.url, p.published_at, p.story_id, p.claim_id, p.actor, p.actor_group, p.topic, p.stance,
+               p.evidence, p.sentence_index, a.title
+        FROM positions p JOIN ({_FIRST_COPIES}) f USING (url) LEFT JOIN article_texts a USING (url)
+        ORDER BY {_CLAIM_ORDER}""")
+    pledges = _stream(con, f"""
+        SELECT p.url, p.published_at, p.story_id, p.claim_id, p.donor, p.recipient, p.amount, p.currency,
+               p.amount_eur, p.previous_amount, p.evidence, p.sentence_index, a.title
+        FROM aid_pledges p JOIN ({_FIRST_COPIES}) f USING (url) LEFT JOIN article_texts a USING (url)
+        ORDER BY {_CLAIM_ORDER}""")
+    return positions, pledges
+
+
+def count_claims(con: Con) -> int:
+    """Position and pledge claims in the warehouse (every copy)."""
+    return con.execute("SELECT (SELECT count(*) FROM positions) + (SELECT count(*) FROM aid_pledges)").fetchone()[0]
 
 
 def stored_changes(con: Con) -> list[dict[str, Any]]:

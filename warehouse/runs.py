@@ -20,12 +20,13 @@ import datetime as dt
 import json
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-__all__ = ["start_run", "finish_run", "mark_vanished_runs", "run_findings", "FINDINGS_LIMIT", "process_token", "pid_alive", "STALE_AFTER",
+__all__ = ["start_run", "finish_run", "run_outcomes", "mark_vanished_runs", "run_findings", "FINDINGS_LIMIT", "process_token", "pid_alive", "STALE_AFTER",
            "STATUSES"]
 
 Con = duckdb.DuckDBPyConnection
@@ -105,6 +106,14 @@ def mark_vanished_runs(con: Con, *, now: dt.datetime | None = None) -> list[str]
         con.execute("UPDATE runs SET status = 'killed', error = ? WHERE run_id = ? AND status = 'running'",
                     [f"marked killed by a later run: {why}", run_id])
     return [run_id for run_id, _ in killed]
+
+
+def run_outcomes(con: Con, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """run_id -> {status, counts (dict, or None), error} of the given runs that are recorded."""
+    rows = con.execute("SELECT run_id, status, counts, error FROM runs WHERE list_contains(?::VARCHAR[], run_id)",
+                       [list(run_ids)]).fetchall()
+    return {run_id: dict(status=status, counts=json.loads(counts) if counts else None, error=error)
+            for run_id, status, counts, error in rows}
 
 
 #: Rows of each kind `run_findings` lists at most (the rest are counted).
