@@ -201,7 +201,7 @@ def test_lease_a_run_renews_its_leases_while_it_waits_on_a_slow_host(site, tmp_p
 
 
 # -- both backends ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", ["duckdb", "ducklake"])
+@pytest.mark.parametrize("backend", ["duckdb", pytest.param("ducklake", marks=pytest.mark.slow)])  # PostgreSQL
 def test_lease_statements_on_both_backends(backend, request, warehouse):
     wh = request.getfixturevalue("lake_warehouse") if backend == "ducklake" else warehouse
     now = dt.datetime.now(UTC)
