@@ -8,6 +8,7 @@ finished by the next one, and nothing is stored twice.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterator
@@ -31,6 +32,12 @@ FETCH_BATCH = 20
 POLL_BATCH = 20  # feed polls stored in one transaction ...
 POLL_BATCH_ENTRIES = 2000  # ... or fewer, once they hold this many entries
 FETCH_FLUSH_SECONDS = 2.0  # a batch of fetched pages is stored at the latest this long after its first page
+# A run leases the pages it is about to fetch (warehouse/migrations/0050_fetch_leases.sql) and renews
+# the leases while it fetches: a run killed mid-fetch frees its pages at the latest this long after its
+# last renewal (at once for the next run on its host, which marks it killed). Far above the longest
+# pause between renewals (one request's deadline, a write waiting for the warehouse lock).
+FETCH_LEASE_SECONDS = 900.0
+FETCH_LEASE_RENEW_SECONDS = 60.0
 EXTRACT_BATCH = 50
 MINE_BATCH = 32   # articles a mining worker takes at a time; their claims commit together
 
@@ -160,9 +167,40 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
     time.time() instant: the run's budget) has passed, stay pending for the next run.
     """
     log = _logger()
-    with wh.connect(read_only=True) as con:
-        pending = q.pending_fetches(con, MAX_TRANSIENT_ATTEMPTS, since=since, until=until, feeds=feeds)
     counts: dict[str, Any] = collections.Counter()
+    with wh.connect(read_only=True) as con:   # nothing pending (the usual run): nothing written
+        pending = q.pending_fetches(con, MAX_TRANSIENT_ATTEMPTS, since=since, until=until, feeds=feeds,
+                                    run_id=run_id)
+    if pending:
+        # read again and lease in one write transaction: an overlapping run leases what is left
+        with wh.transaction() as con:
+            pending = q.pending_fetches(con, MAX_TRANSIENT_ATTEMPTS, since=since, until=until, feeds=feeds,
+                                        run_id=run_id)
+            leased = [p for p in pending if p["leased_by"]]
+            pending = [p for p in pending if not p["leased_by"]]
+            q.lease_fetches(con, [p["url"] for p in pending], run_id, FETCH_LEASE_SECONDS)
+        if leased:
+            counts["leased_elsewhere"] = len(leased)
+            log.info("%d page(s) are being fetched by another run (%s): left to it",
+                     len(leased), ", ".join(sorted({p["leased_by"] for p in leased})))
+    try:
+        _fetch_leased(settings, wh, run_id, pending, counts, log, budget_until)
+    except Exception:
+        # best effort: the leases lapse anyway when the run is recorded as over (or they expire),
+        # and a retry of this task (same run) takes them over
+        with contextlib.suppress(Exception), wh.transaction() as con:
+            q.release_fetches(con, run_id)
+        raise
+    with wh.transaction() as con:
+        if pending:   # what was left (budget, host down) is pending for anyone again
+            q.release_fetches(con, run_id)
+        counts["gave_up"] = q.give_up_transient(con, MAX_TRANSIENT_ATTEMPTS, run_id)
+    return dict(counts)
+
+
+def _fetch_leased(settings: Settings, wh: Warehouse, run_id: str, pending: list[dict[str, Any]],
+                  counts: dict[str, Any], log, budget_until: float | None) -> None:
+    """Fetch the pages this run leased, storing each batch with its release; renews the leases while it works."""
     failures: dict[str, int] = collections.Counter()
     batch: list[dict[str, Any]] = []
     oldest = 0.0  # monotonic time of the batch's first result
@@ -181,10 +219,15 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
         return fetcher.get(item["url"], max_bytes=settings.fetch.max_page_bytes, accept=HTML_TYPES,
                            allow_file=root)
 
+    def renew() -> None:
+        with wh.transaction() as con:
+            q.renew_fetch_leases(con, run_id, FETCH_LEASE_SECONDS)
+
     progress.items("pages", 0, len(pending), "pages")
     done = 0
     pool = FetchPool(settings.fetch, until=budget_until)
-    for event in pool.run(pending, url_of=lambda item: item["url"], work=fetch):
+    for event in pool.run(pending, url_of=lambda item: item["url"], work=fetch, tick=renew,
+                          tick_every=FETCH_LEASE_RENEW_SECONDS):
         if isinstance(event, Left):
             _left(counts, event, "page", settings, log)
             continue
@@ -209,11 +252,7 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
         progress.items("pages", done, len(pending), "pages")
     flush()
     _left_summary(counts, log, "page", settings.fetch.run_budget_seconds)
-    with wh.transaction() as con:
-        counts["gave_up"] = q.give_up_transient(con, MAX_TRANSIENT_ATTEMPTS, run_id)
-    counts = dict(counts)
     counts["failures"] = dict(failures)
-    return counts
 
 
 @lazy_task(name="extract_articles")

@@ -88,8 +88,14 @@ class FetchPool:
         return self.until is not None and time.time() >= self.until
 
     def run(self, items: Iterable[Any], url_of: Callable[[Any], str],
-            work: Callable[[Fetcher, Any], Any]) -> Iterator[Done | Left]:
-        """Every item's `Done` or `Left`, in the calling thread, as they come (see the module docstring)."""
+            work: Callable[[Fetcher, Any], Any], *, tick: Callable[[], None] | None = None,
+            tick_every: float = 60.0) -> Iterator[Done | Left]:
+        """Every item's `Done` or `Left`, in the calling thread, as they come (see the module docstring).
+
+        `tick`, if given, is called in the calling thread about every `tick_every` seconds while
+        items are being worked on, whether or not any comes back meanwhile (the fetch stage renews
+        its page leases there: the warehouse writer is not thread-safe).
+        """
         by_host: dict[str, list[Any]] = {}
         for item in items:
             by_host.setdefault(host_of(url_of(item)), []).append(item)
@@ -159,9 +165,19 @@ class FetchPool:
         for t in threads:
             t.start()
         finished = 0
+        next_tick = time.monotonic() + tick_every
         try:
             while finished < len(by_host):
-                event = events.get()
+                if tick is not None:
+                    if time.monotonic() >= next_tick:
+                        tick()
+                        next_tick = time.monotonic() + tick_every
+                    try:
+                        event = events.get(timeout=max(0.0, next_tick - time.monotonic()))
+                    except queue.Empty:
+                        continue
+                else:
+                    event = events.get()
                 if isinstance(event, _HostFinished):
                     finished += 1
                 elif isinstance(event, _Crashed):

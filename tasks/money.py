@@ -282,9 +282,12 @@ def _lexicon_from_data(data: Any, source: str) -> MoneyLexicon:
 
 
 def _read_yaml(path: Path) -> Any:
+    from newsmon.settings import parse_yaml_file
+
     try:
-        with path.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+        return parse_yaml_file(path)
+    except UnicodeDecodeError as exc:
+        raise MoneyConfigError(f"{path}: not valid YAML ({exc})") from exc
     except OSError as exc:
         raise MoneyConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     except yaml.YAMLError as exc:

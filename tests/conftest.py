@@ -5,6 +5,7 @@ Other test modules may add fixtures below under their own comment header.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import http.server
 import itertools
@@ -276,6 +277,7 @@ def gzip_bomb(decompressed: int) -> bytes:
     return gzip.compress(b"\0" * decompressed, compresslevel=9)
 
 
+@functools.lru_cache(maxsize=4)   # the same bombs serve several tests; building one reads 1 GiB of CRC
 def layered_gzip_bomb(decompressed: int, layers: int) -> bytes:
     """`decompressed` zero bytes (a multiple of 1 MiB) under `layers` layers of gzip, built
     without ever holding them: every MiB of zeros compresses to the same deflate block (a full

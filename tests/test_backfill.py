@@ -290,7 +290,11 @@ def test_backfill_and_ingest_overlapping_both_complete_and_store_once(site, tmp_
         assert p.returncode == 0, out[-3000:] + err[-3000:]
     assert "ingest done" in outputs[0][0] and "backfill done" in outputs[1][0]
     assert len(polls) == 2
+    # each pending page was downloaded once, by one run or the other (fetch leases), none twice
+    assert {slug: len(site.hits(f"/{slug}.html")) for slug in ARTICLES} == {slug: 1 for slug in ARTICLES}
     wh = warehouse(config)
+    assert wh.read("SELECT url FROM fetches GROUP BY url HAVING count(*) > 1") == []
+    assert wh.read("SELECT count(*) AS n FROM fetch_leases") == [{"n": 0}]
     assert sorted(r["url"] for r in wh.read("SELECT url FROM articles")) == sorted(
         site.url(f"/{s}.html") for s in ARTICLES)
     assert wh.read("SELECT count(*) AS n FROM feed_entries") == [{"n": len(ARTICLES)}]

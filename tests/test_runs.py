@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
@@ -139,9 +138,9 @@ def _add_run(wh: Warehouse, run_id: str, *, pid: int | None, host: str | None, t
 
 def test_runs_vanished_processes_are_marked_killed_live_ones_are_not(warehouse):
     here = socket.gethostname()
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone = subprocess.Popen(["true"])      # processes of their own, not interpreters (a default-run test)
     gone.wait()
-    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    alive = subprocess.Popen(["sleep", "60"])
     try:
         assert wr.process_token(alive.pid)
         _add_run(warehouse, "dead-pid", pid=gone.pid, host=here, token="x:1")
@@ -168,7 +167,7 @@ def test_runs_next_ingest_marks_a_killed_run(site, tmp_path):
     config = write_config(tmp_path, {"courier": serve_site(site)}, retries=0)
     wh = Warehouse(tmp_path / "newsmon.duckdb")
     wh.migrate()
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone = subprocess.Popen(["true"])
     gone.wait()
     _add_run(wh, "killed-one", pid=gone.pid, host=socket.gethostname(), token="x:1")
     run_ingest(str(config))

@@ -81,6 +81,7 @@ def test_warehouse_read_of_missing_file_says_what_to_do(tmp_path):
 
 
 # -- two processes ---------------------------------------------------------------------------
+@pytest.mark.slow  # another Python process (a fresh interpreter) holds the file
 def test_warehouse_read_waits_for_other_process_write(wh):
     proc = _hold_write_lock(wh.path, 1.0)
     try:
@@ -94,6 +95,7 @@ def test_warehouse_read_waits_for_other_process_write(wh):
     assert waited >= 0.5
 
 
+@pytest.mark.slow  # another Python process (a fresh interpreter) holds the file
 def test_warehouse_write_waits_for_other_process_write(wh):
     proc = _hold_write_lock(wh.path, 1.0)
     try:
@@ -104,6 +106,7 @@ def test_warehouse_write_waits_for_other_process_write(wh):
     assert {r["run_id"] for r in wh.read("SELECT run_id FROM runs")} == {"other", "mine"}
 
 
+@pytest.mark.slow  # another Python process (a fresh interpreter) holds the file
 def test_warehouse_lock_timeout_is_warehouse_error(wh):
     impatient = Warehouse(wh.path, lock_timeout=0.3)
     proc = _hold_write_lock(wh.path, 2.0)

@@ -108,10 +108,14 @@ def reject(con: Con, items: Sequence[tuple[str, str, str, str | None]], run_id: 
 
 # -- fetch -------------------------------------------------------------------------
 def pending_fetches(con: Con, max_transient_attempts: int, since: dt.datetime | None = None,
-                    until: dt.datetime | None = None, feeds: Sequence[str] | None = None,
-                    ) -> list[dict[str, Any]]:
-    """Feed entries whose page is not stored yet, not refused, and not given up on."""
-    return fetch_dicts(con, """
+                    until: dt.datetime | None = None, feeds: Sequence[str] | None = None, *,
+                    run_id: str | None = None, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Feed entries whose page is not stored yet, not refused, and not given up on.
+
+    Each with `leased_by`: the run (other than `run_id`) holding a live lease on the page
+    (see `lease_fetches`), else None.
+    """
+    return fetch_dicts(con, f"""
         WITH entries AS (
             SELECT url, arg_min(feed, first_seen_at) AS feed, min(published_at) AS published_at,
                    min(first_seen_at) AS first_seen_at
@@ -120,18 +124,64 @@ def pending_fetches(con: Con, max_transient_attempts: int, since: dt.datetime | 
             GROUP BY url
         ), attempts AS (
             SELECT url, count(*) FILTER (WHERE outcome = 'transient') AS transient FROM fetches GROUP BY url
-        )
-        SELECT e.url, e.feed, f.url AS feed_url
+        ), leases AS ({_LIVE_LEASES})
+        SELECT e.url, e.feed, f.url AS feed_url, l.run_id AS leased_by
         FROM entries e
         JOIN feeds f ON f.name = e.feed
         LEFT JOIN attempts a ON a.url = e.url
+        LEFT JOIN leases l ON l.url = e.url AND l.run_id IS DISTINCT FROM ?
         WHERE e.url NOT IN (SELECT url FROM pages)
           AND e.url NOT IN (SELECT key FROM rejections WHERE stage = 'fetch')
           AND coalesce(a.transient, 0) < ?
           AND (?::TIMESTAMPTZ IS NULL OR coalesce(e.published_at, e.first_seen_at) >= ?)
           AND (?::TIMESTAMPTZ IS NULL OR coalesce(e.published_at, e.first_seen_at) < ?)
         ORDER BY e.first_seen_at, e.url
-    """, [feeds, feeds, max_transient_attempts, since, since, until, until])
+    """, [feeds, feeds, now or utcnow(), run_id, max_transient_attempts, since, since, until, until])
+
+
+# -- fetch leases ------------------------------------------------------------------
+# A lease is live while it has not expired and its run is not recorded as over (a run id
+# that `runs` does not know, e.g. a stage called on its own, holds its leases until they expire).
+_LIVE_LEASES = """
+            SELECT l.url, l.run_id FROM fetch_leases l
+            WHERE l.expires_at > ?::TIMESTAMPTZ
+              AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = l.run_id AND r.status <> 'running')"""
+
+
+def lease_fetches(con: Con, urls: Sequence[str], run_id: str, seconds: float,
+                  now: dt.datetime | None = None) -> int:
+    """Lease `urls` to `run_id` for `seconds` (call inside the transaction that read them pending,
+    with `leased_by` None); lapsed leases of any run are dropped. Returns the pages leased."""
+    now = now or utcnow()
+    con.execute("DELETE FROM fetch_leases WHERE expires_at <= ? OR run_id IN "
+                "(SELECT run_id FROM runs WHERE status <> 'running')", [now])
+    if not urls:
+        return 0
+    urls = list(dict.fromkeys(urls))
+    con.register("_newsmon_leased", pa.table({"url": pa.array(urls, pa.string())}))
+    try:
+        con.execute("DELETE FROM fetch_leases WHERE url IN (SELECT url FROM _newsmon_leased)")
+        con.execute("INSERT INTO fetch_leases (url, run_id, leased_at, expires_at) "
+                    "SELECT url, ?, ?, ? FROM _newsmon_leased",
+                    [run_id, now, now + dt.timedelta(seconds=seconds)])
+    finally:
+        con.unregister("_newsmon_leased")
+    return len(urls)
+
+
+def renew_fetch_leases(con: Con, run_id: str, seconds: float, now: dt.datetime | None = None) -> None:
+    """Push the expiry of every lease `run_id` holds to `seconds` from now (the holder is alive)."""
+    con.execute("UPDATE fetch_leases SET expires_at = ? WHERE run_id = ?",
+                [(now or utcnow()) + dt.timedelta(seconds=seconds), run_id])
+
+
+def release_fetches(con: Con, run_id: str, urls: Sequence[str] | None = None) -> None:
+    """Drop the leases `run_id` holds (on `urls` only, if given): the pages are stored, or left to others."""
+    if urls is None:
+        con.execute("DELETE FROM fetch_leases WHERE run_id = ?", [run_id])
+    elif urls:
+        con.execute("DELETE FROM fetch_leases WHERE run_id = ? AND list_contains(?::VARCHAR[], url)",
+                    [run_id, list(urls)])
 
 
 def blob_row(content: bytes) -> dict[str, Any]:
@@ -163,6 +213,7 @@ def record_fetches(con: Con, results: Sequence[dict[str, Any]], run_id: str) -> 
     insert_rows(con, "fetches", log)
     if refused:
         reject(con, refused, run_id)
+    release_fetches(con, run_id, [r["url"] for r in results])   # with the outcome they were leased for
 
 
 def give_up_transient(con: Con, max_transient_attempts: int, run_id: str) -> int:
