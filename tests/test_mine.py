@@ -198,26 +198,39 @@ def sample_articles() -> list[dict]:
                  published_at=dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)) for i, t in enumerate(texts)]
 
 
-@pytest.mark.slow  # spawns two worker processes, each importing spaCy and loading the model
-def test_mine_two_processes_mine_exactly_what_one_does(miner, monkeypatch):
+@pytest.mark.slow  # starts helper processes (a spawned one imports spaCy and loads the model)
+@pytest.mark.parametrize("fork", [True, False], ids=["forked helpers", "spawned helpers"])
+@pytest.mark.parametrize("processes", [2, 3])
+def test_mine_several_processes_mine_exactly_what_one_does(miner, monkeypatch, fork, processes):
     from tasks import mine
     from tasks.mine import mine_chunks
 
-    monkeypatch.setattr(mine, "WORKER_CHUNKS", 1)   # a fresh worker for every chunk: replacements change nothing
+    monkeypatch.setattr(mine, "WORKER_CHUNKS", 1)   # a fresh helper for every piece: replacements change nothing
     articles = sample_articles()
     chunks = [articles[i:i + 3] for i in range(0, len(articles), 3)]
+    miner = dataclasses.replace(miner, batch_size=2)   # pieces of 2 texts: helpers and this process share a chunk
 
     def mined(processes: int) -> str:
         out = [(batch, rows, [dict(m, mined_at=None) for m in rows_mined])
-               for batch, rows, rows_mined in mine_chunks(NlpSettings(), iter(chunks), processes, miner=miner)]
+               for batch, rows, rows_mined in mine_chunks(NlpSettings(), iter(chunks), processes, miner=miner,
+                                                          fork=fork)]
         return json.dumps(out, default=str, sort_keys=True)
 
-    one, two = mined(1), mined(2)
-    assert one == two
+    one, several = mined(1), mined(processes)
+    assert one == several
     rows = json.loads(one)
     assert [len(batch) for batch, _, _ in rows] == [3, 3, 2]
     assert all(any(r[t] for _, r, _ in rows) for t in ("mentions", "pledge_claims", "position_claims",
                                                         "meeting_claims"))
+
+
+def test_mine_split_chunk_cuts_pieces_of_batch_size_mined_texts():
+    from tasks.mine import split_chunk
+
+    chunk = [dict(url=str(i), language=lang) for i, lang in enumerate(["en", "de", "en", "en", None, "fr", "en"])]
+    pieces = split_chunk(chunk, 2)
+    assert [[a["url"] for a in p] for p in pieces] == [["0", "1", "2"], ["3", "4", "5"], ["6"]]
+    assert split_chunk(chunk[:1], 8) == [chunk[:1]]
 
 
 def test_mine_processes_setting_is_validated(tmp_path):
