@@ -201,8 +201,8 @@ def mine_chunks(settings: NlpSettings, chunks: Iterable[Chunk], processes: int =
     """(chunk, claim rows, mined_articles rows) for every chunk of articles, in input order.
 
     Nothing is loaded when `chunks` is empty. This process mines (with `miner`, else a Miner
-    built from `settings`); with `processes` > 1 and more than one chunk, `processes - 1` helper
-    processes mine beside it. Each chunk is cut into pieces of `batch_size` texts (one
+    built from `settings`); with `processes` > 1 and more than one piece (forked helpers) or
+    chunk (spawned ones), `processes - 1` helper processes mine beside it. Each chunk is cut into pieces of `batch_size` texts (one
     `nlp.pipe` batch each: the same batches as one process parses, so the same rows); a helper
     is kept HELPER_DEPTH pieces ahead and this process mines the next piece itself whenever
     every helper is busy, so both cores work and a chunk is yielded (for the caller to store)
@@ -217,7 +217,8 @@ def mine_chunks(settings: NlpSettings, chunks: Iterable[Chunk], processes: int =
     if not head:
         return
     miner = miner or Miner.from_settings(settings)
-    if processes <= 1 or len(head) == 1:   # one chunk: helpers would only add their start-up
+    alone = len(head) == 1 and (not fork or len(split_chunk(head[0], miner.batch_size)) == 1)
+    if processes <= 1 or alone:   # one piece (or one chunk for spawned helpers): helpers would only add their start-up
         for chunk in itertools.chain(head, it):
             rows, mined = miner.mine(chunk)
             yield chunk, rows, mined
@@ -246,7 +247,6 @@ def mine_chunks(settings: NlpSettings, chunks: Iterable[Chunk], processes: int =
     try:
         for chunk in itertools.chain(head, it):
             parts: list[Mined | Future[Mined]] = []
-            pending.append((chunk, parts))
             for piece in split_chunk(chunk, miner.batch_size):
                 busy[:] = [f for f in busy if not f.done()]
                 if len(busy) < helpers * HELPER_DEPTH:
@@ -261,7 +261,9 @@ def mine_chunks(settings: NlpSettings, chunks: Iterable[Chunk], processes: int =
                     parts.append(future)
                 else:
                     parts.append(miner.mine(piece))
-                yield from ready()
+                yield from ready()   # earlier chunks only: this one joins `pending` once all its pieces are out
+            pending.append((chunk, parts))
+            yield from ready()
             while len(pending) > helpers * HELPER_DEPTH + 1:   # bounded: wait for the oldest chunk
                 for p in pending[0][1]:
                     if isinstance(p, Future):

@@ -92,6 +92,37 @@ def test_mine_next_ingest_remines_stored_articles_after_a_rule_edit_without_down
     assert wh.read("SELECT count(*) AS n FROM mentions")[0]["n"] > 0
 
 
+def test_mine_and_extract_stages_on_two_processes_store_what_one_stores(site, tmp_path):
+    """nlp.processes = 2: a forked helper extracts and mines beside the run (pieces of one text
+    here, so every chunk is shared); every stored row is the one a single process stores."""
+    feed = serve_site(site)
+    tables = {"articles": "url, title, author, canonical_url, published_at, language, text, story_id",
+              "mined_articles": "url, sentences", "mentions": "*", "position_claims": "*",
+              "pledge_claims": "*", "meeting_claims": "*"}
+
+    def run(processes: int) -> dict:
+        work = tmp_path / f"p{processes}"
+        work.mkdir()
+        copy_domain(work)
+        config = work / "newsmon.toml"
+        config.write_text('[warehouse]\npath = "news.duckdb"\n\n[fetch]\nallow_private_networks = true\n'
+                          f'per_host_delay = 0\nretries = 0\n\n[[feeds]]\nname = "courier"\nurl = "{feed}"\n\n'
+                          + NLP_TOML + f"processes = {processes}\nbatch_size = 1\n")
+        settings = load_settings(config)
+        wh = Warehouse(settings.warehouse.path, 60)
+        wh.migrate()
+        run_id = str(uuid.uuid4())
+        for stage in (stages.poll_feeds, stages.fetch_pages, stages.extract_articles, stages.mine_articles):
+            counts = stage.fn(settings, wh, run_id)
+        assert counts["articles"] == len(PAGES)
+        assert stages.mine_articles.fn(settings, wh, run_id).get("articles", 0) == 0   # all mined, once
+        return {t: wh.read(f"SELECT {cols} FROM {t} ORDER BY ALL") for t, cols in tables.items()}
+
+    one, two = run(1), run(2)
+    assert len(one["articles"]) == len(PAGES) and len(one["mined_articles"]) == len(PAGES) and one["mentions"]
+    assert two == one
+
+
 # -- newsmon mine -----------------------------------------------------------------------
 PASSAGES = [
     {"id": "a", "text": "Germany pledged €500m in military aid to Ukraine on Monday, Chancellor Olaf Scholz said.",
@@ -208,7 +239,9 @@ def test_mine_several_processes_mine_exactly_what_one_does(miner, monkeypatch, f
     monkeypatch.setattr(mine, "WORKER_CHUNKS", 1)   # a fresh helper for every piece: replacements change nothing
     articles = sample_articles()
     chunks = [articles[i:i + 3] for i in range(0, len(articles), 3)]
-    miner = dataclasses.replace(miner, batch_size=2)   # pieces of 2 texts: helpers and this process share a chunk
+    # pieces of one text: helpers and this process share every chunk, and this process finishes a
+    # piece while a helper still mines an earlier one of the same chunk
+    miner = dataclasses.replace(miner, batch_size=1)
 
     def mined(processes: int) -> str:
         out = [(batch, rows, [dict(m, mined_at=None) for m in rows_mined])
@@ -217,8 +250,10 @@ def test_mine_several_processes_mine_exactly_what_one_does(miner, monkeypatch, f
         return json.dumps(out, default=str, sort_keys=True)
 
     one, several = mined(1), mined(processes)
+    rows = json.loads(several)
+    for batch, _, rows_mined in rows:   # each chunk comes back whole, with every one of its articles
+        assert [m["url"] for m in rows_mined] == [a["url"] for a in batch]
     assert one == several
-    rows = json.loads(one)
     assert [len(batch) for batch, _, _ in rows] == [3, 3, 2]
     assert all(any(r[t] for _, r, _ in rows) for t in ("mentions", "pledge_claims", "position_claims",
                                                         "meeting_claims"))
