@@ -45,6 +45,9 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import Answer, LocalServer  # noqa: E402  (the test suite's real HTTP server)
 
 NEWSMON = [sys.executable, "-m", "newsmon.cli"]
+PSS_PEAKS: list[int] = []
+CPU_SECONDS: list[float] = []   # user + system CPU of each run's command and the children it waited for
+APP = [ROOT]   # the checkout whose newsmon the commands run (--root)
 PUBLISHED = 1_735_689_600  # 2025-01-01T00:00:00Z; entry i is published i minutes later
 
 
@@ -97,7 +100,29 @@ recipients = []
 
 
 def tree_rss_mb(root: int) -> float:
-    """Resident memory of a process and all its descendants now (MB), from /proc."""
+    """Resident memory of a process and all its descendants now (MB), from /proc (the sum of their
+    RSS: pages a forked helper shares with its parent count twice; see tree_pss_mb)."""
+    return _tree_mb(root, _rss_pages)
+
+
+def tree_pss_mb(root: int) -> float:
+    """Proportional set size of a process and its descendants now (MB): each page shared by k
+    processes counts 1/k in each, so the sum is the tree's memory with shared pages once."""
+    return _tree_mb(root, _pss_pages)
+
+
+def _rss_pages(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _pss_pages(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _tree_mb(root: int, size) -> float:
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -110,25 +135,28 @@ def tree_rss_mb(root: int) -> float:
         pid = todo.pop()
         todo.extend(children.get(pid, ()))
         try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+            total += size(pid)
         except (OSError, IndexError, ValueError):
             pass
-    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return total / 2**20
 
 
 def run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, int, int, int]:
     """(seconds, peak RSS in MB of the command's largest process, peak RSS of its whole process tree
-    sampled every 0.2 s, exit code)."""
+    sampled every 0.2 s, exit code). The tree's peak PSS goes to PSS_PEAKS (the last run's)."""
     t0 = time.perf_counter()
     with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        tree = 0.0
+        proc = subprocess.Popen(cmd, cwd=APP[0], env=env, stdout=out, stderr=subprocess.STDOUT)
+        tree = pss = 0.0
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             tree = max(tree, tree_rss_mb(proc.pid))
+            pss = max(pss, tree_pss_mb(proc.pid))
             time.sleep(0.2)
+    PSS_PEAKS.append(round(pss))
+    CPU_SECONDS.append(usage.ru_utime + usage.ru_stime)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return time.perf_counter() - t0, usage.ru_maxrss // 1024, round(tree), proc.returncode
 
@@ -145,11 +173,11 @@ def bare_loop(pages: list[tuple[str, Path]], batch_size: int) -> dict[str, float
     nlp = spacy.load(MODEL)
     load = time.perf_counter() - t0
     list(nlp.pipe(["Warm-up text for the model."]))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     texts = [t for t in (trafilatura.extract(html, url=url) for url, html in htmls) if t]
     for _doc in nlp.pipe(texts, batch_size=batch_size):
         pass
-    return {"seconds": time.perf_counter() - t0, "load": load, "texts": len(texts)}
+    return {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "load": load, "texts": len(texts)}
 
 
 def bare_loop_in_child(corpus: Path, batch_size: int, env: dict[str, str]) -> dict[str, float]:
@@ -198,7 +226,7 @@ def prefect_server(env: dict[str, str], log: Path) -> Iterator[str]:
 
 def count_articles(cfg: Path, env: dict[str, str]) -> int:
     out = subprocess.run([*NEWSMON, "sql", "--config", str(cfg), "--format", "json",
-                          "SELECT count(*) AS n FROM articles"], cwd=ROOT, env=env, capture_output=True, text=True)
+                          "SELECT count(*) AS n FROM articles"], cwd=APP[0], env=env, capture_output=True, text=True)
     return json.loads(out.stdout)[0]["n"] if out.returncode == 0 else -1
 
 
@@ -212,6 +240,8 @@ def main() -> int:
     ap.add_argument("--processes", default="", help="[nlp] processes in the generated configs, e.g. 1,2: "
                                                     "each mode runs once per value (default: the config's default)")
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--root", default=str(ROOT), help="the checkout whose newsmon runs the pipeline (default: this "
+                                                      "one); the bare loop and the local server stay this one's")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, warehouses)")
     ap.add_argument("--bare-loop-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -220,6 +250,7 @@ def main() -> int:
         print(f"no corpus at {corpus} (expected manifest.jsonl): pass --corpus", file=sys.stderr)
         return 2
     pages = load_pages(corpus)
+    APP[0] = Path(args.root).resolve()
     if args.bare_loop_only:
         print(json.dumps(bare_loop(pages, args.batch_size)))
         return 0
@@ -229,7 +260,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="newsmon-bench-"))
     log = work / "commands.log"
     env = dict(os.environ, PREFECT_HOME=str(work / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_SERVER_LOGGING_LEVEL="CRITICAL", PYTHONPATH=str(ROOT),
+               PREFECT_SERVER_LOGGING_LEVEL="CRITICAL", PYTHONPATH=str(APP[0]),
                PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="300")  # a loaded machine starts it slowly
     env.pop("PREFECT_API_URL", None)
     server = LocalServer()
@@ -239,14 +270,17 @@ def main() -> int:
     try:
         print(f"{len(pages)} pages; work dir {work}", flush=True)
         bare: list[float] = []
+        bare_cpu: list[float] = []
 
         def bare_rate() -> float:
             """pages/s of the bare loop, run again now: the machine's load drifts, so each pipeline
             figure is divided by the mean of the bare loops just before and just after it."""
             res = bare_loop_in_child(corpus, args.batch_size, env)
             bare.append(len(pages) / res["seconds"])
+            bare_cpu.append(res["cpu"])
             rows.append((f"bare loop #{len(bare)} (extract + nlp.pipe, 1 core)", f"{bare[-1]:.2f} pages/s",
-                         f"{res['seconds']:.1f} s, {res['texts']} texts; model load {res['load']:.1f} s not counted"))
+                         f"{res['seconds']:.1f} s, CPU {res['cpu']:.1f} s, {res['texts']} texts; model load "
+                         f"{res['load']:.1f} s not counted; load average {os.getloadavg()[0]:.1f}"))
             print(rows[-1], flush=True)
             return bare[-1]
 
@@ -269,9 +303,14 @@ def main() -> int:
                 before, after = bare[-1], bare_rate()
                 rows.append((f"[{label}] cold ingest", f"{rate:.2f} pages/s = {rate / ((before + after) / 2):.2f}x bare",
                              f"{secs:.1f} s, rc {rc}, {n} articles; bare loops before/after: "
-                             f"{before:.2f}/{after:.2f} pages/s"))
-                rows.append((f"[{label}] cold ingest peak RSS", f"{rss} MB", f"whole process tree: {tree} MB"))
-                print(*rows[-2:], sep="\n", flush=True)
+                             f"{before:.2f}/{after:.2f} pages/s; load average {os.getloadavg()[0]:.1f}"))
+                cpu, bcpu = CPU_SECONDS[-1], (bare_cpu[-2] + bare_cpu[-1]) / 2
+                rows.append((f"[{label}] cold ingest CPU", f"{cpu:.1f} s = {bcpu / cpu:.2f}x bare loop's CPU",
+                             f"the bare loop's {bcpu:.1f} s (mean of before/after): the same pages' work on one "
+                             f"core; with k cores free the ratio above can reach about k times this"))
+                rows.append((f"[{label}] cold ingest peak RSS", f"{rss} MB",
+                             f"whole process tree: {tree} MB (sum of RSS), {PSS_PEAKS[-1]} MB (sum of PSS)"))
+                print(*rows[-3:], sep="\n", flush=True)
                 secs, rss, tree, rc = run([*NEWSMON, "ingest", "--config", str(cfg)], menv, log)
                 ok &= rc == 0
                 rows.append((f"[{label}] no-op ingest", f"{secs:.1f} s", f"peak RSS {rss} MB (tree {tree} MB), rc {rc}"))

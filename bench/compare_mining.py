@@ -2,6 +2,7 @@
 
     python bench/compare_mining.py --root /tmp/base          # another checkout (e.g. `git archive main`)
     python bench/compare_mining.py --root . --env B=1        # this checkout twice, once with a setting changed
+    python bench/compare_mining.py --root /tmp/base --env COMPARE_PROCESSES=2   # this side on 2 processes
 
 Texts: every English gold article of ../shared/eval (dev, dev2, real: the paragraphs joined
 by newlines, as extraction stores them), every passage of the sentence banks, and trafilatura's
@@ -10,7 +11,8 @@ extraction of the 181 Zyte pages. Each side runs in a fresh interpreter with its
 pipeline does) and dumps every row of mentions, pledge, position and meeting claims and
 mined_articles (the extractor version left out: it differs by design). Exit 0 when the two
 sides' rows are identical, 1 with the differences listed otherwise; the CPU time of each side's
-mining is printed too.
+mining is printed too (this process's only: with COMPARE_PROCESSES=N, N > 1, a side mines
+through `tasks.mine.mine_chunks` with helper processes, whose CPU is not counted).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ EVAL = ROOT.parent / "shared" / "eval"
 ZYTE = ROOT.parent / "shared" / "corpus" / "zyte-articles"
 
 CHILD = r"""
-import datetime as dt, json, sys, time
+import datetime as dt, json, os, sys, time
 root, src, dst = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, root)
 from newsmon.settings import NlpSettings
@@ -38,11 +40,16 @@ miner = Miner.from_settings(NlpSettings())
 t_load = time.perf_counter() - t0
 out = {"mentions": [], "pledge_claims": [], "position_claims": [], "meeting_claims": [], "mined_articles": []}
 c0 = time.process_time()
-for i in range(0, len(items), 32):
-    chunk = [dict(url=it["id"], text=it["text"], language="en",
-                  published_at=dt.datetime.fromisoformat(it["published_at"]) if it.get("published_at") else None)
-             for it in items[i:i + 32]]
-    rows, mined = miner.mine(chunk)
+chunks = [[dict(url=it["id"], text=it["text"], language="en",
+                published_at=dt.datetime.fromisoformat(it["published_at"]) if it.get("published_at") else None)
+           for it in items[i:i + 32]] for i in range(0, len(items), 32)]
+processes = int(os.environ.get("COMPARE_PROCESSES", "1"))
+if processes > 1:   # the pipeline's way: tasks.mine.mine_chunks with helper processes
+    from tasks.mine import mine_chunks
+    results = ((rows, mined) for _, rows, mined in mine_chunks(NlpSettings(), iter(chunks), processes, miner=miner))
+else:
+    results = (miner.mine(chunk) for chunk in chunks)
+for rows, mined in results:
     for table, found in rows.items():
         out[table].extend(found)
     out["mined_articles"].extend(mined)

@@ -18,7 +18,7 @@ from flows import progress
 from newsmon.errors import ExtractError, RefusedFetchError
 from flows.lazytask import lazy_task
 from newsmon.settings import Settings
-from tasks.extract import EXTRACTOR_VERSION, extract_article
+from tasks.extract import EXTRACTOR_VERSION, ExtractPool
 from tasks.feeds import FeedState, local_root, poll_feed
 from tasks.fetch import HTML_TYPES, Fetcher
 from tasks.fetch_pool import FetchPool, Left
@@ -269,46 +269,57 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
             total = q.count_pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
                                                 feeds=feeds)
         progress.items("articles", 0, total, "articles")
-    while True:
-        with wh.connect(read_only=True) as con:
-            pending = q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
-                                            limit=EXTRACT_BATCH, after=after, feeds=feeds)
-            blobs = {p["sha256"]: q.raw_content(con, p["sha256"]) for p in pending}
-        if not pending:
-            break
-        after = (pending[-1]["fetched_at"], pending[-1]["url"])
-        rows, rejected = [], []
-        now = dt.datetime.now(dt.timezone.utc)
-        for p in pending:
-            try:
-                art = extract_article(blobs[p["sha256"]], p["url"], feed_title=p["title"], feed_author=p["author"],
-                                      feed_published=p["published_at"])
-            except ExtractError as exc:
-                rejected.append(("extract", p["url"], "no_text", str(exc)))
-                counts["rejected"] += 1
-                continue
-            published, source = art.published_at, art.date_source
-            if published is None:
-                published, source = p["fetched_at"], "fetch"
-            rows.append(dict(url=art.url, feed=p["feed"], canonical_url=art.canonical_url, title=art.title,
-                             author=art.author, published_at=published, date_source=source,
-                             language=art.language, text=art.text, text_sha256=art.text_sha256,
-                             page_sha256=p["sha256"], extractor_version=EXTRACTOR_VERSION, extracted_at=now))
-        if sketched_before is None:
-            sketched_before = sketch_stored_articles(wh)
-        shingled = [shingles(r["text"]) for r in rows]
-        with wh.transaction() as con:
-            others = q.story_candidates(con, [(i, h) for i, sh in enumerate(shingled) for h in sh],
-                                        [r["url"] for r in rows], SKETCH_CANDIDATES)
-            assign_stories(rows, others, settings.nlp.min_similarity_syndicated)
-            q.save_articles(con, rows)
-            q.save_story_sketches(con, [dict(url=r["url"], hashes=sketch(sh)) for r, sh in zip(rows, shingled)])
-            if rejected:
-                q.reject(con, rejected, run_id)
-        counts["extracted"] += len(rows)
-        done += len(pending)
-        progress.items("articles", done, max(total, done), "articles")
+    from flows.runtime import in_flow_run
+
+    pool = ExtractPool(settings.nlp.processes, fork=not in_flow_run())   # helpers: see mine_articles
+    with pool:
+        while True:
+            with wh.connect(read_only=True) as con:
+                pending = q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
+                                                limit=EXTRACT_BATCH, after=after, feeds=feeds)
+                blobs = {p["sha256"]: q.raw_content(con, p["sha256"]) for p in pending}
+            if not pending:
+                break
+            after = (pending[-1]["fetched_at"], pending[-1]["url"])
+            sketched_before = _store_extracted(settings, wh, run_id, pending, blobs, pool, counts, sketched_before)
+            done += len(pending)
+            progress.items("articles", done, max(total, done), "articles")
     return dict(counts)
+
+
+def _store_extracted(settings: Settings, wh: Warehouse, run_id: str, pending: list[dict[str, Any]],
+                     blobs: dict[str, bytes], pool: ExtractPool, counts: collections.Counter,
+                     sketched_before: int | None) -> int:
+    """Extract one batch of pages (on the pool's processes) and store its articles and rejections."""
+    rows, rejected = [], []
+    now = dt.datetime.now(dt.timezone.utc)
+    results = pool.extract([dict(html=blobs[p["sha256"]], url=p["url"], feed_title=p["title"],
+                                 feed_author=p["author"], feed_published=p["published_at"]) for p in pending])
+    for p, art in zip(pending, results):
+        if isinstance(art, ExtractError):
+            rejected.append(("extract", p["url"], "no_text", str(art)))
+            counts["rejected"] += 1
+            continue
+        published, source = art.published_at, art.date_source
+        if published is None:
+            published, source = p["fetched_at"], "fetch"
+        rows.append(dict(url=art.url, feed=p["feed"], canonical_url=art.canonical_url, title=art.title,
+                         author=art.author, published_at=published, date_source=source,
+                         language=art.language, text=art.text, text_sha256=art.text_sha256,
+                         page_sha256=p["sha256"], extractor_version=EXTRACTOR_VERSION, extracted_at=now))
+    if sketched_before is None:
+        sketched_before = sketch_stored_articles(wh)
+    shingled = [shingles(r["text"]) for r in rows]
+    with wh.transaction() as con:
+        others = q.story_candidates(con, [(i, h) for i, sh in enumerate(shingled) for h in sh],
+                                    [r["url"] for r in rows], SKETCH_CANDIDATES)
+        assign_stories(rows, others, settings.nlp.min_similarity_syndicated)
+        q.save_articles(con, rows)
+        q.save_story_sketches(con, [dict(url=r["url"], hashes=sketch(sh)) for r, sh in zip(rows, shingled)])
+        if rejected:
+            q.reject(con, rejected, run_id)
+    counts["extracted"] += len(rows)
+    return sketched_before
 
 
 def sketch_stored_articles(wh: Warehouse) -> int:
@@ -355,7 +366,11 @@ def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.d
         with wh.connect(read_only=True) as con:
             total = q.count_pending_mining(con, version, since=since, until=until, redo=redo, feeds=feeds)
         progress.items("claims", 0, total, "articles")
-    for batch, rows, mined in mine_chunks(settings.nlp, batches(), settings.nlp.processes):
+    from flows.runtime import in_flow_run
+
+    # helpers are forks of this process (the model loaded once), except in a Prefect flow run: its
+    # threads make forking unsafe, so they are spawned there
+    for batch, rows, mined in mine_chunks(settings.nlp, batches(), settings.nlp.processes, fork=not in_flow_run()):
         with wh.transaction() as con:
             q.replace_claims(con, [a["url"] for a in batch], rows, mined)
         counts["articles"] += len(batch)

@@ -243,7 +243,7 @@ class NlpSettings(_Section):
     batch_size: Annotated[int, Field(ge=1, le=10000)] = 8
     min_similarity_syndicated: Annotated[float, Field(gt=0, le=1)] = 0.8
     max_chars: Annotated[int, Field(ge=1000, le=1_000_000)] = 200_000   # longer texts are mined up to here
-    processes: Annotated[int, Field(ge=1, le=64)] = 1   # mining processes; 2+: worker processes, a model each
+    processes: Annotated[int, Field(ge=1, le=64)] = 1   # extracting and mining processes; 2+: helpers beside the run
 
 
 class ScheduleSettings(_Section):

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
+from html import unescape
 from typing import TYPE_CHECKING
 
 from newsmon.errors import ExtractError
@@ -83,15 +84,67 @@ def _cap(value: str | None, limit: int) -> str | None:
     return cut.rstrip() + "…"
 
 
+def _page_metadata(tree, url: str, date_params: dict | None):
+    """Title, author, canonical URL and (if `want_date`) date of a parsed page: the same values as
+    `trafilatura.bare_extraction(..., with_metadata=True)` gives, by the same steps of
+    `trafilatura.metadata.extract_metadata`, without the fields newsmon does not store (site name,
+    categories, tags, license, description...: half of that function's time) and without the date
+    search (htmldate) when the feed already dated the entry. tests/test_extract.py checks the
+    equality on the bundled pages, ../shared's Zyte pages when present."""
+    from htmldate import find_date
+    from trafilatura.metadata import (Document, examine_meta, extract_author, extract_meta_json,
+                                      extract_title, extract_url)
+    from trafilatura.utils import line_processing
+
+    metadata = examine_meta(tree)
+    if metadata.author and " " not in metadata.author:
+        metadata.author = None
+    try:
+        metadata = extract_meta_json(tree, metadata)
+    except Exception:  # as trafilatura does: bugs in its json_metadata.py
+        pass
+    if not metadata.title:
+        metadata.title = extract_title(tree)
+    if not metadata.author:
+        metadata.author = extract_author(tree)
+    if not metadata.url:
+        metadata.url = extract_url(tree, url)
+    date = None
+    if date_params is not None:
+        params = {**date_params, "url": metadata.url}
+        date = find_date(tree, **params)
+    out = Document()
+    for name, value in (("title", metadata.title), ("author", metadata.author), ("url", metadata.url),
+                        ("date", date)):
+        if isinstance(value, str):   # Document.clean_and_trim, on these four fields
+            if len(value) > 10000:
+                value = value[:9999] + "…"
+            value = line_processing(unescape(value))
+        setattr(out, name, value)
+    return out
+
+
 def extract_article(html: bytes, url: str, *, feed_title: str | None = None, feed_author: str | None = None,
                     feed_published: dt.datetime | None = None, max_bytes: int = MAX_HTML_BYTES) -> Article:
     """The article in a page. Raises ExtractError when there is no main text."""
     if len(html) > max_bytes:
         raise ExtractError(f"{url}: page of {len(html)} bytes exceeds the extraction cap of {max_bytes}")
     import trafilatura  # ~1 s of imports (lxml, htmldate, courlan): only in a run that has pages to extract
+    from trafilatura.settings import DEFAULT_CONFIG, Extractor
+    from trafilatura.utils import load_html
 
-    doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
-                                      include_tables=False, favor_precision=True)
+    # what bare_extraction(html, url=url, include_comments=False, include_tables=False,
+    # favor_precision=True) builds, without its metadata pass (done below, for the fields stored)
+    options = Extractor(config=DEFAULT_CONFIG, output_format="python", precision=True, comments=False,
+                        tables=False, url=url, with_metadata=False)
+    tree = load_html(html, options.max_file_size)   # parsed once, for the metadata and the text
+    doc = None
+    if tree is not None:
+        # in bare_extraction's order: the metadata first, on the tree the extraction then copies
+        meta = _page_metadata(tree, url, options.date_params if feed_published is None else None)
+        doc = trafilatura.bare_extraction(tree, options=options)
+    if doc is not None:
+        doc.title, doc.author, doc.url, doc.date = meta.title, meta.author, meta.url, meta.date
     text = (doc.text if doc is not None else "") or ""
     text = re.sub(r"[ \t]+\n", "\n", text).strip()
     if len(text) < 40:
@@ -110,3 +163,57 @@ def extract_article(html: bytes, url: str, *, feed_title: str | None = None, fee
                    title=_cap(title, MAX_TITLE_CHARS), author=_cap(doc.author or feed_author, MAX_AUTHOR_CHARS),
                    published_at=published, date_source=source,
                    language=detect_language(text, declared), text=text)
+
+
+# -- extracting on several processes ---------------------------------------------------------
+def _extract_one(job: dict) -> Article | ExtractError:
+    try:
+        return extract_article(job["html"], job["url"], feed_title=job.get("feed_title"),
+                               feed_author=job.get("feed_author"), feed_published=job.get("feed_published"))
+    except ExtractError as exc:
+        return exc
+
+
+def _extract_all(jobs: list[dict]) -> list[Article | ExtractError]:
+    return [_extract_one(job) for job in jobs]
+
+
+class ExtractPool:
+    """`extract_article` over batches of pages on `processes` processes: this one and
+    `processes - 1` helpers, each taking every n-th page of a batch. A helper is a fork of this
+    process (trafilatura imported already: it starts at once) unless `fork` is false (inside a
+    Prefect flow run, whose threads make forking unsafe: then spawned). Use as a context manager;
+    `extract(jobs)` gives, for each job (html, url, feed_title, feed_author, feed_published), its
+    Article or the ExtractError that rejected it, in the jobs' order: the same as one process."""
+
+    def __init__(self, processes: int = 1, fork: bool = True):
+        self.processes, self.fork = max(1, processes), fork
+        self._pool = None
+
+    def __enter__(self) -> ExtractPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def extract(self, jobs: list[dict]) -> list[Article | ExtractError]:
+        n = min(self.processes, len(jobs))
+        if n <= 1:
+            return _extract_all(jobs)
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            import trafilatura  # noqa: F401  (imported before the fork: helpers start with it)
+
+            ctx = multiprocessing.get_context("fork" if self.fork else "spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.processes - 1, mp_context=ctx)
+        # interleaved shares (pages of one site tend to be alike in size): helpers take 1..n-1, this process 0
+        futures = [self._pool.submit(_extract_all, jobs[i::n]) for i in range(1, n)]
+        shares = [_extract_all(jobs[0::n])] + [f.result() for f in futures]
+        out: list = [None] * len(jobs)
+        for i, share in enumerate(shares):
+            out[i::n] = share
+        return out

@@ -9,8 +9,9 @@ mined under the old ones.
 `current_version(settings)` computes that same version without importing spaCy or loading
 the model, so a run with nothing to mine never pays for either (this module imports spaCy,
 the rules and the pipeline only inside the functions that mine). `mine_chunks` mines a stream
-of article chunks on `processes` worker processes (each with a Miner of its own), results in
-input order and byte-identical to one process, with a bounded number of chunks in flight.
+of article chunks on `processes` processes (this one and forked helpers sharing its loaded
+Miner), results in input order and byte-identical to one process, with a bounded number of
+chunks in flight.
 """
 from __future__ import annotations
 
@@ -126,8 +127,13 @@ class Miner:
         texts = ((a["text"] or "")[:cut[a["url"]]] for a in todo)
         results: list[MinedArticle] = []
         for a, doc in zip(todo, self.nlp.pipe(texts, batch_size=self.batch_size)):
+            frozen = hasattr(doc, "freeze_ents")   # an ArticleDoc: its entities are final now
+            if frozen:
+                doc.freeze_ents()
             results.append(mine_doc(doc, a["url"], a["published_at"], catalog=self.catalog, topics=self.topics,
                                     aid=self.aid, fx=self.fx, lexicon=self.lexicon))
+            if frozen:
+                doc.thaw_ents()
         rows = claim_rows(results, self.version)
         by_url = {r.url: r.sentences for r in results}
         mined = [dict(url=a["url"], extractor_version=self.version, sentences=by_url.get(a["url"], 0), mined_at=now)
@@ -145,9 +151,13 @@ class Miner:
 Chunk = list[dict[str, Any]]
 Mined = tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]
 _worker_miner: Miner | None = None
-#: Chunks a worker mines before a fresh one replaces it: spaCy's string store keeps every new word it
-#: sees, so a worker's memory would creep up over a long backfill (a new worker costs one model load).
+#: Pieces a helper process mines before a fresh one replaces it: spaCy's string store keeps every new
+#: word it sees, so a helper's memory would creep up over a long backfill (a forked helper costs
+#: nothing to start; a spawned one a model load).
 WORKER_CHUNKS = 100
+#: Pieces handed to each helper ahead of time, so that it never waits while this process mines a
+#: piece of its own or the caller stores a chunk.
+HELPER_DEPTH = 2
 
 
 def _init_worker(settings: NlpSettings) -> None:
@@ -160,40 +170,115 @@ def _mine_in_worker(articles: Chunk) -> Mined:
     return _worker_miner.mine(articles)
 
 
+def split_chunk(chunk: Chunk, per_piece: int) -> list[Chunk]:
+    """The chunk in contiguous pieces holding `per_piece` articles of a mined language each (the
+    others ride along with the piece they fall in), so that each piece's `nlp.pipe` batches are
+    exactly the batches one process would parse for the whole chunk."""
+    pieces: list[Chunk] = [[]]
+    mined = 0
+    for a in chunk:
+        if mined == per_piece and (a.get("language") or "en") in MINED_LANGUAGES:
+            pieces.append([])
+            mined = 0
+        pieces[-1].append(a)
+        mined += (a.get("language") or "en") in MINED_LANGUAGES
+    return pieces
+
+
+def _joined(parts: list[Mined]) -> Mined:
+    rows: dict[str, list[dict[str, Any]]] = {}
+    mined: list[dict[str, Any]] = []
+    for part_rows, part_mined in parts:
+        for table, items in part_rows.items():
+            rows.setdefault(table, []).extend(items)
+        mined.extend(part_mined)
+    return rows, mined
+
+
 def mine_chunks(settings: NlpSettings, chunks: Iterable[Chunk], processes: int = 1,
-                miner: Miner | None = None) -> Iterator[tuple[Chunk, dict[str, list[dict[str, Any]]], list[dict[str, Any]]]]:
+                miner: Miner | None = None, fork: bool = True
+                ) -> Iterator[tuple[Chunk, dict[str, list[dict[str, Any]]], list[dict[str, Any]]]]:
     """(chunk, claim rows, mined_articles rows) for every chunk of articles, in input order.
 
-    Nothing is loaded when `chunks` is empty. With one process, or only one chunk, the chunks
-    are mined here (by `miner`, else a Miner built from `settings`); else by `processes` worker processes
-    (started with spawn: forking a process that runs Prefect's threads is unsafe), each
-    building its own Miner, so the rules run on every core too and not only the parser. The
-    rows are the same as one process gives, in the same order. At most `processes + 1`
-    chunks are in flight and a worker is replaced after WORKER_CHUNKS chunks, so memory does
-    not grow with the number of chunks.
+    Nothing is loaded when `chunks` is empty. This process mines (with `miner`, else a Miner
+    built from `settings`); with `processes` > 1 and more than one piece (forked helpers) or
+    chunk (spawned ones), `processes - 1` helper processes mine beside it. Each chunk is cut into pieces of `batch_size` texts (one
+    `nlp.pipe` batch each: the same batches as one process parses, so the same rows); a helper
+    is kept HELPER_DEPTH pieces ahead and this process mines the next piece itself whenever
+    every helper is busy, so both cores work and a chunk is yielded (for the caller to store)
+    as soon as its pieces are back. With `fork` (the default) a helper is a fork of this process
+    after the Miner is loaded: it starts at once and shares the model's memory; without it
+    (inside a Prefect flow run, whose threads make forking unsafe) a helper is spawned and
+    builds a Miner of its own. A helper is replaced after WORKER_CHUNKS pieces, so memory does
+    not grow with the number of chunks. The rows are those of one process, in the same order.
     """
     it = iter(chunks)
     head = list(itertools.islice(it, 2))
     if not head:
         return
-    if processes <= 1 or len(head) == 1:   # one chunk: workers would only add their start-up
-        miner = miner or Miner.from_settings(settings)
+    miner = miner or Miner.from_settings(settings)
+    alone = len(head) == 1 and (not fork or len(split_chunk(head[0], miner.batch_size)) == 1)
+    if processes <= 1 or alone:   # one piece (or one chunk for spawned helpers): helpers would only add their start-up
         for chunk in itertools.chain(head, it):
             rows, mined = miner.mine(chunk)
             yield chunk, rows, mined
         return
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init_worker, initargs=(settings,),
-                             max_tasks_per_child=WORKER_CHUNKS) as pool:
-        inflight: collections.deque[tuple[Chunk, Future[Mined]]] = collections.deque()
+    global _worker_miner
+    helpers = processes - 1
+    if fork:
+        _worker_miner = miner   # what a forked helper mines with: this process's Miner, already loaded
+        ctx = multiprocessing.get_context("fork")
+        pool_args: dict[str, Any] = {}
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        pool_args = dict(initializer=_init_worker, initargs=(settings,))
+    pool: ProcessPoolExecutor | None = None
+    submitted = 0   # pieces the current pool took (it is replaced after WORKER_CHUNKS * helpers)
+    # each entry: a chunk and its pieces' results, a Future while a helper mines it
+    pending: collections.deque[tuple[Chunk, list[Mined | Future[Mined]]]] = collections.deque()
+    busy: list[Future[Mined]] = []
+
+    def ready() -> Iterator[tuple[Chunk, dict[str, list[dict[str, Any]]], list[dict[str, Any]]]]:
+        while pending and all(not isinstance(p, Future) or p.done() for p in pending[0][1]):
+            chunk, parts = pending.popleft()
+            rows, mined = _joined([p.result() if isinstance(p, Future) else p for p in parts])
+            yield chunk, rows, mined
+
+    try:
         for chunk in itertools.chain(head, it):
-            inflight.append((chunk, pool.submit(_mine_in_worker, chunk)))
-            if len(inflight) > processes:
-                done, future = inflight.popleft()
-                yield done, *future.result()
-        while inflight:
-            done, future = inflight.popleft()
-            yield done, *future.result()
+            parts: list[Mined | Future[Mined]] = []
+            for piece in split_chunk(chunk, miner.batch_size):
+                busy[:] = [f for f in busy if not f.done()]
+                if len(busy) < helpers * HELPER_DEPTH:
+                    if pool is None or submitted >= WORKER_CHUNKS * helpers:
+                        if pool is not None:
+                            pool.shutdown(wait=True)   # one helper set at a time: memory stays bounded
+                        pool = ProcessPoolExecutor(max_workers=helpers, mp_context=ctx, **pool_args)
+                        submitted = 0
+                    future = pool.submit(_mine_in_worker, piece)
+                    submitted += 1
+                    busy.append(future)
+                    parts.append(future)
+                else:
+                    parts.append(miner.mine(piece))
+                yield from ready()   # earlier chunks only: this one joins `pending` once all its pieces are out
+            pending.append((chunk, parts))
+            yield from ready()
+            while len(pending) > helpers * HELPER_DEPTH + 1:   # bounded: wait for the oldest chunk
+                for p in pending[0][1]:
+                    if isinstance(p, Future):
+                        p.result()
+                yield from ready()
+        for _, parts in list(pending):
+            for p in parts:
+                if isinstance(p, Future):
+                    p.result()
+        yield from ready()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if fork:
+            _worker_miner = None
 
 
 def miner_version(s: NlpSettings, model: str, rules: str | None = None) -> str:

@@ -172,6 +172,27 @@ class ArticleDoc(Doc):
     def text_with_ws(self) -> str:
         return self.text
 
+    # `Doc.ents` builds a Span for every entity of the document on each access, and `Span.ents`
+    # (each sentence's entities) reads `doc.ents`: once the pipeline is done, `freeze_ents` keeps
+    # the document's entity spans (the same values) until `thaw_ents`. Setting `ents` thaws them.
+    @property
+    def ents(self) -> tuple[Span, ...]:
+        frozen = self.__dict__.get("_newsmon_ents")
+        return frozen if frozen is not None else Doc.ents.__get__(self)
+
+    @ents.setter
+    def ents(self, value) -> None:
+        self.__dict__.pop("_newsmon_ents", None)
+        Doc.ents.__set__(self, value)
+
+    def freeze_ents(self) -> None:
+        """Keep the entity spans as they are now (call when no component will change them)."""
+        self.__dict__["_newsmon_ents"] = Doc.ents.__get__(self)
+
+    def thaw_ents(self) -> None:
+        """Forget the kept spans (they refer back to the Doc: a cycle the garbage collector frees late)."""
+        self.__dict__.pop("_newsmon_ents", None)
+
 
 class ArticleTokenizer:
     """The model's tokenizer, handing out ArticleDocs: the same tokens, spaces and norms

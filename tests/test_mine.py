@@ -92,6 +92,37 @@ def test_mine_next_ingest_remines_stored_articles_after_a_rule_edit_without_down
     assert wh.read("SELECT count(*) AS n FROM mentions")[0]["n"] > 0
 
 
+def test_mine_and_extract_stages_on_two_processes_store_what_one_stores(site, tmp_path):
+    """nlp.processes = 2: a forked helper extracts and mines beside the run (pieces of one text
+    here, so every chunk is shared); every stored row is the one a single process stores."""
+    feed = serve_site(site)
+    tables = {"articles": "url, title, author, canonical_url, published_at, language, text, story_id",
+              "mined_articles": "url, sentences", "mentions": "*", "position_claims": "*",
+              "pledge_claims": "*", "meeting_claims": "*"}
+
+    def run(processes: int) -> dict:
+        work = tmp_path / f"p{processes}"
+        work.mkdir()
+        copy_domain(work)
+        config = work / "newsmon.toml"
+        config.write_text('[warehouse]\npath = "news.duckdb"\n\n[fetch]\nallow_private_networks = true\n'
+                          f'per_host_delay = 0\nretries = 0\n\n[[feeds]]\nname = "courier"\nurl = "{feed}"\n\n'
+                          + NLP_TOML + f"processes = {processes}\nbatch_size = 1\n")
+        settings = load_settings(config)
+        wh = Warehouse(settings.warehouse.path, 60)
+        wh.migrate()
+        run_id = str(uuid.uuid4())
+        for stage in (stages.poll_feeds, stages.fetch_pages, stages.extract_articles, stages.mine_articles):
+            counts = stage.fn(settings, wh, run_id)
+        assert counts["articles"] == len(PAGES)
+        assert stages.mine_articles.fn(settings, wh, run_id).get("articles", 0) == 0   # all mined, once
+        return {t: wh.read(f"SELECT {cols} FROM {t} ORDER BY ALL") for t, cols in tables.items()}
+
+    one, two = run(1), run(2)
+    assert len(one["articles"]) == len(PAGES) and len(one["mined_articles"]) == len(PAGES) and one["mentions"]
+    assert two == one
+
+
 # -- newsmon mine -----------------------------------------------------------------------
 PASSAGES = [
     {"id": "a", "text": "Germany pledged €500m in military aid to Ukraine on Monday, Chancellor Olaf Scholz said.",
@@ -198,26 +229,43 @@ def sample_articles() -> list[dict]:
                  published_at=dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)) for i, t in enumerate(texts)]
 
 
-@pytest.mark.slow  # spawns two worker processes, each importing spaCy and loading the model
-def test_mine_two_processes_mine_exactly_what_one_does(miner, monkeypatch):
+@pytest.mark.slow  # starts helper processes (a spawned one imports spaCy and loads the model)
+@pytest.mark.parametrize("fork", [True, False], ids=["forked helpers", "spawned helpers"])
+@pytest.mark.parametrize("processes", [2, 3])
+def test_mine_several_processes_mine_exactly_what_one_does(miner, monkeypatch, fork, processes):
     from tasks import mine
     from tasks.mine import mine_chunks
 
-    monkeypatch.setattr(mine, "WORKER_CHUNKS", 1)   # a fresh worker for every chunk: replacements change nothing
+    monkeypatch.setattr(mine, "WORKER_CHUNKS", 1)   # a fresh helper for every piece: replacements change nothing
     articles = sample_articles()
     chunks = [articles[i:i + 3] for i in range(0, len(articles), 3)]
+    # pieces of one text: helpers and this process share every chunk, and this process finishes a
+    # piece while a helper still mines an earlier one of the same chunk
+    miner = dataclasses.replace(miner, batch_size=1)
 
     def mined(processes: int) -> str:
         out = [(batch, rows, [dict(m, mined_at=None) for m in rows_mined])
-               for batch, rows, rows_mined in mine_chunks(NlpSettings(), iter(chunks), processes, miner=miner)]
+               for batch, rows, rows_mined in mine_chunks(NlpSettings(), iter(chunks), processes, miner=miner,
+                                                          fork=fork)]
         return json.dumps(out, default=str, sort_keys=True)
 
-    one, two = mined(1), mined(2)
-    assert one == two
-    rows = json.loads(one)
+    one, several = mined(1), mined(processes)
+    rows = json.loads(several)
+    for batch, _, rows_mined in rows:   # each chunk comes back whole, with every one of its articles
+        assert [m["url"] for m in rows_mined] == [a["url"] for a in batch]
+    assert one == several
     assert [len(batch) for batch, _, _ in rows] == [3, 3, 2]
     assert all(any(r[t] for _, r, _ in rows) for t in ("mentions", "pledge_claims", "position_claims",
                                                         "meeting_claims"))
+
+
+def test_mine_split_chunk_cuts_pieces_of_batch_size_mined_texts():
+    from tasks.mine import split_chunk
+
+    chunk = [dict(url=str(i), language=lang) for i, lang in enumerate(["en", "de", "en", "en", None, "fr", "en"])]
+    pieces = split_chunk(chunk, 2)
+    assert [[a["url"] for a in p] for p in pieces] == [["0", "1", "2"], ["3", "4", "5"], ["6"]]
+    assert split_chunk(chunk[:1], 8) == [chunk[:1]]
 
 
 def test_mine_processes_setting_is_validated(tmp_path):
