@@ -6,9 +6,14 @@ interrupted); DuckDB's memory is capped; its hints reach the user.
 """
 from __future__ import annotations
 
+import faulthandler
+import os
 import signal
 import subprocess
+import threading
 import time
+
+import duckdb
 
 import pytest
 
@@ -17,7 +22,7 @@ from newsmon.errors import ConfigError, WarehouseError
 from newsmon.settings import load_settings
 from warehouse import Warehouse
 from warehouse.db import expected_tables, latest_known_version
-from warehouse.readonly import run_bounded
+from warehouse.readonly import _execute, run_bounded
 
 # Hours of work on any machine: a hash per row cannot be folded away (a bare count(*) of a range
 # finished in 2.5 s on a quiet machine, before the Ctrl-C test sent its signal).
@@ -75,6 +80,49 @@ def test_sql_runaway_query_is_stopped_by_the_timeout(warehouse):
     with pytest.raises(WarehouseError, match=r"query stopped after 1s \(the limit: sql.timeout_seconds"):
         run_bounded(warehouse, RUNAWAY, timeout=1)
     assert time.monotonic() - started < 8  # interrupted, not run to its end (minutes)
+
+
+def test_sql_interrupt_that_lands_before_the_query_begins_still_stops_it():
+    # DuckDB forgets an interrupt sent before a statement begins. Here the worker waits for the
+    # connection, busy with another runaway query, when the timeout fires: the first interrupt
+    # stops that one, and the worker's own query must be stopped too, not run for hours.
+    con = duckdb.connect()
+    other = threading.Thread(target=lambda: pytest.raises(duckdb.InterruptException, con.execute, RUNAWAY))
+    other.start()
+    time.sleep(0.5)   # the other query holds the connection
+    statements = con.extract_statements(RUNAWAY)
+    with pytest.raises(WarehouseError, match="query stopped after 0.2s"):
+        _execute(con, statements, timeout=0.2, max_rows=None)
+    other.join(5)
+    answered = []
+    probe = threading.Thread(target=lambda: answered.append(con.execute("SELECT 42").fetchone()), daemon=True)
+    probe.start()
+    probe.join(5)
+    try:
+        assert answered == [(42,)]   # the connection is free: no query is still running
+    finally:
+        while probe.is_alive():
+            con.interrupt()
+            probe.join(0.1)
+
+
+def test_sql_ctrl_c_stops_the_query_and_returns(warehouse):
+    # SIGINT while the query runs: KeyboardInterrupt within seconds, the connection closed. On
+    # CPython < 3.13 a Ctrl-C inside Thread.join() could make the worker look finished while its
+    # query ran on, and closing the connection then waited for hours.
+    faulthandler.dump_traceback_later(120, exit=True)   # a hang ends the session, loudly
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    previous = signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1.5)
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            run_bounded(warehouse, RUNAWAY, timeout=600)
+        assert time.monotonic() - started < 10
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        faulthandler.cancel_dump_traceback_later()
 
 
 def test_sql_runaway_cross_join_is_stopped_by_the_timeout(warehouse):
@@ -154,14 +202,24 @@ def test_sql_cli_timeout_is_one_line_and_exit_2(sql_config):
     assert proc.stderr.startswith("newsmon: query stopped after 2s") and len(proc.stderr.splitlines()) == 1
 
 
+def _cpu_seconds_reach(proc: subprocess.Popen, seconds: float, within: float) -> bool:
+    """Wait until the process has used `seconds` of CPU (from /proc); False if it ended or time ran out."""
+    deadline = time.monotonic() + within
+    while proc.poll() is None and time.monotonic() < deadline:
+        fields = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        if (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") >= seconds:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 @pytest.mark.slow
 def test_sql_cli_ctrl_c_interrupts_the_query(sql_config):
     proc = subprocess.Popen([str(NEWSMON), "sql", RUNAWAY, "--config", str(sql_config), "--timeout", "600"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=sql_config.parent,
                             env=cli_env(sql_config.parent))
     try:
-        time.sleep(4)  # started, and well into the query
-        assert proc.poll() is None
+        assert _cpu_seconds_reach(proc, 5.0, within=90)  # past start-up (~1 s of CPU): into the query
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)

@@ -137,6 +137,10 @@ def run_bounded(wh: Warehouse, sql: str, *, timeout: float | None = None, memory
 def _execute(con: duckdb.DuckDBPyConnection, statements: list, timeout: float | None,
              max_rows: int | None) -> QueryResult:
     box: dict[str, object] = {}
+    # The worker's end is an Event, not Thread.is_alive(): a Ctrl-C that interrupts Thread.join()
+    # can leave is_alive() False while the thread still runs (CPython before 3.13), and the
+    # query then ran on while the connection's close waited for it.
+    done = threading.Event()
 
     def work() -> None:
         try:
@@ -153,23 +157,22 @@ def _execute(con: duckdb.DuckDBPyConnection, statements: list, timeout: float | 
                 box["result"] = QueryResult(columns, rows[:max_rows], truncated=len(rows) > max_rows)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             box["error"] = exc
+        finally:
+            done.set()
 
     worker = threading.Thread(target=work, name="newsmon-sql", daemon=True)
     started = time.monotonic()
     worker.start()
     stopped_by: str | None = None
     try:
-        while worker.is_alive():
-            worker.join(0.1)
-            if timeout is not None and worker.is_alive() and time.monotonic() - started >= timeout:
+        while not done.wait(0.1):
+            if timeout is not None and time.monotonic() - started >= timeout:
                 stopped_by = "timeout"
-                con.interrupt()
                 break
     except KeyboardInterrupt:
         stopped_by = "interrupt"
-        con.interrupt()
     if stopped_by:
-        worker.join(INTERRUPT_GRACE_SECONDS)
+        _stop(con, done)
         if stopped_by == "interrupt":
             raise KeyboardInterrupt
         raise WarehouseError(
@@ -181,6 +184,19 @@ def _execute(con: duckdb.DuckDBPyConnection, statements: list, timeout: float | 
             raise sql_error(exc) from None
         raise exc  # type: ignore[misc]
     return box["result"]  # type: ignore[return-value]
+
+
+def _stop(con: duckdb.DuckDBPyConnection, done: threading.Event) -> None:
+    """Interrupt the worker's query until the worker is `done` (at most INTERRUPT_GRACE_SECONDS).
+
+    One `con.interrupt()` is not enough: DuckDB forgets an interrupt that arrives before a
+    statement has begun (between two statements, or while the worker thread has not yet been
+    scheduled), and that statement would then run to its end, hours for a runaway query.
+    """
+    deadline = time.monotonic() + INTERRUPT_GRACE_SECONDS
+    while not done.is_set() and time.monotonic() < deadline:
+        con.interrupt()
+        done.wait(0.05)
 
 
 # -- the public interface ------------------------------------------------------------------
