@@ -1168,3 +1168,21 @@ def test_claims_negotiating_something_else_is_no_peace_talks(miner):
     assert topic_stances(miner, text, "Ukraine", "peace_negotiations") == set()
     text = "Kyiv's foreign ministry said it was ready to negotiate peace terms with Moscow."
     assert topic_stances(miner, text, "Ukraine", "peace_negotiations") == {"support"}
+
+
+def test_claims_who_wants_another_to_act_holds_the_position(miner):
+    # an infinitive clause with its own subject under a verb of wanting: the wanter's position
+    text = "The Kremlin wants Ukraine to hand over the Luhansk region before any ceasefire."
+    assert topic_stances(miner, text, "Russia", "ukraine_cedes_territory") == {"support"}
+    assert topic_stances(miner, text, "Ukraine", "ukraine_cedes_territory") == set()
+    text = "Berlin does not want Ukraine to join NATO yet, officials said."
+    assert topic_stances(miner, text, "Germany", "ukraine_nato_membership") == {"oppose"}
+    assert topic_stances(miner, text, "Ukraine", "ukraine_nato_membership") == set()
+
+
+def test_claims_a_want_of_ones_own_and_a_reported_stance_keep_their_subject(miner):
+    # no subject of its own: the wanter acts itself; under a reporting verb the reported subject holds it
+    assert topic_stances(miner, "Kyiv wants to join NATO as soon as the war ends.", "Ukraine",
+                         "ukraine_nato_membership") == {"support"}
+    text = "Washington said Ukraine is ready to join NATO talks' next phase and wants to join the alliance."
+    assert topic_stances(miner, text, "Ukraine", "ukraine_nato_membership") == {"support"}

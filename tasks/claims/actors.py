@@ -220,6 +220,10 @@ def content_clause(verb: Token, ctx: Context) -> bool:
     if verb.tag_ == "VBN" and verb.lemma_.lower() in ctx.lex.coercion_verbs and \
             any(c.dep_ == "auxpass" for c in verb.children):
         return True   # "Kyiv should be pressed into territorial concessions": the pressed one does not hold it
+    if verb.dep_ in ("ccomp", "xcomp") and verb.head.lemma_.lower() in ctx.lex.desire_verbs \
+            and any(c.dep_ == "aux" and c.lower_ == "to" for c in verb.children) \
+            and any(c.dep_ == "nsubj" for c in verb.children):
+        return True   # "Moscow wants Kyiv to pull its troops out": Moscow's want, Kyiv only the one to act
     if verb.dep_ == "pcomp" and verb.head.lower_ == "with":
         return False   # "with Hungary resisting joint borrowing": an absolute clause, its subject acts
     return verb.tag_ == "VBG" and verb.dep_ in ("dobj", "pobj", "pcomp", "ccomp") \

@@ -37,6 +37,7 @@ class Lexicon:
     document_nouns: frozenset[str]
     content_nouns: frozenset[str]
     coercion_verbs: frozenset[str]
+    desire_verbs: frozenset[str]
     proxy_nouns: frozenset[str]
     negative_proxy_nouns: frozenset[str]
     first_person: frozenset[str]
@@ -133,7 +134,7 @@ def load_lexicon(folder: str | Path) -> Lexicon:
         reporting_verbs=wordset("reporting_verbs"), quote_verbs=wordset("quote_verbs"),
         non_actors=wordset("non_actors"), research_words=phrases("research_words"), non_actor_modifiers=wordset("non_actor_modifiers"), vague_quantifiers=wordset("vague_quantifiers"), stative_predicates=wordset("stative_predicates"),
         agentive_adjectives=wordset("agentive_adjectives"), superseded_adverbs=wordset("superseded_adverbs"), anonymity_words=wordset("anonymity_words"), portfolio_titles=wordset("portfolio_titles"), group_nouns=wordset("group_nouns"), document_nouns=wordset("document_nouns"),
-        content_nouns=wordset("content_nouns"), coercion_verbs=wordset("coercion_verbs"), proxy_nouns=wordset("proxy_nouns"),
+        content_nouns=wordset("content_nouns"), coercion_verbs=wordset("coercion_verbs"), desire_verbs=wordset("desire_verbs"), proxy_nouns=wordset("proxy_nouns"),
         negative_proxy_nouns=wordset("negative_proxy_nouns"),
         first_person=pronoun_set("first_person"), third_person=pronoun_set("third_person"),
         group_pronouns=pronoun_set("group"), person_nouns=wordset("person_nouns"),
