@@ -98,9 +98,10 @@ class WarehouseSettings(_Section):
                 raise ValueError(f"object storage must be S3 or S3-compatible (\"s3://bucket/prefix/\"), got "
                                  f"{scheme}:// in {v!r}")
             bucket = v.split("://", 1)[1].split("/", 1)[0]
-            if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket):
-                raise ValueError(f"{v!r} does not start with a bucket name (3-63 lower-case letters, digits, '.', "
-                                 "'-'): write \"s3://bucket/prefix/\"")
+            # AWS's rules are stricter (3-63 lower-case characters); some S3-compatible stores take more
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-]*", bucket):
+                raise ValueError(f"{v!r} does not start with a bucket name (letters, digits, '.', '-', '_'): "
+                                 "write \"s3://bucket/prefix/\"")
             if any(part in (".", "..") for part in v.split("://", 1)[1].split("/")):
                 raise ValueError(f"{v!r}: '.' and '..' are not allowed in an object-store path")
             v = "s3://" + v.split("://", 1)[1]
