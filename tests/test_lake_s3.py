@@ -199,6 +199,13 @@ def test_lake_s3_ingest_of_the_sample_equals_the_same_ingest_on_a_directory(post
         answers[query] = json.loads(on_s3.stdout)
         assert answers[query] == json.loads(on_dir.stdout), query
     assert all(answers.values()), "the sample gives articles and positions"
+    # newsmon export writes a local file from the same read-only session (its file allowed beside the lake's)
+    for name, cfg, env in (("s3", s3_cfg, env_s3), ("dir", dir_cfg, _env(tmp_path, "dir"))):
+        done = subprocess.run([str(NEWSMON), "export", "aid_pledges", "--config", str(cfg), "--format", "csv",
+                               "--out", str(tmp_path / f"{name}.csv")], capture_output=True, text=True, timeout=300,
+                              cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "s3.csv").read_text() == (tmp_path / "dir.csv").read_text()
 
 
 @pytest.mark.slow
