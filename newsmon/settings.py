@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tomllib
 import urllib.parse
 import urllib.request
@@ -20,7 +21,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from newsmon import ROOT
 from newsmon.errors import ConfigError
@@ -78,16 +79,64 @@ class WarehouseSettings(_Section):
             raise ValueError(f"write the catalog as \"postgres:dbname=newsmon host=… port=… user=…\", got {v!r}")
         return v
 
+    # An object-store data_path ("s3://bucket/prefix/"): how to reach the store, nothing secret. The
+    # key id and secret come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN) in
+    # the environment of each process (docs/scaling.md). Unset: AWS S3's own defaults.
+    s3_endpoint: str | None = None      # "host[:port]" of an S3-compatible store (MinIO …), no scheme
+    s3_region: str | None = None        # e.g. "eu-central-1"; DuckDB's default: us-east-1
+    s3_url_style: Literal["path", "vhost"] | None = None   # "path" for most S3-compatible stores
+    s3_use_ssl: StrictBool = True             # false: plain http to s3_endpoint (a store on a private network)
+
     @field_validator("data_path")
     @classmethod
     def _data_path(cls, v: str | None) -> str | None:
-        return v if v is None or v.endswith("/") else v + "/"
+        if v is None:
+            return v
+        if "://" in v:
+            scheme = v.split("://", 1)[0]
+            if scheme.lower() != "s3":
+                raise ValueError(f"object storage must be S3 or S3-compatible (\"s3://bucket/prefix/\"), got "
+                                 f"{scheme}:// in {v!r}")
+            bucket = v.split("://", 1)[1].split("/", 1)[0]
+            # AWS's rules are stricter (3-63 lower-case characters); some S3-compatible stores take more
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-]*", bucket):
+                raise ValueError(f"{v!r} does not start with a bucket name (letters, digits, '.', '-', '_'): "
+                                 "write \"s3://bucket/prefix/\"")
+            if any(part in (".", "..") for part in v.split("://", 1)[1].split("/")):
+                raise ValueError(f"{v!r}: '.' and '..' are not allowed in an object-store path")
+            v = "s3://" + v.split("://", 1)[1]
+        return v if v.endswith("/") else v + "/"
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if "://" in v:
+            raise ValueError(f"write the endpoint as host[:port] without a scheme, got {v!r} (plain http: "
+                             "s3_use_ssl = false)")
+        if not re.fullmatch(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?", v):
+            raise ValueError(f"write the endpoint as host[:port], e.g. \"minio.internal:9000\", got {v!r}")
+        return v
+
+    @field_validator("s3_region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[a-z0-9][a-z0-9\-]{0,62}", v):
+            raise ValueError(f"write the region as AWS names it, e.g. \"eu-central-1\", got {v!r}")
+        return v
 
     @model_validator(mode="after")
     def _lake_complete(self) -> "WarehouseSettings":
         if self.backend == "ducklake" and (not self.catalog or not self.data_path):
             missing = " and ".join(k for k in ("catalog", "data_path") if not getattr(self, k))
             raise ValueError(f'backend = "ducklake" needs {missing}')
+        given = [k for k in ("s3_endpoint", "s3_region", "s3_url_style") if getattr(self, k) is not None]
+        if not self.s3_use_ssl:
+            given.append("s3_use_ssl")
+        # ignored with the DuckDB file, as catalog and data_path are; on a lake over a directory a sign of a slip
+        if given and self.backend == "ducklake" and not (self.data_path or "").startswith("s3://"):
+            raise ValueError(f"{', '.join(given)} only apply to a DuckLake whose data_path is \"s3://bucket/prefix/\"")
         return self
 
 

@@ -958,3 +958,78 @@ def lake_warehouse(postgres: Postgres, tmp_path: Path):
     wh.migrate()
     yield wh
     wh.close()
+
+
+# -- an S3-compatible object store (the lake's data files in a bucket) --
+#
+# moto's server (`moto_server`, from the moto[server] test dependency) as a subprocess on a free port
+# of 127.0.0.1: a real HTTP S3 API that DuckDB's httpfs talks to as it would to AWS or MinIO (path-style
+# URLs, plain http). It keeps its buckets in memory; each test creates buckets of its own. moto does not
+# check signatures, so a wrong secret is not caught here; a missing one is caught by newsmon itself.
+
+@dataclasses.dataclass
+class ObjectStore:
+    endpoint: str                # "127.0.0.1:PORT", as [warehouse] s3_endpoint takes it
+    proc: object
+    key_id: str = "newsmon-test-key"
+    secret: str = "newsmon-test-secret"
+
+    @property
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=f"http://{self.endpoint}", region_name="us-east-1",
+                            aws_access_key_id=self.key_id, aws_secret_access_key=self.secret)
+
+    def create_bucket(self, name: str) -> str:
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def env(self) -> dict[str, str]:
+        """The credentials as a newsmon process takes them: the standard AWS variables."""
+        return {"AWS_ACCESS_KEY_ID": self.key_id, "AWS_SECRET_ACCESS_KEY": self.secret}
+
+    def toml(self, data_path: str) -> str:
+        """The [warehouse] keys of a lake whose data files are at `data_path` in this store."""
+        return (f'data_path = "{data_path}"\ns3_endpoint = "{self.endpoint}"\ns3_region = "us-east-1"\n'
+                's3_url_style = "path"\ns3_use_ssl = false\n')
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory) -> Iterator[ObjectStore]:
+    """moto's S3 server on 127.0.0.1 for the session (see above)."""
+    import os
+    import signal
+    import subprocess
+    import urllib.request
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=out,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"moto_server exited: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"moto_server not up within 60s: {log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        yield ObjectStore(endpoint=f"127.0.0.1:{port}", proc=proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

@@ -17,6 +17,8 @@ from newsmon.settings import DEFAULT_CONFIG, FetchSettings, load_settings
 
 NEWSMON = Path(sys.executable).with_name("newsmon")
 
+_LAKE = '[warehouse]\nbackend = "ducklake"\ncatalog = "postgres:dbname=n"\n'
+
 BAD_CONFIGS = [
     # (id, TOML text, what the one line must name)
     ("unknown-key", "[fetch]\nread_timeot = 3\n", "fetch.read_timeot"),
@@ -67,6 +69,20 @@ BAD_CONFIGS = [
     ("zero-host-give-up", "[fetch]\nhost_give_up_after = 0\n", "fetch.host_give_up_after"),
     ("zero-run-budget", "[fetch]\nrun_budget_seconds = 0\n", "fetch.run_budget_seconds"),
     ("inf-run-budget", "[fetch]\nrun_budget_seconds = inf\n", "fetch.run_budget_seconds"),
+    # an object-store lake: what is not secret is a key, checked here (credentials come from the environment)
+    ("lake-gcs-path", _LAKE + 'data_path = "gs://b/p/"\n', "warehouse.data_path"),
+    ("lake-s3-no-bucket", _LAKE + 'data_path = "s3:///p/"\n', "warehouse.data_path"),
+    ("lake-s3-dotdot", _LAKE + 'data_path = "s3://bucket/p/../q/"\n', "warehouse.data_path"),
+    ("lake-endpoint-scheme", _LAKE + 'data_path = "s3://bucket/p/"\ns3_endpoint = "http://minio:9000"\n',
+     "warehouse.s3_endpoint"),
+    ("lake-endpoint-path", _LAKE + 'data_path = "s3://bucket/p/"\ns3_endpoint = "minio:9000/x"\n',
+     "warehouse.s3_endpoint"),
+    ("lake-url-style", _LAKE + 'data_path = "s3://bucket/p/"\ns3_url_style = "virtual"\n', "warehouse.s3_url_style"),
+    ("lake-use-ssl", _LAKE + 'data_path = "s3://bucket/p/"\ns3_use_ssl = "no"\n', "warehouse.s3_use_ssl"),
+    ("lake-region", _LAKE + 'data_path = "s3://bucket/p/"\ns3_region = "EU Central"\n', "warehouse.s3_region"),
+    ("lake-s3-keys-on-a-directory", _LAKE + 'data_path = "lake/"\ns3_endpoint = "minio:9000"\n', "s3_endpoint"),
+    ("lake-credentials-in-the-file", _LAKE + 'data_path = "s3://bucket/p/"\naws_secret_access_key = "x"\n',
+     "warehouse.aws_secret_access_key"),
 ]
 
 
@@ -238,7 +254,7 @@ def _documented_keys(text: str) -> set[str]:
             section = head.group(1)
             keys.add(section)
             continue
-        item = re.match(r"^\s*#?\s*([a-z_]+)\s*=\s*(.*)$", line)
+        item = re.match(r"^\s*#?\s*([a-z][a-z0-9_]*)\s*=\s*(.*)$", line)  # keys may hold digits (s3_region)
         if not item:
             continue
         key, value = item.groups()

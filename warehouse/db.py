@@ -72,7 +72,8 @@ class Warehouse:
     @classmethod
     def from_settings(cls, ws) -> Warehouse:
         """The warehouse a `[warehouse]` section (newsmon.settings.WarehouseSettings) names."""
-        lake = LakeConfig(ws.catalog, ws.data_path) if ws.backend == "ducklake" else None
+        lake = LakeConfig(ws.catalog, ws.data_path, s3_endpoint=ws.s3_endpoint, s3_region=ws.s3_region,
+                          s3_url_style=ws.s3_url_style, s3_use_ssl=ws.s3_use_ssl) if ws.backend == "ducklake" else None
         return cls(ws.path, ws.lock_timeout_seconds, ws.memory_limit, lake=lake)
 
     def __getstate__(self) -> dict[str, Any]:  # Prefect hashes task inputs: no connection, no lock

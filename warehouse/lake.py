@@ -25,6 +25,14 @@ the DuckDB file, and how newsmon bridges it:
   them, while reads, fetching, extraction and mining run in parallel. A process
   that dies loses its connection and PostgreSQL frees the lock.
 - **Reads never wait**: a reader sees the last committed snapshot.
+- **Object storage.** `data_path` may be an S3 prefix ("s3://bucket/newsmon/"; AWS or an
+  S3-compatible store through `s3_endpoint`). Every process then also loads `httpfs` (from its
+  wheel too) and creates a temporary S3 secret scoped to that prefix, with the key id and secret
+  taken from the standard environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optionally
+  AWS_SESSION_TOKEN) at connect time: never from the config file, never kept in LakeConfig
+  (which Prefect hashes with the task inputs). A LIST of a key under the prefix checks the
+  endpoint, the bucket and the credentials before the catalog is attached, so a worker that
+  cannot reach the store fails at once with one line, not at its first large write.
 """
 from __future__ import annotations
 
@@ -44,7 +52,7 @@ import duckdb
 from newsmon.errors import WarehouseError
 
 __all__ = ["LakeConfig", "adapt_ddl", "adapt_view_sql", "view_column_comments", "macro_comments", "table_keys", "load_extensions", "open_lake", "writer_lock",
-           "is_lake", "LAKE", "LOCK_DB"]
+           "is_lake", "lake_files", "connect_object_store", "s3_secret_sql", "LAKE", "LOCK_DB"]
 
 #: The name the lake is attached under (and made the default database).
 LAKE = "lake"
@@ -53,20 +61,39 @@ LOCK_DB = "_newsmon_pg"
 #: The advisory lock key of the writer lock (a stable 63-bit number).
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"newsmon-warehouse-writer").digest()[:8], "big") >> 1
 
-_EXTENSIONS = {"ducklake": "duckdb_extension_ducklake", "postgres_scanner": "duckdb_extension_postgres_scanner"}
+_EXTENSIONS = {"ducklake": "duckdb_extension_ducklake", "postgres_scanner": "duckdb_extension_postgres_scanner",
+               "httpfs": "duckdb_extension_httpfs"}
+#: What every lake needs; httpfs only with an object-store data_path (loading it costs time).
+_LAKE_EXTENSIONS = ("ducklake", "postgres_scanner")
+#: The object stores newsmon configures (httpfs reaches others, but they need other secrets).
+OBJECT_STORE_SCHEMES = ("s3://",)
+#: The temporary secret holding the lake's object-store credentials.
+SECRET = "newsmon_lake_s3"
+#: The environment variables the credentials come from (the AWS CLI's and SDKs' own names).
+ENV_KEY_ID, ENV_SECRET, ENV_TOKEN = "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"
 
 
 @dataclasses.dataclass(frozen=True)
 class LakeConfig:
     """Where the lake lives: `catalog` as DuckLake takes it ("postgres:dbname=… host=…"), `data_path` a
-    directory or object-storage prefix ending in "/"."""
+    directory or object-storage prefix ending in "/", and how to reach an object store (nothing
+    secret: the credentials come from the environment when a connection is opened)."""
     catalog: str
     data_path: str
+    s3_endpoint: str | None = None     # "host[:port]" of an S3-compatible store; None: AWS
+    s3_region: str | None = None       # None: DuckDB's default (us-east-1)
+    s3_url_style: str | None = None    # "path" | "vhost"; None: DuckDB's default (vhost)
+    s3_use_ssl: bool = True
 
     @property
     def postgres_dsn(self) -> str:
         """The libpq connection string of the catalog database."""
         return self.catalog.removeprefix("postgres:")
+
+    @property
+    def remote(self) -> bool:
+        """Whether the data files live in an object store (else in a directory)."""
+        return "://" in self.data_path
 
 
 def _quote(s: str) -> str:
@@ -90,11 +117,65 @@ def extension_path(name: str) -> Path:
     return path
 
 
-def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
-    """LOAD the two extensions from their files (offline; never INSTALL from the network)."""
+def load_extensions(con: duckdb.DuckDBPyConnection, names: tuple[str, ...] = _LAKE_EXTENSIONS) -> None:
+    """LOAD the extensions from their files (offline; never INSTALL from the network)."""
     con.execute("SET autoinstall_known_extensions = false")
-    for name in _EXTENSIONS:
+    for name in names:
         con.execute(f"LOAD {_quote(str(extension_path(name)))}")
+
+
+def s3_secret_sql(lake: LakeConfig, environ: dict[str, str] | None = None) -> str:
+    """The CREATE TEMPORARY SECRET statement giving DuckDB the lake's S3 credentials, scoped to
+    `data_path` (DuckDB sends them for nothing else); WarehouseError when the environment lacks them."""
+    import os
+
+    env = os.environ if environ is None else environ
+    missing = [k for k in (ENV_KEY_ID, ENV_SECRET) if not env.get(k)]
+    if missing:
+        raise WarehouseError(f"the lake's data path {lake.data_path} is in object storage and {' and '.join(missing)} "
+                             f"{'is' if len(missing) == 1 else 'are'} not set: export {ENV_KEY_ID} and {ENV_SECRET} "
+                             f"(and {ENV_TOKEN} for temporary credentials) in the environment of every newsmon "
+                             "process; credentials never go in the config file")
+    options = {"TYPE": "s3", "PROVIDER": "config", "KEY_ID": _quote(env[ENV_KEY_ID]),
+               "SECRET": _quote(env[ENV_SECRET]), "SCOPE": _quote(lake.data_path),
+               "USE_SSL": "true" if lake.s3_use_ssl else "false"}
+    if env.get(ENV_TOKEN):
+        options["SESSION_TOKEN"] = _quote(env[ENV_TOKEN])
+    if lake.s3_endpoint:
+        options["ENDPOINT"] = _quote(lake.s3_endpoint)
+    if lake.s3_region:
+        options["REGION"] = _quote(lake.s3_region)
+    if lake.s3_url_style:
+        options["URL_STYLE"] = _quote(lake.s3_url_style)
+    return f"CREATE OR REPLACE TEMPORARY SECRET {SECRET} (" + ", ".join(f"{k} {v}" for k, v in options.items()) + ")"
+
+
+def connect_object_store(con: duckdb.DuckDBPyConnection, lake: LakeConfig) -> None:
+    """Load httpfs, create the lake's S3 secret and check that the store answers (a LIST of one
+    key prefix under data_path: cheap however many files the lake holds).
+
+    WarehouseError, one line naming what to check, when the credentials are missing or the
+    endpoint, the bucket or the credentials do not work.
+    """
+    if not lake.data_path.startswith(OBJECT_STORE_SCHEMES):
+        raise WarehouseError(f"data_path {lake.data_path!r}: only S3 object storage (s3://bucket/prefix/, AWS or "
+                             "S3-compatible through s3_endpoint) or a directory can hold the lake")
+    secret = s3_secret_sql(lake)
+    try:
+        load_extensions(con, ("httpfs",))
+        con.execute(secret)
+        con.execute(f"SELECT count(*) FROM glob({_quote(lake.data_path + '.newsmon-probe*')})").fetchone()
+    except duckdb.Error as exc:
+        where = f"endpoint {lake.s3_endpoint}" if lake.s3_endpoint else "AWS S3"
+        raise WarehouseError(
+            f"cannot reach the lake's object store at {lake.data_path} ({where}): {_one_line(exc)}; check "
+            f"[warehouse] data_path (the bucket must exist), s3_endpoint, s3_region, s3_url_style, s3_use_ssl and "
+            f"the credentials in {ENV_KEY_ID}/{ENV_SECRET}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    # DuckDB's first line says what failed; the rest is the statement (the secret's, here) and a caret
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def open_lake(lake: LakeConfig, *, read_only: bool = False, host: str = ":memory:",
@@ -106,14 +187,24 @@ def open_lake(lake: LakeConfig, *, read_only: bool = False, host: str = ":memory
     that at once collide, so on an empty catalog the lake is attached holding the lock.
     """
     con = duckdb.connect(host, read_only=read_only and host != ":memory:")
+    if lake.remote:  # before the catalog: a store that cannot be used is named as such, not as PostgreSQL
+        try:
+            connect_object_store(con, lake)
+        except BaseException:
+            con.close()
+            raise
     try:
         load_extensions(con)
         options = f"DATA_PATH {_quote(lake.data_path)}" + (", READ_ONLY" if read_only else "")
         attach = f"ATTACH {_quote('ducklake:' + lake.catalog)} AS {LAKE} ({options})"
         if read_only:
             con.execute(attach)
+            if lake.remote:  # see lake_files: the reader's files are those of one snapshot
+                (snapshot,) = con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()
+                con.execute(f"DETACH {LAKE}")
+                con.execute(attach[:-1] + f", SNAPSHOT_VERSION {int(snapshot)})")
         else:
-            if "://" not in lake.data_path:
+            if not lake.remote:
                 Path(lake.data_path).mkdir(parents=True, exist_ok=True)
             con.execute(f"ATTACH {_quote(lake.postgres_dsn)} AS {LOCK_DB} (TYPE postgres)")
             exists = "SELECT count(*) > 0 FROM pg_catalog.pg_tables WHERE tablename = 'ducklake_metadata'"
@@ -127,9 +218,29 @@ def open_lake(lake: LakeConfig, *, read_only: bool = False, host: str = ":memory
     except (duckdb.Error, WarehouseError) as exc:
         con.close()
         raise WarehouseError(f"cannot attach the DuckLake catalog {lake.catalog!r} (data {lake.data_path}): "
-                             f"{str(exc).splitlines()[0]}; check [warehouse] catalog and that PostgreSQL "
+                             f"{_one_line(exc)}; check [warehouse] catalog and that PostgreSQL "
                              "is up") from exc
     return con
+
+
+def lake_files(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every data and delete file of every table of the attached lake, as DuckLake opens them.
+
+    For a reader of a lake in object storage, whose file access is limited to these exact paths:
+    DuckDB checks `allowed_directories` against a path as written and httpfs then resolves "..",
+    so "s3://bucket/lake/../../other/x.parquet" would pass a prefix check on the lake and read
+    another bucket (local paths are resolved before the check). An exact list cannot be walked
+    out of. A read-only `open_lake` on object storage pins the snapshot it attached, so the list
+    stays complete while writers commit new files.
+    """
+    tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ?",
+                         [LAKE]).fetchall()
+    files: set[str] = set()
+    for schema, table in tables:
+        rows = con.execute(f"SELECT data_file, delete_file FROM ducklake_list_files({_quote(LAKE)}, ?, schema => ?)",
+                           [table, schema]).fetchall()
+        files.update(f for row in rows for f in row if f)
+    return sorted(files)
 
 
 def is_lake(con: duckdb.DuckDBPyConnection) -> bool:

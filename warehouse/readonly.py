@@ -10,7 +10,9 @@ alone lets `EXPLAIN ANALYZE COPY ... TO 'file'` through: it is an EXPLAIN, and r
 The full-text search extension is loaded before that, from its package (see
 warehouse/search.py), when the query names a search macro: `search_articles(...)` works.
 On a DuckLake warehouse the lake is attached read-only first (`Warehouse.analyst_connection`)
-and its data path stays readable (`allowed_directories`); nothing else does.
+and its data path stays readable (`allowed_directories`); nothing else does. On object storage
+the readable paths are the exact files of the snapshot the session attached (`lake_files`: a
+directory prefix on an s3:// URL can be walked out of with "..").
 
 The public interface is every view and macro of the main schema (the files of
 warehouse/views and the search macros); base tables are the pipeline's own business.
@@ -34,6 +36,7 @@ import duckdb
 
 from newsmon.errors import WarehouseError
 from warehouse.db import Warehouse
+from warehouse.lake import lake_files
 
 __all__ = ["run_readonly", "run_bounded", "QueryResult", "readonly_connection", "check_query", "sql_error",
            "public_views", "public_columns", "public_macros"]
@@ -97,10 +100,13 @@ def readonly_connection(wh: Warehouse, *, allowed_paths: list[str] | None = None
         if memory_limit is not None:
             con.execute(f"SET memory_limit = '{memory_limit.strip()}'")
         con.execute("SET enable_progress_bar = false")
-        if allowed_paths:
-            con.execute("SET allowed_paths = ?", [allowed_paths])
-        if wh.lake is not None:  # the lake's data files stay readable (a directory: every file under it)
+        paths = list(allowed_paths or [])
+        if wh.lake is not None and wh.lake.remote:  # object storage: exactly the files of the pinned snapshot
+            paths += lake_files(con)
+        elif wh.lake is not None:  # the lake's data files stay readable (a directory: every file under it)
             con.execute("SET allowed_directories = ?", [[wh.lake.data_path]])
+        if paths:
+            con.execute("SET allowed_paths = ?", [paths])
         con.execute("SET enable_external_access = false")  # cannot be turned back on by the query
         con.execute("SET lock_configuration = true")
         yield con
