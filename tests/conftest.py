@@ -478,6 +478,34 @@ def warehouse_config(directory: Path, warehouse_path: Path, extra: str = "") -> 
     return path
 
 
+def sample_config(directory: Path, name: str, warehouse: str) -> Path:
+    """A config `directory/name.toml` of the bundled sample's feeds (config/newsmon.toml's), its
+    `[warehouse]` section holding the lines `warehouse`, and one alert recipient."""
+    text = (ROOT / "config" / "newsmon.toml").read_text()
+    feeds = text[text.index("[[feeds]]"):text.index("# [smtp]")]
+    sample_beside(directory)
+    path = directory / f"{name}.toml"
+    path.write_text(f"[warehouse]\n{warehouse}\n\n{feeds}\n[alerts]\nrecipients = [\"analyst@example.org\"]\n")
+    return path
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 20) -> bool:
+    """SIGTERM the process group of a process started with start_new_session, SIGKILL it if it
+    outlives `timeout`; True when it had to be killed."""
+    import os
+    import signal
+    import subprocess
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        return True
+
+
 def sample_beside(directory: Path) -> Path:
     """Copy the bundled sample (config/sample) into directory/sample, once; its feeds folder.
 
@@ -1027,9 +1055,4 @@ def object_store(tmp_path_factory) -> Iterator[ObjectStore]:
                 time.sleep(0.2)
         yield ObjectStore(endpoint=f"127.0.0.1:{port}", proc=proc)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process_group(proc)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import sample_beside
+from conftest import sample_config
 from newsmon.errors import ConfigError, WarehouseError
 from newsmon.settings import load_settings
 from tasks.shard import in_shard, parse_shard
@@ -296,13 +296,7 @@ def _view_rows(wh: Warehouse) -> dict[str, list[tuple]]:
 
 def _sample_config(tmp_path: Path, name: str, warehouse: str) -> Path:
     """The bundled sample feeds (config/newsmon.toml's), on a warehouse of this test."""
-    text = (ROOT / "config" / "newsmon.toml").read_text()
-    feeds = text[text.index("[[feeds]]"):text.index("# [smtp]")]
-    sample_beside(tmp_path)
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f"[warehouse]\n{warehouse}\nlock_timeout_seconds = 300\n\n{feeds}\n"
-                    "[alerts]\nrecipients = [\"analyst@example.org\"]\n")
-    return path
+    return sample_config(tmp_path, name, f"{warehouse}\nlock_timeout_seconds = 300")
 
 
 def _newsmon(args: list[str], tmp_path: Path, home: str) -> subprocess.Popen:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import NEWSMON, cli_env, sample_beside
+from conftest import NEWSMON, cli_env, sample_config
 from newsmon.errors import WarehouseError
 from newsmon.settings import load_settings
 from warehouse import Warehouse
@@ -146,13 +145,7 @@ def test_lake_s3_sql_sees_one_snapshot_while_a_writer_adds_files(s3_warehouse):
 # -- the CLI: ingest of the bundled sample, newsmon sql, and the errors ----------------------------------
 def _sample_config(tmp_path: Path, name: str, warehouse: str) -> Path:
     """The bundled sample feeds (config/newsmon.toml's) on a lake of this test."""
-    text = (ROOT / "config" / "newsmon.toml").read_text()
-    feeds = text[text.index("[[feeds]]"):text.index("# [smtp]")]
-    sample_beside(tmp_path)
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f'[warehouse]\nbackend = "ducklake"\npath = "{name}.duckdb"\n{warehouse}\n{feeds}\n'
-                    '[alerts]\nrecipients = ["analyst@example.org"]\n')
-    return path
+    return sample_config(tmp_path, name, f'backend = "ducklake"\npath = "{name}.duckdb"\n{warehouse}')
 
 
 def _env(tmp_path: Path, name: str, **extra: str) -> dict[str, str]:

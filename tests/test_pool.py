@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, NEWSMON, ROOT, drain_api_workers
+from conftest import BIN, NEWSMON, ROOT, drain_api_workers, sample_config, stop_process_group
 from flows.backfill import split_window
 from flows.deploy import ingest_deployment_names
 from newsmon.errors import ConfigError
@@ -105,7 +105,6 @@ def _split_config_dir(tmp_path: Path) -> tuple[Path, dict[int, list[str]]]:
     Local feed URLs are file:// URIs of the config's folder, so which shard a feed lands in depends on
     the folder; the first of a few names where each shard gets one feed is taken (both shard runs poll).
     """
-    from test_ducklake import _sample_config
 
     from newsmon.settings import load_settings
     from tasks.shard import in_shard
@@ -113,7 +112,7 @@ def _split_config_dir(tmp_path: Path) -> tuple[Path, dict[int, list[str]]]:
     for n in range(50):
         folder = tmp_path / f"site{n}"
         folder.mkdir()
-        config = _sample_config(folder, "pool", 'path = "pool.duckdb"')
+        config = sample_config(folder, "pool", 'path = "pool.duckdb"\nlock_timeout_seconds = 300')
         with open(config, "a") as f:
             f.write(f'\n[schedule]\ncron = "{CRON}"\n')
         feeds = load_settings(config).feeds
@@ -139,12 +138,7 @@ def _start_worker(server, pool: str, name: str, tmp_path: Path, limit: int = 1) 
 
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process_group(proc)
 
 
 def _deploy(server, config: Path, pool: str, shards: int, tmp_path: Path) -> subprocess.CompletedProcess:

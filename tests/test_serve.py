@@ -6,15 +6,13 @@ parameters, a bad `since` is refused when the run is created, and SIGTERM stops 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import NEWSMON, drain_api_workers, prefect_server
+from conftest import NEWSMON, drain_api_workers, prefect_server, stop_process_group
 from test_backfill import ARTICLES, serve_gazette, warehouse, write_config
 
 pytestmark = pytest.mark.slow
@@ -99,12 +97,7 @@ def test_serve_registers_deployments_runs_them_and_stops_on_sigterm(site, tmp_pa
         finally:
             if proc.poll() is None:
                 started = time.monotonic()
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
+                if stop_process_group(proc, timeout=15):
                     pytest.fail(f"newsmon serve still running 15 s after SIGTERM:\n{log.read_text()[-3000:]}")
                 stopped_after = dt.timedelta(seconds=time.monotonic() - started)
     assert proc.returncode == 0, log.read_text()[-3000:]
