@@ -43,27 +43,48 @@ def _catalog_stale(con, digest: str) -> bool:
 def refresh_derived(settings: Settings, wh: Warehouse, *, search_index: bool = False) -> dict[str, bool]:
     """Bring the catalogs (and with `search_index` the full-text index) up to date; which were rebuilt."""
     digest = catalog_digest(settings.nlp.topics, settings.nlp.entities)
+    # On a lake the index lives in the local file `path`, not in the lake (warehouse/search.py):
+    # rebuilding it takes neither the lake's writer lock nor a migration.
+    lake_index = search_index and wh.lake is not None
     with wh.connect(read_only=True) as con:
         stale_schema = not q.schema_is_current(con)  # newsmon upgraded since the last run
         stale_catalog = _catalog_stale(con, digest)
-        stale_index = search_index and search.index_is_stale(con)
+        stale_index = search_index and not lake_index and search.index_is_stale(con)
+        stale_local_index = lake_index and _local_index_stale(wh, con)
     done = {"schema": False, "catalog": False, "search_index": False}
-    if not (stale_schema or stale_catalog or stale_index):
-        return done
-    catalog = load_catalog_rows(settings.nlp.topics, settings.nlp.entities) if stale_catalog else None
+    if stale_schema or stale_catalog or stale_index:
+        catalog = load_catalog_rows(settings.nlp.topics, settings.nlp.entities) if stale_catalog else None
+        try:
+            done["schema"] = bool(wh.migrate()) or stale_schema
+            with wh.transaction() as con:
+                if catalog is not None and q.derived_digest(con, "catalog") != catalog.digest:
+                    q.sync_catalog(con, catalog.topics, catalog.entities, catalog.digest)
+                    done["catalog"] = True
+                if search_index and not lake_index:
+                    done["search_index"] = search.refresh_index(con)
+        except WarehouseError as exc:
+            if "locked" in str(exc):
+                raise
+            log.warning("cannot bring the catalogs and search index of %s up to date: %s", wh.path, exc)
+    if stale_local_index:
+        try:
+            done["search_index"] = search.refresh_local_index(wh)
+        except (WarehouseError, duckdb.Error) as exc:
+            if "locked" in str(exc):
+                raise
+            log.warning("cannot build the search index of the lake in %s: %s", wh.path, exc)
+    return done
+
+
+def _local_index_stale(wh: Warehouse, con) -> bool:
     try:
-        done["schema"] = bool(wh.migrate()) or stale_schema
-        with wh.transaction() as con:
-            if catalog is not None and q.derived_digest(con, "catalog") != catalog.digest:
-                q.sync_catalog(con, catalog.topics, catalog.entities, catalog.digest)
-                done["catalog"] = True
-            if search_index:
-                done["search_index"] = search.refresh_index(con)
-    except WarehouseError as exc:
+        return search.local_index_is_stale(wh, con)
+    except duckdb.CatalogException:  # no article_texts in the lake yet
+        return True
+    except WarehouseError as exc:  # the local file cannot be read: the rebuild says why, as a warning
         if "locked" in str(exc):
             raise
-        log.warning("cannot bring the catalogs and search index of %s up to date: %s", wh.path, exc)
-    return done
+        return True
 
 
 def open_for_reading(settings: Settings, *, search_index: bool = False) -> Warehouse:

@@ -282,6 +282,30 @@ def test_shard_every_feed_falls_in_exactly_one_shard():
 
 
 # -- the whole pipeline: two workers on the lake == one run on the DuckDB file --------------------
+#: Searches of the bundled sample: (newsmon search arguments, search_articles arguments).
+SAMPLE_SEARCHES = [(["ukraine"], "'ukraine'"), (["winter aid"], "'winter aid'"),
+                   (["billion", "--since", "2025-12-01"], "'billion', since := DATE '2025-12-01'"),
+                   (["security guarantees", "--any"], "'security guarantees', any_term := true")]
+
+
+def assert_same_search(config: Path, reference: Path, cwd: Path, env: dict[str, str]) -> None:
+    """`newsmon search` and `newsmon sql ... search_articles(...)` give the same rows on `config` as on
+    `reference` for SAMPLE_SEARCHES, and find something."""
+    def run(*args: str) -> list:
+        done = subprocess.run([str(NEWSMON), *args, "--format", "json"], capture_output=True, text=True,
+                              timeout=300, cwd=cwd, env=env)
+        assert done.returncode == 0, (args, done.stderr)
+        return json.loads(done.stdout)
+
+    found = 0
+    for cli_args, macro_args in SAMPLE_SEARCHES:
+        for args in (["search", *cli_args], ["sql", f"SELECT * FROM search_articles({macro_args})"]):
+            expected = run(*args, "--config", str(reference))
+            assert run(*args, "--config", str(config)) == expected, args
+            found += len(expected)
+    assert found, "the sample's searches find articles"
+
+
 _VOLATILE = {"extracted_at", "fetched_at", "detected_at", "created_at", "last_attempt_at", "sent_at"}
 
 
@@ -361,6 +385,8 @@ def test_lake_two_ingest_workers_leave_the_views_of_one_duckdb_ingest(postgres, 
                        ("mined_articles", "url"), ("change_log", "change_id"), ("alert_outbox", "change_id, recipient")):
         dupes = lake.read(f"SELECT {key}, count(*) AS n FROM {table} GROUP BY ALL HAVING count(*) > 1")
         assert dupes == [], table
+    # full-text search: the lake's index (in its local file) finds what the DuckDB file's finds
+    assert_same_search(lake_cfg, file_cfg, tmp_path, dict(os.environ, NO_COLOR="1"))
     sql = subprocess.run([str(NEWSMON), "sql", "--config", str(lake_cfg), "SELECT actor_group, topic, stance "
                           "FROM positions ORDER BY ALL LIMIT 3"], capture_output=True, text=True, timeout=120,
                          cwd=tmp_path)

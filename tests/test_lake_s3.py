@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import NEWSMON, cli_env, sample_config
+from test_ducklake import assert_same_search
 from newsmon.errors import WarehouseError
 from newsmon.settings import load_settings
 from warehouse import Warehouse
@@ -199,6 +200,8 @@ def test_lake_s3_ingest_of_the_sample_equals_the_same_ingest_on_a_directory(post
                               cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr
     assert (tmp_path / "s3.csv").read_text() == (tmp_path / "dir.csv").read_text()
+    # full-text search: each lake's index is in its local file; a bucket's gives a directory's rows
+    assert_same_search(s3_cfg, dir_cfg, tmp_path, env_s3)
 
 
 @pytest.mark.slow

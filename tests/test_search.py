@@ -147,3 +147,52 @@ def test_search_lists_a_syndicated_story_once(run_newsmon, config, warehouse):
     store_articles(warehouse, [dict(url=url("frozen-copy"), published_at=dt.datetime(2025, 12, 19, tzinfo=UTC),
                                     text=FROZEN, story_id=url("frozen"))])
     assert [h["url"] for h in search(run_newsmon, config, "frozen assets")] == [url("frozen")]
+
+
+# -- on a DuckLake: the index lives in the local DuckDB file `path` (see docs/scaling.md) ---------
+def _lake_config(directory: Path, lake_warehouse: Warehouse) -> Path:
+    lake = lake_warehouse.lake
+    path = directory / "newsmon.toml"
+    path.write_text(f'[warehouse]\nbackend = "ducklake"\ncatalog = "{lake.catalog}"\ndata_path = "{lake.data_path}"\n'
+                    f'path = "{lake_warehouse.path}"\nlock_timeout_seconds = 30\n')
+    return path
+
+
+def _sql_hits(run_newsmon, config: Path, query: str) -> list[dict]:
+    result = run_newsmon("sql", f"SELECT url, title, published_at, score, snippet FROM search_articles('{query}')",
+                         "--format", "json", "--config", config)
+    assert result.code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_lake_search_gives_the_rows_of_the_duckdb_file(run_newsmon, config, lake_warehouse, tmp_path):
+    store_articles(lake_warehouse, ARTICLES, mentions=MENTIONS)
+    lake_dir = tmp_path / "lake-config"
+    lake_dir.mkdir()
+    lake_config = _lake_config(lake_dir, lake_warehouse)
+    for args in (["frozen assets"], ["assets", "--any"], ["assets", "--entity", "EU"],
+                 ["assets", "--since", "2025-01-01"]):
+        expected = search(run_newsmon, config, *args)
+        assert expected, args
+        assert search(run_newsmon, lake_config, *args) == expected, args
+    assert _sql_hits(run_newsmon, lake_config, "frozen assets") == _sql_hits(run_newsmon, config, "frozen assets")
+
+
+def test_lake_search_index_is_rebuilt_after_new_articles_and_not_otherwise(run_newsmon, lake_warehouse, tmp_path):
+    from newsmon.reading import refresh_derived
+    from newsmon.settings import load_settings
+
+    store_articles(lake_warehouse, ARTICLES, mentions=MENTIONS)
+    config = _lake_config(tmp_path, lake_warehouse)
+    settings = load_settings(config)
+    assert refresh_derived(settings, lake_warehouse, search_index=True)["search_index"] is True
+    assert refresh_derived(settings, lake_warehouse, search_index=True)["search_index"] is False
+    assert search(run_newsmon, config, "immobilised reserves") == []
+    store_articles(lake_warehouse, [dict(url=url("new"), published_at=dt.datetime(2025, 12, 19, tzinfo=UTC),
+                                         text="Euroclear holds most of Russia's immobilised reserves.")])
+    assert [h["url"] for h in search(run_newsmon, config, "immobilised reserves")] == [url("new")]
+    assert refresh_derived(settings, lake_warehouse, search_index=True)["search_index"] is False
+    # nothing of the index went into the lake: its catalog holds no fts schema and no search macro
+    assert lake_warehouse.read("SELECT count(*) AS n FROM duckdb_schemas() WHERE database_name = 'lake' "
+                               "AND schema_name LIKE 'fts_%'") == [{"n": 0}]
+    assert lake_warehouse.read("SELECT name FROM derived_state WHERE name = 'search_index'") == []

@@ -22,7 +22,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ import pyarrow as pa
 from newsmon.errors import WarehouseError
 from warehouse.lake import LAKE, LakeConfig, adapt_ddl, adapt_view_sql, is_lake, open_lake, table_keys, writer_lock
 
-__all__ = ["Warehouse", "is_lock_error", "fetch_dicts", "insert_rows", "table_schema", "BOOKKEEPING"]
+__all__ = ["Warehouse", "is_lock_error", "host_database", "fetch_dicts", "insert_rows", "table_schema", "BOOKKEEPING"]
 
 HERE = Path(__file__).resolve().parent
 MIGRATIONS = HERE / "migrations"
@@ -49,6 +49,14 @@ CREATE TABLE IF NOT EXISTS schema_views (name VARCHAR PRIMARY KEY, sha256 VARCHA
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
     return isinstance(exc, duckdb.IOException) and ("lock" in text.lower() or "Conflicting" in text)
+
+
+def host_database(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """The name under which `con` has the DuckDB file `path` open (duckdb names it after the file)."""
+    row = con.execute("SELECT database_name FROM duckdb_databases() WHERE path = ?", [str(path)]).fetchone()
+    if row is None:
+        raise WarehouseError(f"{path} is not open on this connection")
+    return '"' + row[0].replace('"', '""') + '"'
 
 
 class Warehouse:
@@ -114,13 +122,21 @@ class Warehouse:
             raise WarehouseError(f"no warehouse at {self.path}: run `newsmon ingest` first")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._open_file(lambda: duckdb.connect(
+            str(self.path), read_only=read_only,
+            config={"memory_limit": self.memory_limit} if self.memory_limit else {}))
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _open_file(self, opener: Callable[[], duckdb.DuckDBPyConnection]) -> duckdb.DuckDBPyConnection:
+        """`opener()` (which opens the file `path`), retried with backoff while another process holds the file."""
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only,
-                                     config={"memory_limit": self.memory_limit} if self.memory_limit else {})
-                break
+                return opener()
             except duckdb.Error as exc:
                 if not is_lock_error(exc):
                     raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
@@ -131,7 +147,25 @@ class Warehouse:
                     ) from exc
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 2.0)
+
+    @contextlib.contextmanager
+    def local_connection(self, read_only: bool = False, attach_lake: bool = True
+                         ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """On a lake: the local DuckDB file `path` (the default database; created if missing unless
+        `read_only`) with the lake attached read-only as LAKE (unless not `attach_lake`: attaching
+        costs ~1 s). The search index lives in this file (warehouse/search.py): DuckLake cannot
+        hold it. Waits while another process holds the file."""
+        if self.lake is None:
+            raise WarehouseError("local_connection is for the DuckLake backend")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if attach_lake:
+            con = self._open_file(lambda: open_lake(self.lake, read_only=True, host=str(self.path),
+                                                    host_read_only=read_only, lock_timeout=self.lock_timeout))
+        else:
+            con = self._open_file(lambda: duckdb.connect(str(self.path), read_only=read_only))
         try:
+            con.execute(f"USE {host_database(con, self.path)}")
             yield con
         finally:
             con.close()
@@ -151,7 +185,8 @@ class Warehouse:
                 yield con
             return
         host = str(self.path) if self.path.exists() else ":memory:"
-        con = open_lake(self.lake, read_only=True, host=host)
+        # the file is held read-write for a moment while a search rebuilds its index there: wait for it
+        con = self._open_file(lambda: open_lake(self.lake, read_only=True, host=host))
         try:
             yield con
         finally:

@@ -179,14 +179,19 @@ def _one_line(exc: BaseException) -> str:
 
 
 def open_lake(lake: LakeConfig, *, read_only: bool = False, host: str = ":memory:",
-              lock_timeout: float = 120.0) -> duckdb.DuckDBPyConnection:
+              lock_timeout: float = 120.0, host_read_only: bool | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection (`host`: a file or in memory) with the lake attached as LAKE and in use.
+
+    A `read_only` lake opens a `host` file read-only too, unless `host_read_only` is False
+    (the search index is written to the host file while the lake is only read).
 
     A writer attaches the catalog database as LOCK_DB too (for `writer_lock`). The first
     ATTACH of an empty catalog creates DuckLake's metadata tables, and two processes doing
     that at once collide, so on an empty catalog the lake is attached holding the lock.
     """
-    con = duckdb.connect(host, read_only=read_only and host != ":memory:")
+    if host_read_only is None:
+        host_read_only = read_only
+    con = duckdb.connect(host, read_only=host_read_only and host != ":memory:")
     if lake.remote:  # before the catalog: a store that cannot be used is named as such, not as PostgreSQL
         try:
             connect_object_store(con, lake)

@@ -10,7 +10,9 @@ alone lets `EXPLAIN ANALYZE COPY ... TO 'file'` through: it is an EXPLAIN, and r
 The full-text search extension is loaded before that, from its package (see
 warehouse/search.py), when the query names a search macro: `search_articles(...)` works.
 On a DuckLake warehouse the lake is attached read-only first (`Warehouse.analyst_connection`)
-and its data path stays readable (`allowed_directories`); nothing else does. On object storage
+and its data path stays readable (`allowed_directories`); nothing else does. The search index
+and macros of a lake are in the local file (warehouse/search.py): a session that searches has
+them after the lake in its search path. On object storage
 the readable paths are the exact files of the snapshot the session attached (`lake_files`: a
 directory prefix on an s3:// URL can be walked out of with "..").
 
@@ -87,7 +89,7 @@ def readonly_connection(wh: Warehouse, *, allowed_paths: list[str] | None = None
                         memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection, fts loaded (unless not `fts`), external access off (but for
     `allowed_paths`), DuckDB's memory capped at `memory_limit`, the configuration then locked."""
-    from warehouse.search import load_fts
+    from warehouse.search import load_fts, local_search_path
 
     if memory_limit is not None and not _MEMORY.match(memory_limit):
         raise WarehouseError(f"memory limit {memory_limit!r} is not a size such as \"2GB\" or \"512MiB\"")
@@ -97,6 +99,10 @@ def readonly_connection(wh: Warehouse, *, allowed_paths: list[str] | None = None
                 load_fts(con)
             except (WarehouseError, duckdb.Error):
                 pass  # search_articles then fails with its own message; every other query works
+            if wh.lake is not None:  # the index and its macros are in the local file, after the lake
+                path = local_search_path(con, wh.path)
+                if path is not None:
+                    con.execute("SET search_path = ?", [path])
         if memory_limit is not None:
             con.execute(f"SET memory_limit = '{memory_limit.strip()}'")
         con.execute("SET enable_progress_bar = false")

@@ -11,6 +11,8 @@ index and its macros in the caller's write transaction. Only reads that search c
 them (newsmon/reading.py): the first search after an ingest rebuilds the index once (it
 is rebuilt whole: fts has no incremental update), every later one finds it fresh at the
 cost of one aggregate over article_texts; the ingest itself never pays for it.
+On a DuckLake the index cannot live in the lake: it is built in the local DuckDB file
+instead (`refresh_local_index`, see the comment above it, and docs/scaling.md).
 
 For analysts, in `newsmon sql` or any DuckDB session with the extension loaded:
 
@@ -33,13 +35,16 @@ import duckdb
 
 from newsmon.errors import WarehouseError
 from warehouse import queries as q
+from warehouse.db import host_database
+from warehouse.lake import LAKE
 
 __all__ = ["fts_extension_path", "load_fts", "articles_digest", "index_is_stale", "refresh_index", "search",
-           "INDEX", "canonical_entity", "needs_search", "MACRO_DOCS"]
+           "INDEX", "canonical_entity", "needs_search", "MACRO_DOCS", "local_index_is_stale",
+           "refresh_local_index", "local_search_path", "LOCAL_SCHEMA"]
 
 INDEX = "search_index"
 #: Names in a query that need the fts extension loaded (and the index built).
-SEARCH_NAMES = ("search_articles", "search_snippet", "match_bm25", "fts_main_", "stem(")
+SEARCH_NAMES = ("search_articles", "search_snippet", "match_bm25", "fts_main_", "fts_newsmon_search", "stem(")
 
 
 def needs_search(sql: str) -> bool:
@@ -69,7 +74,7 @@ CREATE OR REPLACE MACRO search_snippet(body, query, width := 200) AS
         1), width);
 CREATE OR REPLACE MACRO search_articles(query, since := NULL, mentioning := NULL, any_term := false) AS TABLE
     SELECT a.url, a.title, a.published_at, a.language, s.score, search_snippet(a.text, query) AS snippet
-    FROM (SELECT url, fts_main_article_texts.match_bm25(url, query,
+    FROM (SELECT url, {fts}.match_bm25(url, query,
                       conjunctive := CASE WHEN any_term THEN 0 ELSE 1 END) AS score
           FROM article_texts) s
     JOIN article_texts a USING (url)
@@ -95,6 +100,10 @@ for _name, _, _, _doc in MACRO_DOCS:
     _MACROS = _MACROS.replace("{" + _name + "}", "'" + _doc.replace("'", "''") + "'")
 
 
+_CREATE_INDEX = ("PRAGMA create_fts_index('{table}', 'url', 'title', 'text', stemmer = 'porter', "
+                 "stopwords = 'english', strip_accents = 1, lower = 1, overwrite = 1)")
+
+
 def fts_extension_path() -> Path:
     """The fts extension binary shipped by the duckdb-extension-fts package for this duckdb version."""
     try:
@@ -115,10 +124,10 @@ def load_fts(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"LOAD '{path}'")
 
 
-def articles_digest(con: duckdb.DuckDBPyConnection) -> str:
+def articles_digest(con: duckdb.DuckDBPyConnection, table: str = "article_texts") -> str:
     """What the index is built from: every article's url, text digest and title."""
     n, h = con.execute("SELECT count(*), coalesce(bit_xor(hash(url, text_sha256, coalesce(title, ''))), 0) "
-                       "FROM article_texts").fetchone()
+                       f"FROM {table}").fetchone()
     return f"{INDEX_VERSION}:{n}:{h}"
 
 
@@ -135,11 +144,94 @@ def refresh_index(con: duckdb.DuckDBPyConnection) -> bool:
     if q.derived_digest(con, INDEX) == digest:
         return False
     load_fts(con)
-    con.execute("PRAGMA create_fts_index('article_texts', 'url', 'title', 'text', stemmer = 'porter', "
-                "stopwords = 'english', strip_accents = 1, lower = 1, overwrite = 1)")
-    con.execute(_MACROS)
+    con.execute(_CREATE_INDEX.format(table="article_texts"))
+    con.execute(_MACROS.replace("{fts}", "fts_main_article_texts"))
     q.record_derived(con, INDEX, digest)
     return True
+
+
+# -- on a DuckLake: the index in the local DuckDB file `path` ------------------------------------
+#
+# DuckLake cannot hold the index: the fts extension's tables have NULL-typed columns ("unsupported
+# type NULL") and DuckLake refuses COMMENT ON MACRO. So on a lake the index is built in the local
+# DuckDB file `path` (the file `newsmon sql` opens there, one per machine), from a copy of what it
+# needs of the lake's article_texts, all in the schema LOCAL_SCHEMA so that none of an analyst's
+# own tables in that file is touched. Its digest (of the copy: what the index really holds) is in
+# LOCAL_SCHEMA.derived_state and is compared with the lake's articles. The analyst's session puts
+# LOCAL_SCHEMA and the fts schema after the lake in its search path (`local_search_path`), so
+# search_articles reads the lake's live article_texts and mentions, as on the DuckDB file.
+# Workers never open the local file, so a rebuild there never waits for an ingest, nor an ingest for it.
+
+#: The schema of the local DuckDB file that holds the copy, the index's bookkeeping and the macros.
+LOCAL_SCHEMA = "newsmon_search"
+#: The schema the fts extension makes for LOCAL_SCHEMA.article_texts.
+LOCAL_FTS = f"fts_{LOCAL_SCHEMA}_article_texts"
+_LOCAL_STATE = f"""
+CREATE SCHEMA IF NOT EXISTS {LOCAL_SCHEMA};
+CREATE TABLE IF NOT EXISTS {LOCAL_SCHEMA}.derived_state (
+    name VARCHAR PRIMARY KEY, digest VARCHAR NOT NULL, refreshed_at TIMESTAMPTZ NOT NULL);
+"""
+#: Only what the index (url, title, text) and its digest (text_sha256) need.
+_LOCAL_COPY = f"""
+CREATE OR REPLACE TABLE {LOCAL_SCHEMA}.article_texts AS
+    SELECT url, title, text, text_sha256 FROM {LAKE}.main.article_texts;
+"""
+
+
+def _local_digest(local: duckdb.DuckDBPyConnection) -> str | None:
+    try:
+        row = local.execute(f"SELECT digest FROM {LOCAL_SCHEMA}.derived_state WHERE name = '{INDEX}'").fetchone()
+    except duckdb.CatalogException:  # no index built in this file yet
+        return None
+    return row[0] if row else None
+
+
+def local_index_is_stale(wh, lake_con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the local file's index (on a lake) misses the lake's articles now (`lake_con`: the lake in use)."""
+    if not wh.path.exists():
+        return True
+    digest = articles_digest(lake_con)
+    with wh.local_connection(read_only=True, attach_lake=False) as local:
+        return _local_digest(local) != digest
+
+
+def refresh_local_index(wh) -> bool:
+    """On a lake: rebuild the index and the macros in the local file `path` if the lake's articles
+    changed (one local transaction: a reader sees the old index or the new one)."""
+    with wh.local_connection() as con:
+        con.execute(_LOCAL_STATE)
+        con.execute(f"USE {host_database(con, wh.path)}.{LOCAL_SCHEMA}")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            # one transaction: the digest and the copy see the same snapshot of the lake
+            digest = articles_digest(con, f"{LAKE}.main.article_texts")
+            if _local_digest(con) == digest:
+                con.execute("ROLLBACK")
+                return False
+            load_fts(con)
+            con.execute(_LOCAL_COPY)
+            con.execute(_CREATE_INDEX.format(table=f"{LOCAL_SCHEMA}.article_texts"))
+            con.execute(_MACROS.replace("{fts}", LOCAL_FTS))
+            q.record_derived(con, INDEX, articles_digest(con, f"{LOCAL_SCHEMA}.article_texts"))
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+    return True
+
+
+def local_search_path(con: duckdb.DuckDBPyConnection, path) -> str | None:
+    """The search path of an analyst's session on a lake (the lake first, then the local file's
+    index and macros), or None when the local file holds no index (or is not open)."""
+    row = con.execute("SELECT database_name FROM duckdb_databases() WHERE path = ?", [str(path)]).fetchone()
+    if row is None:
+        return None
+    db = '"' + row[0].replace('"', '""') + '"'
+    found = con.execute("SELECT count(*) FROM duckdb_schemas() WHERE database_name = ? AND schema_name = ?",
+                        [row[0], LOCAL_FTS]).fetchone()[0]
+    if not found:
+        return None
+    return f"{LAKE}.main,{db}.{LOCAL_SCHEMA},{db}.{LOCAL_FTS}"
 
 
 _WORD = re.compile(r"\w{2,}")
