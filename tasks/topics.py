@@ -124,6 +124,9 @@ class Topic:
     #: a cue that is a verb with a direct object names the proposition only with one of these objects
     #: ("negotiate a settlement", not "negotiate a new programme with the IMF"); empty: any object
     verb_objects: frozenset[str] = frozenset()
+    #: a cue inside a condition that the actor sets states no stance on this topic: the condition
+    #: dates or frames the actor's own offer ("would not stand in the way once the fighting stopped")
+    silent_in_conditions: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +207,13 @@ def _frame(rec, where: str) -> Frame:
                  counter_agents=frozenset(w.lower() for w in words(rec.get("counter_agents") or [], where + ".counter_agents")))
 
 
+def _flag(rec: dict, key: str, where: str) -> bool:
+    value = rec.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{key}: {value!r} is not true or false")
+    return value
+
+
 def load_topics(path: str | Path) -> TopicBook:
     path = Path(path)
     data = read_yaml(path, "topics")
@@ -226,7 +236,8 @@ def load_topics(path: str | Path) -> TopicBook:
                             beneficiary=str(rec["beneficiary"]) if rec.get("beneficiary") else None,
                             recipient=str(rec["recipient"]) if rec.get("recipient") else None,
                             premise=compile_phrases(rec.get("premise"), where + ".premise"),
-                            verb_objects=frozenset(str(w).lower() for w in words(rec.get("verb_objects"), where + ".verb_objects") or []))
+                            verb_objects=frozenset(str(w).lower() for w in words(rec.get("verb_objects"), where + ".verb_objects") or []),
+                            silent_in_conditions=_flag(rec, "silent_in_conditions", where))
         if (topics[tid].object_cues is None) != (topics[tid].object_verbs is None):
             raise ConfigError(f"{where}: object_cues and object_verbs go together")
     if not topics:

@@ -264,6 +264,13 @@ def test_topics_bad_cue_pattern_is_a_config_error(tmp_path):
         load_topics(bad)
 
 
+def test_topics_a_flag_that_is_not_true_or_false_is_a_config_error(tmp_path):
+    bad = tmp_path / "topics.yaml"
+    bad.write_text("topics:\n  t:\n    cues: [truce]\n    silent_in_conditions: sometimes\n")
+    with pytest.raises(ConfigError, match=r"t.silent_in_conditions: 'sometimes' is not true or false"):
+        load_topics(bad)
+
+
 # -- pledges -----------------------------------------------------------------------
 def pledges(miner, text):
     return {(p.donor, p.recipient, p.amount, p.currency, p.kind, p.previous_amount) for p in mine(miner, text).pledges}
@@ -1186,3 +1193,19 @@ def test_claims_a_want_of_ones_own_and_a_reported_stance_keep_their_subject(mine
                          "ukraine_nato_membership") == {"support"}
     text = "Washington said Ukraine is ready to join NATO talks' next phase and wants to join the alliance."
     assert topic_stances(miner, text, "Ukraine", "ukraine_nato_membership") == {"support"}
+
+
+def test_claims_a_ceasefire_named_as_a_condition_is_no_stance_on_it(miner):
+    # the ceasefire dates or frames the actor's offer (topics.yaml: silent_in_conditions)
+    text = "Poland's president said Warsaw would open its airspace to Ukrainian grain flights once the fighting stopped."
+    assert topic_stances(miner, text, "Poland", "ceasefire") == set()
+    text = "Mark Rutte said he would travel to Moscow only if the Kremlin first agreed to a truce."
+    assert topic_stances(miner, text, "NATO", "ceasefire") == set()
+
+
+def test_claims_a_ceasefire_offered_and_other_conditions_demanded_keep_their_stances(miner):
+    # the ceasefire is the offer, not the condition; a topic without the flag: the condition is demanded
+    text = "The Kremlin said it was prepared to agree to a truce if Kyiv withdrew from the four regions."
+    assert topic_stances(miner, text, "Russia", "ceasefire") == {"conditional"}
+    text = "Moscow would end the war only if Kyiv gave up the Donetsk region, Lavrov said."
+    assert topic_stances(miner, text, "Russia", "ukraine_cedes_territory") == {"support"}

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from spacy.tokens import Span
 
-from tasks.claims.actors import co_actors, find_actor, parenthetical_reporter, proposer, reports
+from tasks.claims.actors import co_actors, find_actor, is_condition, parenthetical_reporter, proposer, reports
 from tasks.claims.discourse import Context
 from tasks.claims.records import Evidence, Found, Position
 from tasks.claims.stance import mention_only, stance_of
@@ -108,6 +108,16 @@ def _third_party(anchor, ctx: Context) -> bool:
                for t in (anchor, *anchor.ancestors) for c in t.children)
 
 
+def _named_as_condition(path, ctx: Context) -> bool:
+    """Is the cue inside a condition the actor sets, and not as the goal its act is to serve
+    ("once the fighting stopped", "if the Kremlin agreed to a truce"; not "if it helped secure a ceasefire")?"""
+    cond = next((k for k, t in enumerate(path[:-1]) if is_condition(t, ctx)), None)
+    if cond is None:
+        return False
+    return not any(t.lemma_.lower() in ctx.lex.goal_verbs and not any(c.dep_ == "auxpass" for c in t.children)
+                   for t in path[1:cond + 1])
+
+
 def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> list[Position]:
     out = []
     text = sent.text
@@ -144,6 +154,8 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         actor, path = found
         if not actor.group:
             continue
+        if book.topics[cue.topic].silent_in_conditions and _named_as_condition(path, ctx):
+            continue   # "would speak to Putin only if he first accepted a ceasefire": a ceasefire as a condition
         if _goes_to_another(path, book.topics[cue.topic].recipient, ctx):
             continue   # "North Korea has shipped millions of artillery shells to Russia"
         if cue.needs_verb is not None and not any(cue.needs_verb.fullmatch(t.text) for t in path[1:]):
