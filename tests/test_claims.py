@@ -1209,3 +1209,17 @@ def test_claims_a_ceasefire_offered_and_other_conditions_demanded_keep_their_sta
     assert topic_stances(miner, text, "Russia", "ceasefire") == {"conditional"}
     text = "Moscow would end the war only if Kyiv gave up the Donetsk region, Lavrov said."
     assert topic_stances(miner, text, "Russia", "ukraine_cedes_territory") == {"support"}
+
+
+def test_claims_an_inverted_condition_opening_the_sentence_states_no_claim(miner):
+    # "Had X done ...", "Were X to do ...": a counterfactual or hypothetical, as "If X had done ..." is
+    text = "Had Moscow accepted the truce in March, the front would look very different today."
+    assert topic_stances(miner, text, "Russia", "ceasefire") == set()
+    text = "Were Ukraine to hand over the Donetsk region, Russia would simply demand more."
+    assert topic_stances(miner, text, "Ukraine", "ukraine_cedes_territory") == set()
+
+
+def test_claims_the_same_words_stated_as_fact_keep_their_claim(miner):
+    assert topic_stances(miner, "Moscow has accepted the truce, Peskov said.", "Russia", "ceasefire") == {"support"}
+    assert topic_stances(miner, "Ukraine will not hand over the Donetsk region, Zelenskyy said.", "Ukraine",
+                         "ukraine_cedes_territory") == {"oppose"}
