@@ -1223,3 +1223,14 @@ def test_claims_the_same_words_stated_as_fact_keep_their_claim(miner):
     assert topic_stances(miner, "Moscow has accepted the truce, Peskov said.", "Russia", "ceasefire") == {"support"}
     assert topic_stances(miner, "Ukraine will not hand over the Donetsk region, Zelenskyy said.", "Ukraine",
                          "ukraine_cedes_territory") == {"oppose"}
+
+
+def test_claims_a_ceasefire_in_a_clause_of_time_is_no_stance_on_it(miner):
+    # "only after X is in place" dates the act, as "once the fighting stopped" does (data: time_marks)
+    text = "Kyiv will send a delegation to Geneva, Sybiha said, but only after a full truce is in place along the front."
+    assert topic_stances(miner, text, "Ukraine", "ceasefire") == set()
+
+
+def test_claims_a_ceasefire_outside_the_clause_of_time_keeps_its_stance(miner):
+    text = "Ukraine backed a full truce along the front once the talks in Jeddah ended, Sybiha said."
+    assert topic_stances(miner, text, "Ukraine", "ceasefire") == {"support"}

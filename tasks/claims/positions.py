@@ -108,10 +108,16 @@ def _third_party(anchor, ctx: Context) -> bool:
                for t in (anchor, *anchor.ancestors) for c in t.children)
 
 
+def _dated_by(clause, ctx: Context) -> bool:
+    """Is the clause one of time ("only after a ceasefire is in place", "but only once a ceasefire was in place")?"""
+    return clause.dep_ in ("advcl", "conj") and any(
+        c.dep_ in ("mark", "advmod") and c.lower_ in ctx.lex.time_marks for c in clause.children)
+
+
 def _named_as_condition(path, ctx: Context) -> bool:
-    """Is the cue inside a condition the actor sets, and not as the goal its act is to serve
+    """Is the cue inside a condition the actor sets (or a clause of time), and not as the goal its act is to serve
     ("once the fighting stopped", "if the Kremlin agreed to a truce"; not "if it helped secure a ceasefire")?"""
-    cond = next((k for k, t in enumerate(path[:-1]) if is_condition(t, ctx)), None)
+    cond = next((k for k, t in enumerate(path[:-1]) if is_condition(t, ctx) or _dated_by(t, ctx)), None)
     if cond is None:
         return False
     return not any(t.lemma_.lower() in ctx.lex.goal_verbs and not any(c.dep_ == "auxpass" for c in t.children)
