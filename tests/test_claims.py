@@ -1234,3 +1234,15 @@ def test_claims_a_ceasefire_in_a_clause_of_time_is_no_stance_on_it(miner):
 def test_claims_a_ceasefire_outside_the_clause_of_time_keeps_its_stance(miner):
     text = "Ukraine backed a full truce along the front once the talks in Jeddah ended, Sybiha said."
     assert topic_stances(miner, text, "Ukraine", "ceasefire") == {"support"}
+
+
+def test_claims_refusing_a_trade_refuses_the_price_not_what_it_buys(miner):
+    # data: exchange_verbs; the land is refused, the truce it would buy is not
+    text = "Zelenskyy said Kyiv would not swap the Zaporizhzhia region for a truce."
+    assert topic_stances(miner, text, "Ukraine", "ceasefire") == set()
+    assert topic_stances(miner, text, "Ukraine", "ukraine_cedes_territory") == {"oppose"}
+
+
+def test_claims_a_trade_one_is_ready_to_make_wants_what_it_buys(miner):
+    text = "Zelenskyy said Ukraine was ready to exchange all its prisoners for a truce in the Black Sea."
+    assert topic_stances(miner, text, "Ukraine", "ceasefire") == {"support"}

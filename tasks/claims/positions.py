@@ -124,6 +124,18 @@ def _named_as_condition(path, ctx: Context) -> bool:
                    for t in path[1:cond + 1])
 
 
+def _refused_price_buys(anchor, ctx: Context) -> bool:
+    """Is the cue what a refused exchange would buy ("would never trade its land for a pause in the
+    fighting", "will not trade land for peace")? The refusal is of the price, not of the cue."""
+    if not (anchor.dep_ == "pobj" and anchor.head.lower_ == "for"):
+        return False
+    verb = anchor.head.head
+    if verb.dep_ == "dobj":   # "trade land for peace": the parser may hang "for" from the object
+        verb = verb.head
+    return verb.lemma_.lower() in ctx.lex.exchange_verbs and any(
+        c.dep_ == "neg" or c.lower_ in ctx.lex.negation for c in verb.children)
+
+
 def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> list[Position]:
     out = []
     text = sent.text
@@ -136,6 +148,8 @@ def positions_in(sent: Span, sent_index: int, ctx: Context, book: TopicBook) -> 
         cue_tokens = set(range(cspan.start, cspan.end))
         anchor = cspan.root
         if _owned_by_another(cspan, book.topics[cue.topic].beneficiary, ctx):
+            continue
+        if _refused_price_buys(anchor, ctx):
             continue
         if _other_object(anchor, book.topics[cue.topic].verb_objects):
             continue   # "officials are negotiating a new programme with the IMF": not this proposition
