@@ -1246,3 +1246,14 @@ def test_claims_refusing_a_trade_refuses_the_price_not_what_it_buys(miner):
 def test_claims_a_trade_one_is_ready_to_make_wants_what_it_buys(miner):
     text = "Zelenskyy said Ukraine was ready to exchange all its prisoners for a truce in the Black Sea."
     assert topic_stances(miner, text, "Ukraine", "ceasefire") == {"support"}
+
+
+def test_claims_the_outcome_of_talks_is_no_stance_on_talks(miner):
+    # "the outcome of the talks": talks that took place, as "on the sidelines of the talks" (data)
+    text = "The only tangible outcome of the talks in Riyadh was a swap of 300 prisoners, Umerov told reporters."
+    assert topic_stances(miner, text, "Ukraine", "peace_negotiations") == set()
+
+
+def test_claims_readiness_for_talks_is_still_a_stance(miner):
+    text = "Umerov said Ukraine was ready for a new round of talks in Riyadh."
+    assert topic_stances(miner, text, "Ukraine", "peace_negotiations") == {"support"}
