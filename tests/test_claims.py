@@ -1257,3 +1257,11 @@ def test_claims_the_outcome_of_talks_is_no_stance_on_talks(miner):
 def test_claims_readiness_for_talks_is_still_a_stance(miner):
     text = "Umerov said Ukraine was ready for a new round of talks in Riyadh."
     assert topic_stances(miner, text, "Ukraine", "peace_negotiations") == {"support"}
+
+
+def test_claims_a_peace_deal_that_dates_an_offer_is_no_stance_on_negotiating(miner):
+    # topics.yaml: peace_negotiations is silent in conditions and clauses of time
+    text = "Germany would send engineers to clear mines in Ukraine once a peace agreement was signed, Pistorius said."
+    assert topic_stances(miner, text, "Germany", "peace_negotiations") == set()
+    text = "Pistorius said Germany wanted a negotiated peace agreement as soon as possible."
+    assert topic_stances(miner, text, "Germany", "peace_negotiations") == {"support"}
