@@ -1265,3 +1265,15 @@ def test_claims_a_peace_deal_that_dates_an_offer_is_no_stance_on_negotiating(min
     assert topic_stances(miner, text, "Germany", "peace_negotiations") == set()
     text = "Pistorius said Germany wanted a negotiated peace agreement as soon as possible."
     assert topic_stances(miner, text, "Germany", "peace_negotiations") == {"support"}
+
+
+def test_claims_a_list_of_leaders_parsed_as_an_apposition_all_hold_the_position(miner):
+    # the parser makes the second name an appositive of the first and the rest its conjuncts
+    text = "Emmanuel Macron, Friedrich Merz, Keir Starmer and Donald Tusk demanded an unconditional ceasefire."
+    assert {g for g, t, s in stances(miner, text) if t == "ceasefire" and s == "support"} == {
+        "France", "Germany", "United Kingdom", "Poland"}
+
+
+def test_claims_an_apposition_that_is_no_list_adds_nobody(miner):
+    text = "Dmitry Peskov, the Kremlin spokesman, said Moscow was ready for talks with Kyiv."
+    assert {g for g, t, s in stances(miner, text) if t == "peace_negotiations"} == {"Russia"}

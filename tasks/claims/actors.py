@@ -438,6 +438,10 @@ def co_actors(found: Found, ctx: Context) -> list[Actor]:
     if ctx.ent_at(subj) is None:   # "the foreign ministers of Poland, ...": the entities the noun belongs to
         heads += [g for c in subj.children if c.dep_ == "prep" and c.lower_ in ("of", "from")
                   for g in c.children if g.dep_ == "pobj"]
+    # "Emmanuel Macron, Friedrich Merz, Keir Starmer and Donald Tusk demanded ...": the parser may
+    # make the second name an appositive of the first and the rest its conjuncts; an appositive
+    # that heads a coordination is the rest of a list, not another name for the subject
+    heads += [a for h in list(heads) for a in h.children if a.dep_ == "appos" and a.conjuncts]
     named: list[Actor] = []
     for head in heads:
         for t in (head, *head.conjuncts):
