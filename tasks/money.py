@@ -126,7 +126,8 @@ class MoneyLexicon:
             rf"(?:(?P<scale>(?:[^\S\n]*-[^\S\n]*|[^\S\n]*)(?i:{long_scales}))(?![A-Za-z])"
             rf"|(?(pre)[^\S\n]?|(?<=\d))(?P<scale1>(?i:{short_scales}))(?![A-Za-z]))?"
             rf"(?:(?P<sufsep>[^\S\n]+|[^\S\n]*-[^\S\n]*)"
-            rf"(?P<suf>(?i:{words})(?![\w-])|{codes}(?![\w-])))?"
+            # a code followed by a number is that number's ("a DKK 4.2 billion package"), not a suffix of "a"
+            rf"(?P<suf>(?i:{words})(?![\w-])|{codes}(?![\w-])(?![^\S\n]*\d)))?"
         )
         quals = _alt(list(self.qualifiers))
         between_openers = _alt([b[0] for b in self.between])

@@ -252,6 +252,12 @@ SENTENCES = [
      [("$1bn", 1 * B, "USD", None, None)]),
     ("Between 2022 and 2024 the EU gave €5bn.",
      [("€5bn", 5 * B, "EUR", None, None)]),
+    # a code before the number after an article: the code is the number's, not the article's suffix
+    ("Copenhagen announced a DKK 4.2 billion package and an EUR 50m loan.",
+     [("DKK 4.2 billion", 4.2 * B, "DKK", None, None), ("EUR 50m", 50 * M, "EUR", None, None)]),
+    # a code after an article's scale is still its suffix
+    ("Tokyo said a billion USD would follow.",
+     [("a billion USD", 1 * B, "USD", None, None)]),
 ]
 
 
