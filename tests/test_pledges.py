@@ -338,3 +338,16 @@ def test_pledges_a_quoted_unknown_minister_pledging_in_kroner(nlp_miner):
 def test_pledges_a_chamber_of_congress_pledges_for_the_united_states(nlp_miner, chamber):
     text = f"After weeks of delay, {chamber} approved a $20bn package of military aid for Ukraine on Saturday."
     assert pledges(nlp_miner, text) == {("United States", "Ukraine", 20e9, "USD")}
+
+
+def test_pledges_what_the_money_is_to_buy_is_its_purpose_not_its_measure(nlp_miner):
+    # "gas" and "pensions" are not-aid nouns when they measure the amount, not when they are its purpose
+    assert pledges(nlp_miner, "Finland will give Ukraine EUR 90 million to buy gas before the winter.") == {
+        ("Finland", "Ukraine", 90e6, "EUR")}
+    assert pledges(nlp_miner, "Sweden will send Ukraine SEK 500 million to pay pensions in the liberated areas.") == {
+        ("Sweden", "Ukraine", 500e6, "SEK")}
+
+
+def test_pledges_an_amount_of_gas_is_still_no_aid(nlp_miner):
+    assert pledges(nlp_miner, "Hungary bought EUR 900 million of Russian gas last year to heat its homes.") == set()
+    assert pledges(nlp_miner, "Russia earned EUR 5 billion from gas exports to fund its war.") == set()

@@ -40,6 +40,17 @@ __all__ = ["AidLexicon", "load_aid_lexicon", "pledges_in", "dedupe_pledges"]
 log = logging.getLogger(__name__)
 
 
+def _in_purpose_after(t: Token, span: Span) -> bool:
+    """Is t inside an infinitive of purpose that follows the amount ("... kroner to buy gas")?"""
+    for x in (t, *t.ancestors):
+        if x.i < span.end:
+            return False
+        if x.pos_ == "VERB" and x.dep_ in ("advcl", "xcomp", "acl", "relcl") and x.i > span.end - 1 \
+                and any(c.dep_ == "aux" and c.lower_ == "to" for c in x.children) and x.i != t.i:
+            return True
+    return False
+
+
 def _skip(span: Span, why: str, *detail) -> None:
     """Why an amount is not a pledge (debug log: `newsmon mine` with debug logging shows it)."""
     log.debug("not a pledge: %s: %s %s", span.text, why, " ".join(map(str, detail)))
@@ -131,7 +142,11 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
         # names are not nouns: "Defence Minister Bill Blair" states no bill
         wide = " ".join(t.text for t in doc[max(sent.start, span.start - 10): min(sent.end, span.end + 10)]
                         if t.ent_type_ != "PERSON")
-        if lex.not_aid_nouns.search(wide) and not lex.aid_nouns.search(tight):
+        # what the money is to buy or pay for, after it ("2.5 billion kroner to buy gas", "to pay
+        # pensions"), is its purpose, not what the amount measures
+        unlike = " ".join(t.text for t in doc[max(sent.start, span.start - 10): min(sent.end, span.end + 10)]
+                          if t.ent_type_ != "PERSON" and not _in_purpose_after(t, span))
+        if lex.not_aid_nouns.search(unlike) and not lex.aid_nouns.search(tight):
             _skip(span, "not-aid noun")
             continue
         if lex.domestic_money.search(wide):
