@@ -194,7 +194,7 @@ def is_condition(clause: Token, ctx: Context) -> bool:
         # a temporal mark on a realized past is a sequence of events, not a condition ("had agreed to the
         # package once its supplies were protected", "sent tanks when Russia attacked")
         head = clause.head
-        realized = clause.dep_ == "advcl" and all(m.lower_ in ctx.lex.temporal_marks for m in marks) \
+        realized = clause.dep_ == "advcl" and all(m.lower_ in ctx.lex.time_marks for m in marks) \
             and head.tag_ in ("VBD", "VBN") and not any(c.dep_ == "aux" and c.lower_ in ctx.lex.modal_words
                                                           for c in head.children)
         return not realized

@@ -68,7 +68,6 @@ class Lexicon:
     event_reports: frozenset[str]
     non_assertive_verbs: frozenset[str]
     non_assertive_nouns: frozenset[str]
-    temporal_marks: frozenset[str]
     goal_verbs: frozenset[str]
     time_marks: frozenset[str]
     exchange_verbs: frozenset[str]
@@ -151,7 +150,7 @@ def load_lexicon(folder: str | Path) -> Lexicon:
         stance_modals=wordset("stance_modals"),
         circumstance_prepositions=wordset("circumstance_prepositions"),
         question_predicates=wordset("question_predicates"),
-        event_reports=wordset("event_reports"), non_assertive_verbs=wordset("non_assertive_verbs"), non_assertive_nouns=wordset("non_assertive_nouns"), temporal_marks=wordset("temporal_marks"), goal_verbs=wordset("goal_verbs"), time_marks=wordset("time_marks"), exchange_verbs=wordset("exchange_verbs"), threat_predicates=wordset("threat_predicates"), threat_means=wordset("threat_means"), proposal_verbs=wordset("proposal_verbs"), proposal_nouns=wordset("proposal_nouns"), speech_predicates=wordset("speech_predicates"),
+        event_reports=wordset("event_reports"), non_assertive_verbs=wordset("non_assertive_verbs"), non_assertive_nouns=wordset("non_assertive_nouns"), goal_verbs=wordset("goal_verbs"), time_marks=wordset("time_marks"), exchange_verbs=wordset("exchange_verbs"), threat_predicates=wordset("threat_predicates"), threat_means=wordset("threat_means"), proposal_verbs=wordset("proposal_verbs"), proposal_nouns=wordset("proposal_nouns"), speech_predicates=wordset("speech_predicates"),
         refusal_verbs=wordset("refusal_verbs"), deontic_modals=wordset("deontic_modals"), constraint_predicates=wordset("constraint_predicates"),
         meeting_words=wordset("meeting_words"), talks_words=phrases("talks_words"), event_verbs=wordset("event_verbs"),
         modal_words=wordset("modal_words"),

@@ -45,8 +45,8 @@ def _in_purpose_after(t: Token, span: Span) -> bool:
     for x in (t, *t.ancestors):
         if x.i < span.end:
             return False
-        if x.pos_ == "VERB" and x.dep_ in ("advcl", "xcomp", "acl", "relcl") and x.i > span.end - 1 \
-                and any(c.dep_ == "aux" and c.lower_ == "to" for c in x.children) and x.i != t.i:
+        if x.i != t.i and x.pos_ == "VERB" and x.dep_ in ("advcl", "xcomp", "acl", "relcl") \
+                and any(c.dep_ == "aux" and c.lower_ == "to" for c in x.children):
             return True
     return False
 
@@ -140,13 +140,13 @@ def pledges_in(sent: Span, sent_index: int, ctx: Context, lex: AidLexicon, fx: F
                 previous = olds[0].amount
         tight = doc[max(sent.start, span.start - 3): min(sent.end, span.end + 4)].text
         # names are not nouns: "Defence Minister Bill Blair" states no bill
-        wide = " ".join(t.text for t in doc[max(sent.start, span.start - 10): min(sent.end, span.end + 10)]
-                        if t.ent_type_ != "PERSON")
+        around = [t for t in doc[max(sent.start, span.start - 10): min(sent.end, span.end + 10)]
+                  if t.ent_type_ != "PERSON"]
+        wide = " ".join(t.text for t in around)
         # what the money is to buy or pay for, after it ("2.5 billion kroner to buy gas", "to pay
         # pensions"), is its purpose, not what the amount measures
-        unlike = " ".join(t.text for t in doc[max(sent.start, span.start - 10): min(sent.end, span.end + 10)]
-                          if t.ent_type_ != "PERSON" and not _in_purpose_after(t, span))
-        if lex.not_aid_nouns.search(unlike) and not lex.aid_nouns.search(tight):
+        measured = " ".join(t.text for t in around if not _in_purpose_after(t, span))
+        if lex.not_aid_nouns.search(measured) and not lex.aid_nouns.search(tight):
             _skip(span, "not-aid noun")
             continue
         if lex.domestic_money.search(wide):
