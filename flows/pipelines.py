@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from flows import notify, stages
-from flows.runtime import run_pipeline, stage
+from flows.runtime import in_flow_run, run_pipeline, stage
 from newsmon.settings import load_settings
 from tasks.shard import in_shard, parse_shard
 from warehouse import Warehouse
@@ -36,15 +36,24 @@ def run_ingest(config: str | None = None, shard: str | None = None) -> dict[str,
         """The end of the run's polling and fetching (fetch.run_budget_seconds from the first poll)."""
         return budget.setdefault("until", time.time() + settings.fetch.run_budget_seconds)
 
+    # a plain run starts its helpers and the model's load while pages download; a Prefect flow run
+    # passes nothing that is not a plain value to its tasks (and spawns its helpers in the stages)
+    helpers = None if in_flow_run() else stages.RunHelpers(settings)
+    early = {} if helpers is None else dict(on_pending=helpers.start)
+    pool = {} if helpers is None else dict(pool=helpers.extract_pool)
+    service = {} if helpers is None else dict(service=helpers.mine_service)
     plan = [
         ("feeds", lambda run_id: stage(stages.poll_feeds)(settings, wh, run_id, feeds=feeds,
                                                           budget_until=budget_until())),
         ("pages", lambda run_id: stage(stages.fetch_pages)(settings, wh, run_id, feeds=feeds,
-                                                           budget_until=budget_until())),
-        ("articles", lambda run_id: stage(stages.extract_articles)(settings, wh, run_id, feeds=feeds)),
-        ("claims", lambda run_id: stage(stages.mine_articles)(settings, wh, run_id, feeds=feeds)),
+                                                           budget_until=budget_until(), **early)),
+        ("articles", lambda run_id: stage(stages.extract_articles)(settings, wh, run_id, feeds=feeds, **pool)),
+        ("claims", lambda run_id: stage(stages.mine_articles)(settings, wh, run_id, feeds=feeds, **service)),
         ("changes", lambda run_id: stage(notify.detect_changes)(settings, wh, run_id)),
         ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id)),
         ("catalogs", lambda run_id: stage(stages.refresh_catalogs)(settings, wh, run_id)),
     ]
-    return run_pipeline(wh, "ingest", plan, title="newsmon ingest")
+    if helpers is None:
+        return run_pipeline(wh, "ingest", plan, title="newsmon ingest")
+    with helpers:
+        return run_pipeline(wh, "ingest", plan, title="newsmon ingest")

@@ -11,7 +11,7 @@ import collections
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flows import progress
@@ -22,16 +22,20 @@ from tasks.extract import EXTRACTOR_VERSION, ExtractPool
 from tasks.feeds import FeedState, local_root, poll_feed
 from tasks.fetch import HTML_TYPES, Fetcher
 from tasks.fetch_pool import FetchPool, Left
-from tasks.mine import current_version, mine_chunks
+from tasks.mine import MineService, current_version, mine_chunks
 from tasks.stories import SKETCH_CANDIDATES, assign_stories, shingles, sketch
 from warehouse import Warehouse
 from warehouse import queries as q
 
 MAX_TRANSIENT_ATTEMPTS = 5
-FETCH_BATCH = 20
 POLL_BATCH = 20  # feed polls stored in one transaction ...
 POLL_BATCH_ENTRIES = 2000  # ... or fewer, once they hold this many entries
-FETCH_FLUSH_SECONDS = 2.0  # a batch of fetched pages is stored at the latest this long after its first page
+# Fetched pages are stored in one transaction (each ~50 ms to open and checkpoint the file) per
+# FETCH_BATCH pages, or earlier, FETCH_FLUSH_SECONDS after the batch's first page: a run killed
+# mid-fetch downloads at most that again. From the network pages come slower than that, and the time
+# decides; from a local mirror 20 pages took 0.2 s and their transaction as long (181 pages: 1.8 s -> 1.2 s).
+FETCH_BATCH = 100
+FETCH_FLUSH_SECONDS = 2.0
 # A run leases the pages it is about to fetch (warehouse/migrations/0050_fetch_leases.sql) and renews
 # the leases while it fetches: a run killed mid-fetch frees its pages at the latest this long after its
 # last renewal (at once for the next run on its host, which marks it killed). Far above the longest
@@ -40,6 +44,41 @@ FETCH_LEASE_SECONDS = 900.0
 FETCH_LEASE_RENEW_SECONDS = 60.0
 EXTRACT_BATCH = 50
 MINE_BATCH = 32   # articles a mining worker takes at a time; their claims commit together
+
+
+class RunHelpers:
+    """What a plain run (no Prefect flow run) starts as soon as it knows pages are coming, before it
+    downloads them, so that no core waits at a stage's start: `nlp.processes` extraction helpers
+    (forks that import trafilatura and load the language model while the pages download, then
+    extract while the run reads and stores the batches) and the mining process
+    (`tasks.mine.MineService`: a fork that loads the spaCy model meanwhile, then mines with
+    `nlp.processes` processes). The run itself loads neither trafilatura nor the model. Nothing is
+    started when nothing is downloaded (a run with nothing new never imports them).
+
+    Pass `start` as `fetch_pages(on_pending=...)`, `extract_pool` to `extract_articles` and
+    `mine_service` to `mine_articles`; `close()` (or the `with` block) stops what is left. All are
+    forked while the run has no thread of its own (before the download's threads start).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.extract_pool = ExtractPool(settings.nlp.processes, fork=True, helpers_only=True)
+        self.mine_service = MineService(settings.nlp, settings.nlp.processes)
+
+    def start(self) -> None:
+        self.extract_pool.start()
+        self.mine_service.start()
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the helpers; `wait=False` (the run failed or was interrupted): without waiting for the
+        mining process to finish its model load or its chunks."""
+        self.extract_pool.__exit__(None, None, None)
+        self.mine_service.close(wait=wait)
+
+    def __enter__(self) -> RunHelpers:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(wait=exc_type is None)
 
 
 def _logger():
@@ -157,7 +196,8 @@ def poll_feeds(settings: Settings, wh: Warehouse, run_id: str, feeds: list[str] 
 @lazy_task(name="fetch_pages", retries=2, retry_delay_seconds=[2, 10])
 def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
                 until: dt.datetime | None = None, feeds: list[str] | None = None,
-                budget_until: float | None = None) -> dict[str, Any]:
+                budget_until: float | None = None,
+                on_pending: Callable[[], None] | None = None) -> dict[str, Any]:
     """Download every entry page not stored yet; raw bytes are stored before anything parses them.
 
     Pages of different hosts are fetched at once (`fetch.max_concurrency` threads), one host's
@@ -165,6 +205,8 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
     FETCH_BATCH pages or FETCH_FLUSH_SECONDS. The pages of a host that cannot be reached
     `fetch.host_give_up_after` times in a row, and every page once `budget_until` (a
     time.time() instant: the run's budget) has passed, stay pending for the next run.
+    `on_pending` is called once, before the first download, when there is anything to download
+    (the plain run starts its helpers and the model's load then: `RunHelpers`).
     """
     log = _logger()
     counts: dict[str, Any] = collections.Counter()
@@ -183,6 +225,8 @@ def fetch_pages(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.dat
             counts["leased_elsewhere"] = len(leased)
             log.info("%d page(s) are being fetched by another run (%s): left to it",
                      len(leased), ", ".join(sorted({p["leased_by"] for p in leased})))
+    if pending and on_pending is not None:
+        on_pending()
     try:
         _fetch_leased(settings, wh, run_id, pending, counts, log, budget_until)
     except Exception:
@@ -216,8 +260,11 @@ def _fetch_leased(settings: Settings, wh: Warehouse, run_id: str, pending: list[
     def fetch(fetcher: Fetcher, item: dict[str, Any]) -> Any:
         # pages of a local feed may be files, inside its folder only
         root = local_root(str(item["feed_url"]), config_dir)
-        return fetcher.get(item["url"], max_bytes=settings.fetch.max_page_bytes, accept=HTML_TYPES,
+        resp = fetcher.get(item["url"], max_bytes=settings.fetch.max_page_bytes, accept=HTML_TYPES,
                            allow_file=root)
+        # hashed and compressed here, on the fetching thread (zlib and hashlib let go of the GIL):
+        # the thread that stores the batches did it all, ~3 ms a page, and the fetches waited
+        return resp, q.blob_row(resp.content)
 
     def renew() -> None:
         with wh.transaction() as con:
@@ -231,10 +278,11 @@ def _fetch_leased(settings: Settings, wh: Warehouse, run_id: str, pending: list[
         if isinstance(event, Left):
             _left(counts, event, "page", settings, log)
             continue
-        item, resp, exc = event.item, event.result, event.error
+        item, exc = event.item, event.error
         if exc is None:
+            resp, blob = event.result
             batch.append(dict(url=item["url"], outcome="ok", final_url=resp.final_url, status=resp.status,
-                              content_type=resp.content_type, headers=resp.headers, content=resp.content,
+                              content_type=resp.content_type, headers=resp.headers, blob=blob,
                               fetched_at=resp.fetched_at))
             counts["fetched"] += 1
         else:
@@ -258,8 +306,11 @@ def _fetch_leased(settings: Settings, wh: Warehouse, run_id: str, pending: list[
 @lazy_task(name="extract_articles")
 def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
                      until: dt.datetime | None = None, redo: bool = False,
-                     feeds: list[str] | None = None) -> dict[str, Any]:
-    """Extract stored pages (of `feeds` only, if given) into articles (batched), and link syndicated copies."""
+                     feeds: list[str] | None = None, pool: ExtractPool | None = None) -> dict[str, Any]:
+    """Extract stored pages (of `feeds` only, if given) into articles (batched), and link syndicated copies.
+
+    `pool`: the helpers to extract on, started by the caller (the stage closes it when it is done);
+    else the stage starts its own (`nlp.processes`)."""
     counts: dict[str, Any] = collections.Counter()
     after: tuple[dt.datetime, str] | None = None   # keyset: the last page of the previous batch
     sketched_before: int | None = None              # stored articles sketched before the first batch
@@ -271,30 +322,38 @@ def extract_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: d
         progress.items("articles", 0, total, "articles")
     from flows.runtime import in_flow_run
 
-    pool = ExtractPool(settings.nlp.processes, fork=not in_flow_run())   # helpers: see mine_articles
-    with pool:
-        while True:
-            with wh.connect(read_only=True) as con:
-                pending = q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
-                                                limit=EXTRACT_BATCH, after=after, feeds=feeds)
-                blobs = {p["sha256"]: q.raw_content(con, p["sha256"]) for p in pending}
-            if not pending:
-                break
+    if pool is None:
+        pool = ExtractPool(settings.nlp.processes, fork=not in_flow_run())   # helpers: see mine_articles
+
+    def next_batch() -> tuple[list[dict[str, Any]], Callable[[], list]]:
+        """The next batch of pages (keyset after the last one read), its extraction started."""
+        nonlocal after
+        with wh.connect(read_only=True) as con:
+            pending = q.pending_extractions(con, EXTRACTOR_VERSION, since=since, until=until, redo=redo,
+                                            limit=EXTRACT_BATCH, after=after, feeds=feeds)
+            jobs = [dict(html=q.raw_content(con, p["sha256"]), url=p["url"], feed_title=p["title"],
+                         feed_author=p["author"], feed_published=p["published_at"]) for p in pending]
+        if pending:
             after = (pending[-1]["fetched_at"], pending[-1]["url"])
-            sketched_before = _store_extracted(settings, wh, run_id, pending, blobs, pool, counts, sketched_before)
+        return pending, pool.submit(jobs)
+
+    with pool:
+        pending, results = next_batch()
+        while pending:
+            # the helpers start on the next batch while this batch is stored (at most two batches held)
+            upcoming = next_batch()
+            sketched_before = _store_extracted(settings, wh, run_id, pending, results(), counts, sketched_before)
             done += len(pending)
             progress.items("articles", done, max(total, done), "articles")
+            pending, results = upcoming
     return dict(counts)
 
 
 def _store_extracted(settings: Settings, wh: Warehouse, run_id: str, pending: list[dict[str, Any]],
-                     blobs: dict[str, bytes], pool: ExtractPool, counts: collections.Counter,
-                     sketched_before: int | None) -> int:
-    """Extract one batch of pages (on the pool's processes) and store its articles and rejections."""
+                     results: list, counts: collections.Counter, sketched_before: int | None) -> int:
+    """Store one batch of extracted pages: its articles (in their stories) and its rejections."""
     rows, rejected = [], []
     now = dt.datetime.now(dt.timezone.utc)
-    results = pool.extract([dict(html=blobs[p["sha256"]], url=p["url"], feed_title=p["title"],
-                                 feed_author=p["author"], feed_published=p["published_at"]) for p in pending])
     for p, art in zip(pending, results):
         if isinstance(art, ExtractError):
             rejected.append(("extract", p["url"], "no_text", str(art)))
@@ -339,9 +398,9 @@ def sketch_stored_articles(wh: Warehouse) -> int:
 @lazy_task(name="mine_articles")
 def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.datetime | None = None,
                   until: dt.datetime | None = None, redo: bool = False,
-                  feeds: list[str] | None = None) -> dict[str, Any]:
+                  feeds: list[str] | None = None, service: MineService | None = None) -> dict[str, Any]:
     """Mine entities, pledges, positions and meetings from articles (of `feeds` only, if given) not
-    mined at the current version.
+    mined at the current version (in `service`'s process, if given, else in this one).
 
     The pending articles are read MINE_BATCH texts at a time and mined on `nlp.processes`
     processes; each batch's claims commit as they come. spaCy is not even imported when
@@ -370,7 +429,11 @@ def mine_articles(settings: Settings, wh: Warehouse, run_id: str, *, since: dt.d
 
     # helpers are forks of this process (the model loaded once), except in a Prefect flow run: its
     # threads make forking unsafe, so they are spawned there
-    for batch, rows, mined in mine_chunks(settings.nlp, batches(), settings.nlp.processes, fork=not in_flow_run()):
+    if service is not None:
+        mined_chunks = service.mine_chunks(batches())
+    else:
+        mined_chunks = mine_chunks(settings.nlp, batches(), settings.nlp.processes, fork=not in_flow_run())
+    for batch, rows, mined in mined_chunks:
         with wh.transaction() as con:
             q.replace_claims(con, [a["url"] for a in batch], rows, mined)
         counts["articles"] += len(batch)

@@ -33,7 +33,7 @@ def catalog_digest(topics_path: str | Path, entities_path: str | Path) -> str:
 
 def load_catalog_rows(topics_path: str | Path, entities_path: str | Path) -> Catalog:
     """Rows of topic_catalog and entity_catalog; ConfigError (from the loaders) on a bad file."""
-    from tasks.nlp import ROLE_SEP, load_catalog  # imports spaCy: only when the files changed
+    from tasks.entities import ROLE_SEP, load_catalog
     from tasks.topics import load_topics
 
     book = load_topics(topics_path)

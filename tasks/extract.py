@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from newsmon.errors import ExtractError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from py3langid.langid import LanguageIdentifier
 
 __all__ = ["EXTRACTOR_VERSION", "Article", "extract_article", "detect_language"]
@@ -178,16 +180,27 @@ def _extract_all(jobs: list[dict]) -> list[Article | ExtractError]:
     return [_extract_one(job) for job in jobs]
 
 
-class ExtractPool:
-    """`extract_article` over batches of pages on `processes` processes: this one and
-    `processes - 1` helpers, each taking every n-th page of a batch. A helper is a fork of this
-    process (trafilatura imported already: it starts at once) unless `fork` is false (inside a
-    Prefect flow run, whose threads make forking unsafe: then spawned). Use as a context manager;
-    `extract(jobs)` gives, for each job (html, url, feed_title, feed_author, feed_published), its
-    Article or the ExtractError that rejected it, in the jobs' order: the same as one process."""
+def _warm_up() -> None:
+    """A helper's first work, before any page: the imports and py3langid's model (~1 s), done
+    while the run downloads the pages instead of at its first page."""
+    import trafilatura  # noqa: F401
 
-    def __init__(self, processes: int = 1, fork: bool = True):
-        self.processes, self.fork = max(1, processes), fork
+    detect_language("newsmon warms up the language model of its extraction helper. " * 4)
+
+
+class ExtractPool:
+    """`extract_article` over batches of pages on `processes` processes, each taking every n-th page
+    of a batch: this one and `processes - 1` helpers, or (`helpers_only`) `processes` helpers while
+    this process only hands out the pages and stores what comes back. A helper is a fork of this
+    process unless `fork` is false (inside a Prefect flow run, whose threads make forking unsafe:
+    then spawned). Use as a context manager; `extract(jobs)` gives, for each job (html, url,
+    feed_title, feed_author, feed_published), its Article or the ExtractError that rejected it, in
+    the jobs' order: the same as one process. `submit(jobs)` starts a batch and returns what
+    gives its results, so the helpers can work on the next batch while this process stores one."""
+
+    def __init__(self, processes: int = 1, fork: bool = True, helpers_only: bool = False):
+        self.processes, self.fork, self.helpers_only = max(1, processes), fork, helpers_only
+        self.helpers = self.processes if helpers_only else self.processes - 1
         self._pool = None
 
     def __enter__(self) -> ExtractPool:
@@ -198,22 +211,43 @@ class ExtractPool:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def extract(self, jobs: list[dict]) -> list[Article | ExtractError]:
-        n = min(self.processes, len(jobs))
-        if n <= 1:
-            return _extract_all(jobs)
-        if self._pool is None:
+    def start(self) -> None:
+        """Start the helpers now rather than at the first batch: the run forks them before it starts
+        threads of its own (see `flows.stages.RunHelpers`). A helper of a `helpers_only` pool warms up
+        (imports, the language model) as soon as it is started."""
+        if self.helpers > 0 and self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            import trafilatura  # noqa: F401  (imported before the fork: helpers start with it)
+            if not self.helpers_only:
+                import trafilatura  # noqa: F401  (imported before the fork: helpers start with it)
 
             ctx = multiprocessing.get_context("fork" if self.fork else "spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.processes - 1, mp_context=ctx)
-        # interleaved shares (pages of one site tend to be alike in size): helpers take 1..n-1, this process 0
-        futures = [self._pool.submit(_extract_all, jobs[i::n]) for i in range(1, n)]
-        shares = [_extract_all(jobs[0::n])] + [f.result() for f in futures]
-        out: list = [None] * len(jobs)
-        for i, share in enumerate(shares):
-            out[i::n] = share
-        return out
+            self._pool = ProcessPoolExecutor(max_workers=self.helpers, mp_context=ctx,
+                                             initializer=_warm_up if self.helpers_only else None)
+            if self.fork:   # a fork-context pool forks every helper within its first submit: make that now
+                self._pool.submit(int)
+
+    def submit(self, jobs: list[dict]) -> Callable[[], list[Article | ExtractError]]:
+        """Start extracting `jobs` on the helpers; the function returned waits for (and, for this
+        process's own share, does) the work, and gives what `extract(jobs)` gives."""
+        shares = min(self.processes, len(jobs))
+        if not self.helpers_only and shares <= 1:
+            return lambda: _extract_all(jobs)
+        self.start()
+        # interleaved shares (pages of one site tend to be alike in size); share 0 is this process's
+        # unless only helpers extract
+        first = 0 if self.helpers_only else 1
+        futures = [self._pool.submit(_extract_all, jobs[i::shares]) for i in range(first, shares)]
+
+        def results() -> list[Article | ExtractError]:
+            done = ([] if self.helpers_only else [_extract_all(jobs[0::shares])]) + [f.result() for f in futures]
+            out: list = [None] * len(jobs)
+            for i, share in enumerate(done):
+                out[i::shares] = share
+            return out
+
+        return results
+
+    def extract(self, jobs: list[dict]) -> list[Article | ExtractError]:
+        return self.submit(jobs)()

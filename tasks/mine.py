@@ -16,6 +16,7 @@ chunks in flight.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -23,6 +24,10 @@ import importlib.util
 import itertools
 import json
 import multiprocessing
+import os
+import queue
+import signal
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -37,7 +42,7 @@ if TYPE_CHECKING:
     from tasks.nlp import EntityCatalog
     from tasks.topics import TopicBook
 
-__all__ = ["Miner", "claim_rows", "read_passages", "passage_claims", "domain_files", "current_version",
+__all__ = ["Miner", "MineService", "claim_rows", "read_passages", "passage_claims", "domain_files", "current_version",
            "mine_chunks"]
 
 MINED_LANGUAGES = ("en",)
@@ -279,6 +284,177 @@ def mine_chunks(settings: NlpSettings, chunks: Iterable[Chunk], processes: int =
             pool.shutdown(wait=True, cancel_futures=True)
         if fork:
             _worker_miner = None
+
+
+class MineServiceError(RuntimeError):
+    """The mining process failed (its error, or that it is gone); what it had not returned stays unmined."""
+
+
+class MineService:
+    """`mine_chunks` in a process of its own, forked as soon as a run knows there will be pages
+    (before they are downloaded), which loads the model on the core the download leaves idle: when
+    the articles are extracted the Miner is ready, and this process never imports spaCy.
+
+    The service process mines with `processes` processes: itself and `processes - 1` helpers that it
+    forks after its load (sharing the model's memory), exactly as `mine_chunks` does in one process,
+    so the rows are the same. This process only sends articles and stores what comes back. Use as a
+    context manager (or `close()`); `start()` forks (call it while this process has no other threads:
+    a fork inherits a lock another thread holds); `mine_chunks(chunks)` starts it if need be and
+    yields (chunk, claim rows, mined_articles rows) in the chunks' order.
+
+    The service stops when this process closes the pipe, exits or dies (it reads an end of file),
+    finishing nothing it was sent; Ctrl-C is for this process, which closes it.
+    """
+
+    def __init__(self, settings: NlpSettings, processes: int = 1) -> None:
+        self.settings, self.processes = settings, max(1, processes)
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn = None
+
+    def start(self) -> None:
+        if self._process is not None:
+            return
+        ctx = multiprocessing.get_context("fork")
+        ours, theirs = ctx.Pipe()
+        self._process = ctx.Process(target=_serve, args=(theirs, self.settings, self.processes, os.getpid()),
+                                    name="newsmon-miner")   # not a daemon: it forks helpers
+        self._process.start()
+        theirs.close()
+        self._conn = ours
+
+    def mine_chunks(self, chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, dict[str, list[dict[str, Any]]],
+                                                                      list[dict[str, Any]]]]:
+        """Like `mine_chunks(settings, chunks, processes)`; nothing is started when `chunks` is empty."""
+        it = iter(chunks)
+        first = next(it, None)
+        if first is None:
+            return
+        self.start()
+        conn = self._conn
+        ahead = self.processes * HELPER_DEPTH + 2   # chunks out at once (the service holds up to
+        sent: collections.deque[Chunk] = collections.deque()   # helpers * HELPER_DEPTH + 1 itself)
+        inbox: queue.SimpleQueue = queue.SimpleQueue()
+
+        def receive() -> None:   # a thread: the pipe is always drained, so the service never blocks on it
+            while True:
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    inbox.put(("gone",))
+                    return
+                inbox.put(message)
+                if message[0] != "rows":
+                    return
+
+        receiver = threading.Thread(target=receive, name="newsmon-mine-receive", daemon=True)
+        receiver.start()
+
+        def back() -> tuple[Chunk, dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+            message = inbox.get()
+            if message[0] == "rows":
+                return sent.popleft(), message[1], message[2]
+            if message[0] == "error":
+                raise MineServiceError(f"mining failed in the mining process: {message[1]}")
+            raise MineServiceError("the mining process is gone (killed, or out of memory?)")
+
+        def put(chunk: Chunk | None) -> None:
+            try:
+                conn.send(chunk)
+            except OSError:   # the service is gone: say what it said last, if anything
+                receiver.join(timeout=5)
+                while not inbox.empty():
+                    message = inbox.get()
+                    if message[0] == "error":
+                        raise MineServiceError(f"mining failed in the mining process: {message[1]}") from None
+                raise MineServiceError("the mining process is gone (killed, or out of memory?)") from None
+
+        try:
+            # the chunks are read here, in this thread (the caller's source may use a warehouse connection)
+            for chunk in itertools.chain([first], it):
+                while len(sent) >= ahead:
+                    yield back()
+                sent.append(chunk)
+                put(chunk)
+                while not inbox.empty() and sent:
+                    yield back()
+            put(None)
+            while sent:
+                yield back()
+            message = inbox.get()
+            if message[0] != "end":
+                raise MineServiceError(f"the mining process ended badly: {message}")
+            self.close()   # the service is done, and exits: a later call starts another
+        finally:
+            self.close(wait=False)   # a failure, Ctrl-C, or the caller stopped early: stop it now
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the mining process: let it exit on its own (`wait`: it has sent everything and is
+        going), else at once; SIGTERM stops its helpers too, and whatever it was mining is dropped."""
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if process is None:
+            return
+        conn.close()
+        process.join(timeout=10 if wait else 0)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+    def __enter__(self) -> MineService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _serve(conn, settings: NlpSettings, processes: int, run_pid: int) -> None:
+    """The mining process: load the Miner, then mine the chunks read from `conn` until None or an end
+    of file, sending ("rows", rows, mined) per chunk, then ("end",); ("error", text) on a failure."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the run's, which then stops this one
+    signal.signal(signal.SIGTERM, _stop_serving)   # not the run's handler (it records the run)
+    _term_with_parent(run_pid)
+
+    def chunks() -> Iterator[Chunk]:
+        while True:
+            try:
+                chunk = conn.recv()
+            except EOFError:
+                return
+            if chunk is None:
+                return
+            yield chunk
+
+    try:
+        miner = Miner.from_settings(settings)
+        for _, rows, mined in mine_chunks(settings, chunks(), processes, miner=miner, fork=True):
+            conn.send(("rows", rows, mined))
+        conn.send(("end",))
+    except (BrokenPipeError, ConnectionResetError):
+        pass   # the run is gone: nobody to tell
+    except BaseException as exc:  # noqa: BLE001 - reported to the run, which records the stage's error
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _stop_serving(signum: int, frame: object) -> None:
+    """SIGTERM in the mining process: its helpers go with it (they would wait for work forever)."""
+    for child in multiprocessing.active_children():
+        child.kill()
+    os._exit(128 + signum)
+
+
+def _term_with_parent(run_pid: int) -> None:
+    """Linux: SIGTERM this process when the run that forked it dies (a kill -9 sends it no end of
+    file while it still has chunks to mine); elsewhere it stops at its next read or send."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+        if os.getppid() != run_pid:   # the run died before this line
+            os._exit(1)
 
 
 def miner_version(s: NlpSettings, model: str, rules: str | None = None) -> str:

@@ -93,3 +93,28 @@ def test_extract_pool_gives_what_one_process_gives():
     one, two = run(1), run(2)
     assert two == one
     assert any(isinstance(a, str) for a in one) and sum(not isinstance(a, str) for a in one) >= 5
+
+    # only helpers extract (this process hands out the pages), two batches out at once
+    for processes in (1, 2):
+        with ExtractPool(processes, helpers_only=True) as pool:
+            first, second = pool.submit(jobs[:7]), pool.submit(jobs[7:])
+            out = first() + second()
+            assert pool.submit([])() == []
+        assert [str(a) if isinstance(a, ExtractError) else a for a in out] == one
+
+
+def test_extract_stage_in_small_batches_with_helpers_stores_what_one_batch_stores(site, tmp_path, monkeypatch):
+    """The stage reads the next batch and starts its extraction before it stores the current one:
+    in batches of 2 pages, on helpers only, it stores the articles (and stories) of one batch."""
+    from flows import stages
+    from tasks.extract import ExtractPool
+    from tests.test_mine import STAGE_TABLES, stage_rows
+    from tests.test_ingest import serve_site
+
+    feed = serve_site(site)
+    whole = stage_rows(feed, tmp_path / "whole", 1)
+    monkeypatch.setattr(stages, "EXTRACT_BATCH", 2)
+    monkeypatch.setattr(stages, "ExtractPool", lambda processes, fork=True: ExtractPool(processes, fork=fork,
+                                                                                          helpers_only=True))
+    assert stage_rows(feed, tmp_path / "small", 2) == whole
+    assert set(whole) == set(STAGE_TABLES) and whole["articles"]

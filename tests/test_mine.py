@@ -92,35 +92,58 @@ def test_mine_next_ingest_remines_stored_articles_after_a_rule_edit_without_down
     assert wh.read("SELECT count(*) AS n FROM mentions")[0]["n"] > 0
 
 
+STAGE_TABLES = {"articles": "url, title, author, canonical_url, published_at, language, text, story_id",
+                "mined_articles": "url, sentences", "mentions": "*", "position_claims": "*",
+                "pledge_claims": "*", "meeting_claims": "*"}
+
+
+def stage_rows(feed: str, work: Path, processes: int, early: bool = False) -> dict:
+    """Every stored row after the poll, fetch, extract and mine stages over `feed` (texts mined one
+    per batch); `early`: as a plain `newsmon ingest` runs them (`stages.RunHelpers`)."""
+    work.mkdir()
+    copy_domain(work)
+    config = work / "newsmon.toml"
+    config.write_text('[warehouse]\npath = "news.duckdb"\n\n[fetch]\nallow_private_networks = true\n'
+                      f'per_host_delay = 0\nretries = 0\n\n[[feeds]]\nname = "courier"\nurl = "{feed}"\n\n'
+                      + NLP_TOML + f"processes = {processes}\nbatch_size = 1\n")
+    settings = load_settings(config)
+    wh = Warehouse(settings.warehouse.path, 60)
+    wh.migrate()
+    run_id = str(uuid.uuid4())
+    if early:
+        with stages.RunHelpers(settings) as helpers:
+            stages.poll_feeds.fn(settings, wh, run_id)
+            assert helpers.mine_service._process is None
+            stages.fetch_pages.fn(settings, wh, run_id, on_pending=helpers.start)
+            assert helpers.mine_service._process is not None   # started before the download
+            stages.extract_articles.fn(settings, wh, run_id, pool=helpers.extract_pool)
+            counts = stages.mine_articles.fn(settings, wh, run_id, service=helpers.mine_service)
+    else:
+        for stage in (stages.poll_feeds, stages.fetch_pages, stages.extract_articles, stages.mine_articles):
+            counts = stage.fn(settings, wh, run_id)
+    assert counts["articles"] == len(PAGES)
+    assert stages.mine_articles.fn(settings, wh, run_id).get("articles", 0) == 0   # all mined, once
+    return {t: wh.read(f"SELECT {cols} FROM {t} ORDER BY ALL") for t, cols in STAGE_TABLES.items()}
+
+
 def test_mine_and_extract_stages_on_two_processes_store_what_one_stores(site, tmp_path):
     """nlp.processes = 2: a forked helper extracts and mines beside the run (pieces of one text
     here, so every chunk is shared); every stored row is the one a single process stores."""
     feed = serve_site(site)
-    tables = {"articles": "url, title, author, canonical_url, published_at, language, text, story_id",
-              "mined_articles": "url, sentences", "mentions": "*", "position_claims": "*",
-              "pledge_claims": "*", "meeting_claims": "*"}
-
-    def run(processes: int) -> dict:
-        work = tmp_path / f"p{processes}"
-        work.mkdir()
-        copy_domain(work)
-        config = work / "newsmon.toml"
-        config.write_text('[warehouse]\npath = "news.duckdb"\n\n[fetch]\nallow_private_networks = true\n'
-                          f'per_host_delay = 0\nretries = 0\n\n[[feeds]]\nname = "courier"\nurl = "{feed}"\n\n'
-                          + NLP_TOML + f"processes = {processes}\nbatch_size = 1\n")
-        settings = load_settings(config)
-        wh = Warehouse(settings.warehouse.path, 60)
-        wh.migrate()
-        run_id = str(uuid.uuid4())
-        for stage in (stages.poll_feeds, stages.fetch_pages, stages.extract_articles, stages.mine_articles):
-            counts = stage.fn(settings, wh, run_id)
-        assert counts["articles"] == len(PAGES)
-        assert stages.mine_articles.fn(settings, wh, run_id).get("articles", 0) == 0   # all mined, once
-        return {t: wh.read(f"SELECT {cols} FROM {t} ORDER BY ALL") for t, cols in tables.items()}
-
-    one, two = run(1), run(2)
+    one, two = stage_rows(feed, tmp_path / "one", 1), stage_rows(feed, tmp_path / "two", 2)
     assert len(one["articles"]) == len(PAGES) and len(one["mined_articles"]) == len(PAGES) and one["mentions"]
     assert two == one
+
+
+@pytest.mark.slow  # forks a mining process that loads the model
+def test_mine_plain_run_helpers_started_early_store_what_one_process_stores(site, tmp_path):
+    """A plain run forks its extraction helpers and its mining process (which loads the model while
+    the pages download) once pages are due: with one process or two, it stores the same rows."""
+    feed = serve_site(site)
+    one = stage_rows(feed, tmp_path / "one", 1)
+    assert one["mentions"] and one["mined_articles"]
+    assert stage_rows(feed, tmp_path / "early1", 1, early=True) == one
+    assert stage_rows(feed, tmp_path / "early2", 2, early=True) == one
 
 
 # -- newsmon mine -----------------------------------------------------------------------
@@ -257,6 +280,112 @@ def test_mine_several_processes_mine_exactly_what_one_does(miner, monkeypatch, f
     assert [len(batch) for batch, _, _ in rows] == [3, 3, 2]
     assert all(any(r[t] for _, r, _ in rows) for t in ("mentions", "pledge_claims", "position_claims",
                                                         "meeting_claims"))
+
+
+@pytest.mark.slow  # forks a mining process that loads the model
+@pytest.mark.parametrize("processes", [1, 2])
+def test_mine_service_mines_exactly_what_one_process_does(miner, processes):
+    """The mining process (`MineService`: a fork that loads its own Miner and mines with `processes`
+    processes) sends back, chunk by chunk and in order, the rows this process mines itself."""
+    from tasks.mine import MineService, mine_chunks
+
+    articles = sample_articles()
+    chunks = [articles[i:i + 3] for i in range(0, len(articles), 3)]
+    settings = NlpSettings(batch_size=1)
+
+    def dumped(results) -> str:
+        return json.dumps([(batch, rows, [dict(m, mined_at=None) for m in mined]) for batch, rows, mined in results],
+                          default=str, sort_keys=True)
+
+    here = dumped(mine_chunks(settings, iter(chunks), 1, miner=dataclasses.replace(miner, batch_size=1)))
+    with MineService(settings, processes) as service:
+        there = dumped(service.mine_chunks(iter(chunks)))
+        assert service._process is None   # done: the mining process has exited
+        assert dumped(service.mine_chunks(iter(chunks[:1]))) == dumped(json.loads(here)[:1])   # and restarts
+    assert there == here
+    assert [len(batch) for batch, _, _ in json.loads(there)] == [3, 3, 2]
+
+
+def test_mine_service_with_nothing_to_mine_starts_nothing():
+    from tasks.mine import MineService
+
+    service = MineService(NlpSettings(), 2)
+    assert list(service.mine_chunks(iter([]))) == []
+    assert service._process is None
+
+
+@pytest.mark.slow  # forks a mining process
+def test_mine_service_killed_is_an_error_of_the_stage_not_a_hang():
+    """A mining process that dies (the OOM killer, a kill -9) fails the mining call at once with
+    MineServiceError; the articles it held are simply not returned (they stay pending)."""
+    import os
+    import signal
+
+    from tasks.mine import MineService, MineServiceError
+
+    articles = sample_articles()
+    with MineService(NlpSettings(), 1) as service:
+        service.start()
+        os.kill(service._process.pid, signal.SIGKILL)
+        service._process.join(timeout=10)
+        got = []
+        with pytest.raises(MineServiceError, match="gone"):
+            for item in service.mine_chunks(iter([articles[:3], articles[3:6]])):
+                got.append(item)
+        assert got == []
+        assert service._process is None
+
+
+@pytest.mark.slow  # a Python process that forks a mining process and its helper
+def test_mine_service_and_its_helpers_end_when_the_run_is_killed(tmp_path):
+    """kill -9 of the run while its mining process and helper work: neither is left behind."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(f"""
+import multiprocessing, os, signal, sys
+sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'tests')!r})
+from newsmon.settings import NlpSettings
+from tasks.mine import MineService
+from test_mine import sample_articles
+articles = sample_articles()
+service = MineService(NlpSettings(batch_size=1), 2)
+for _ in service.mine_chunks(iter([articles] * 40)):
+    kids = multiprocessing.active_children()
+    os.system("pgrep -P %d > {tmp_path / 'pids'}" % service._process.pid)
+    print(service._process.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    pids = [int(proc.stdout.split()[0])] + [int(p) for p in (tmp_path / "pids").read_text().split()]
+    assert len(pids) == 2   # the mining process and its helper were at work
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split(") ")[-1][0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 20
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in pids)
+
+
+@pytest.mark.slow  # forks a mining process
+def test_mine_service_error_in_the_mining_process_names_it():
+    """A Miner that cannot be built there (a bad domain file) is reported with its own message."""
+    from tasks.mine import MineService, MineServiceError
+
+    settings = NlpSettings(entities=ROOT / "config" / "no-such-entities.yaml")
+    with MineService(settings, 1) as service:
+        with pytest.raises(MineServiceError, match="no-such-entities"):
+            list(service.mine_chunks(iter([sample_articles()[:2]])))
 
 
 def test_mine_split_chunk_cuts_pieces_of_batch_size_mined_texts():

@@ -190,12 +190,14 @@ def blob_row(content: bytes) -> dict[str, Any]:
 
 
 def record_fetches(con: Con, results: Sequence[dict[str, Any]], run_id: str) -> None:
-    """Store a batch of fetch outcomes: raw bytes and page rows for successes, the log for all."""
+    """Store a batch of fetch outcomes: raw bytes and page rows for successes, the log for all.
+
+    A success carries its `content`, or its `blob` row made already (`blob_row`)."""
     blobs, pages, log, refused = {}, [], [], []
     for r in results:
         sha = None
         if r["outcome"] == "ok":
-            blob = blob_row(r["content"])
+            blob = r["blob"] if "blob" in r else blob_row(r["content"])
             sha = blob["sha256"]
             blobs[sha] = blob
             pages.append(dict(url=r["url"], final_url=r["final_url"], status=r["status"],
