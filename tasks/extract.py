@@ -232,7 +232,7 @@ class ExtractPool:
         """Start extracting `jobs` on the helpers; the function returned waits for (and, for this
         process's own share, does) the work, and gives what `extract(jobs)` gives."""
         shares = min(self.processes, len(jobs))
-        if not self.helpers_only and shares <= 1:
+        if not jobs or (not self.helpers_only and shares <= 1):   # nothing to start helpers for
             return lambda: _extract_all(jobs)
         self.start()
         # interleaved shares (pages of one site tend to be alike in size); share 0 is this process's

@@ -94,7 +94,9 @@ def test_extract_pool_gives_what_one_process_gives():
     assert two == one
     assert any(isinstance(a, str) for a in one) and sum(not isinstance(a, str) for a in one) >= 5
 
-    # only helpers extract (this process hands out the pages), two batches out at once
+    # only helpers extract (this process hands out the pages), two batches out at once; no page, no helper
+    with ExtractPool(2, helpers_only=True) as pool:
+        assert pool.submit([])() == [] and pool._pool is None
     for processes in (1, 2):
         with ExtractPool(processes, helpers_only=True) as pool:
             first, second = pool.submit(jobs[:7]), pool.submit(jobs[7:])

@@ -81,6 +81,31 @@ def test_noop_run_imports_neither_spacy_nor_trafilatura_nor_prefect(tmp_path):
     assert not counts["pages"].get("fetched") and counts["articles"] == {} and counts["claims"] == {}
 
 
+INGEST_RUN = """
+import json, os, sys
+forks = []
+os.register_at_fork(before=lambda: forks.append(1))
+from flows.pipelines import run_ingest
+
+counts = run_ingest(sys.argv[1])
+print(json.dumps({"counts": counts, "forks": len(forks),
+                  "imported": sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)}))
+"""
+
+
+def test_noop_plain_ingest_starts_no_helper_and_imports_nothing_heavy(tmp_path):
+    """The whole plain pipeline (`newsmon ingest` without Prefect), helpers and all: with nothing new
+    it forks no extraction helper and no mining process."""
+    cfg = sample_config(tmp_path)
+    run_here(cfg)
+    out = subprocess.run([sys.executable, "-c", f"HEAVY = {HEAVY!r}\n" + INGEST_RUN, str(cfg)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    second = json.loads(out.stdout.strip().splitlines()[-1])
+    assert second["forks"] == 0 and second["imported"] == []
+    assert second["counts"]["feeds"]["new_entries"] == 0 and second["counts"]["claims"] == {}
+
+
 def test_noop_stale_claims_are_mined_again_in_a_fresh_run(tmp_path):
     """The other side: when the stored claims are not at the current version, the fresh run mines them."""
     cfg = sample_config(tmp_path)
