@@ -291,7 +291,10 @@ def test_runs_cli_sigterm_records_an_interrupted_run(site, tmp_path):
                             start_new_session=True)
     try:
         site.wait_for("/kommunen-winterhilfe.html", timeout=120)
-        proc.send_signal(signal.SIGTERM)
+        # pages were due: the run has forked its extraction helper and its mining process
+        helpers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                                  text=True).stdout.split()]
+        proc.send_signal(signal.SIGTERM)   # to the run alone, not its process group
         out, err = proc.communicate(timeout=30)
     finally:
         gate.set()
@@ -302,3 +305,6 @@ def test_runs_cli_sigterm_records_an_interrupted_run(site, tmp_path):
     assert "newsmon: terminated (SIGTERM)" in err and "Traceback" not in err
     [run] = runs(Warehouse(tmp_path / "newsmon.duckdb"))
     assert run["status"] == "interrupted" and run["finished_at"] is not None
+    assert len(helpers) == 2
+    left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert left == [], f"processes of the run left behind: {left}"
