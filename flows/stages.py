@@ -372,7 +372,7 @@ def _store_extracted(settings: Settings, wh: Warehouse, run_id: str, pending: li
     with wh.transaction() as con:
         others = q.story_candidates(con, [(i, h) for i, sh in enumerate(shingled) for h in sh],
                                     [r["url"] for r in rows], SKETCH_CANDIDATES)
-        assign_stories(rows, others, settings.nlp.min_similarity_syndicated)
+        assign_stories(rows, others, settings.nlp.min_similarity_syndicated, new_shingles=shingled)
         q.save_articles(con, rows)
         q.save_story_sketches(con, [dict(url=r["url"], hashes=sketch(sh)) for r, sh in zip(rows, shingled)])
         if rejected:

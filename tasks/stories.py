@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, MutableSequence
+from collections.abc import Iterable, MutableSequence, Sequence
 from typing import Any
 
 __all__ = ["shingles", "containment", "assign_stories", "sketch", "SKETCH_CANDIDATES"]
@@ -52,24 +52,33 @@ def containment(a: set[int], b: set[int]) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
-def assign_stories(new: MutableSequence[dict[str, Any]], stored: Iterable[dict[str, Any]], threshold: float) -> None:
-    """Set `story_id` on each new article row (dicts with url, text); `stored` rows carry their story_id."""
+def assign_stories(new: MutableSequence[dict[str, Any]], stored: Iterable[dict[str, Any]], threshold: float,
+                   new_shingles: Sequence[set[int]] | None = None) -> None:
+    """Set `story_id` on each new article row (dicts with url, text); `stored` rows carry their story_id.
+    `new_shingles`: the new rows' shingles, if the caller has them already.
+
+    A stored text's shingles count only where a new article has them, so only those are indexed
+    (with the size of its set): a batch's candidates (up to SKETCH_CANDIDATES per new article) are
+    read without keeping their ~600 shingles each (~100 MB for a batch of 50 among 1,000 candidates).
+    """
+    new_sh = list(new_shingles) if new_shingles is not None else [shingles(row["text"]) for row in new]
+    wanted: set[int] = set().union(*new_sh)
     index: dict[int, list[int]] = defaultdict(list)
-    pool: list[tuple[str, set[int]]] = []
+    pool: list[tuple[str, int]] = []   # (story id, number of shingles)
 
     def add(story_id: str, sh: set[int]) -> None:
-        pool.append((story_id, sh))
+        pool.append((story_id, len(sh)))
         for h in sh:
-            index[h].append(len(pool) - 1)
+            if h in wanted:
+                index[h].append(len(pool) - 1)
 
     for row in stored:
         add(row.get("story_id") or row["url"], shingles(row["text"] or ""))
-    for row in new:
-        sh = shingles(row["text"])
+    for row, sh in zip(new, new_sh):
         hits = Counter(i for h in sh for i in index.get(h, ()))
         best, best_score = None, 0.0
         for i, shared in hits.most_common(20):
-            score = shared / max(1, min(len(sh), len(pool[i][1])))
+            score = shared / max(1, min(len(sh), pool[i][1]))
             if score > best_score:
                 best, best_score = i, score
         row["story_id"] = pool[best][0] if best is not None and best_score >= threshold else row["url"]

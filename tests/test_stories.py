@@ -71,3 +71,61 @@ def test_stories_articles_stored_before_sketches_are_sketched_then_found(warehou
     assert sketch_stored_articles(warehouse) == 0
     copy = article("copy", " ".join(original["text"].split()[:-40]))
     assert find_story(warehouse, copy) == original["url"]
+
+
+def _assign_stories_by_every_shingle(new: list[dict], stored: list[dict], threshold: float) -> None:
+    """The rule as first written: every stored text's whole shingle set in the index (the reference)."""
+    from collections import Counter, defaultdict
+
+    index, pool = defaultdict(list), []
+
+    def add(story_id, sh):
+        pool.append((story_id, sh))
+        for h in sh:
+            index[h].append(len(pool) - 1)
+
+    for row in stored:
+        add(row.get("story_id") or row["url"], shingles(row["text"] or ""))
+    for row in new:
+        sh = shingles(row["text"])
+        hits = Counter(i for h in sh for i in index.get(h, ()))
+        best, best_score = None, 0.0
+        for i, shared in hits.most_common(20):
+            score = shared / max(1, min(len(sh), len(pool[i][1])))
+            if score > best_score:
+                best, best_score = i, score
+        row["story_id"] = pool[best][0] if best is not None and best_score >= threshold else row["url"]
+        add(row["story_id"], sh)
+
+
+def test_stories_indexing_only_the_new_articles_shingles_assigns_the_same_stories():
+    """Stored candidates are indexed only on the shingles the new batch has (with their set's size):
+    the same story for every article as indexing every shingle, on batches with stored originals,
+    trimmed and extended copies, copies of each other inside the batch, and near misses."""
+    rng = random.Random(7)
+    joined = apart = 0
+    for trial in range(30):
+        bodies = [text(1000 * trial + k, rng.choice([40, 120, 400])) for k in range(6)]
+        stored = [dict(url=f"s{k}", text=b, story_id=f"story{k % 4}") for k, b in enumerate(bodies)]
+        stored.append(dict(url="empty", text="", story_id=None))
+        new = []
+        for k in range(12):
+            words = rng.choice(bodies + [text(5000 + 100 * trial + k, 200)]).split()
+            cut = rng.randint(0, len(words) // 3)
+            kind = rng.random()
+            if kind < 0.3:
+                words = words[cut:]                               # trimmed copy
+            elif kind < 0.5:
+                words = words + text(9000 + k, 60).split()        # extended copy
+            elif kind < 0.7:
+                words = words[: len(words) // 2] + text(7000 + k, len(words) // 2).split()   # near miss
+            new.append(dict(url=f"n{k}", text=" ".join(words)))
+        new.append(dict(url="n-copy", text=new[0]["text"]))      # a copy of the batch's first article
+        reference, ours = [dict(r) for r in new], [dict(r) for r in new]
+        _assign_stories_by_every_shingle(reference, stored, 0.8)
+        assign_stories(ours, stored, 0.8)
+        assert [r["story_id"] for r in ours] == [r["story_id"] for r in reference]
+        assert ours[-1]["story_id"] == ours[0]["story_id"]
+        joined += sum(r["story_id"].startswith("story") for r in ours)
+        apart += sum(r["story_id"] == r["url"] for r in ours)
+    assert joined > 100 and apart > 50   # both outcomes, many times
