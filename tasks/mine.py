@@ -448,7 +448,8 @@ def _stop_serving(signum: int, frame: object) -> None:
 
 def _term_with_parent(run_pid: int) -> None:
     """Linux: SIGTERM this process when the run that forked it dies (a kill -9 sends it no end of
-    file while it still has chunks to mine); elsewhere it stops at its next read or send."""
+    file while it still has chunks to mine); elsewhere it stops at its next read or send. Linux sends
+    it when the forking *thread* ends: `MineService.start` is called from the run's main thread."""
     with contextlib.suppress(Exception):
         import ctypes
 
