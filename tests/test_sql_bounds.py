@@ -125,6 +125,28 @@ def test_sql_ctrl_c_stops_the_query_and_returns(warehouse):
         faulthandler.cancel_dump_traceback_later()
 
 
+def test_sql_ctrl_c_while_the_worker_starts_stops_its_query(warehouse, monkeypatch):
+    # The Ctrl-C lands inside Thread.start(), after the thread was launched: the query it goes on to
+    # run must be stopped too, or closing the connection waits for it (a flake of the test above:
+    # the CI session hung there for 120 s).
+    real_start = threading.Thread.start
+
+    def start_then_interrupted(self):
+        real_start(self)
+        if self.name == "newsmon-sql":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_interrupted)
+    faulthandler.dump_traceback_later(120, exit=True)   # a hang ends the session, loudly
+    try:
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            run_bounded(warehouse, RUNAWAY, timeout=600)
+        assert time.monotonic() - started < 10
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
 def test_sql_runaway_cross_join_is_stopped_by_the_timeout(warehouse):
     with pytest.raises(WarehouseError, match="query stopped after 0.5s"):
         run_bounded(warehouse, "SELECT count(*) FROM range(200000) a, range(200000) b WHERE a.range + b.range = 7",

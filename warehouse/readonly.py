@@ -153,8 +153,10 @@ def _execute(con: duckdb.DuckDBPyConnection, statements: list, timeout: float | 
     # can leave is_alive() False while the thread still runs (CPython before 3.13), and the
     # query then ran on while the connection's close waited for it.
     done = threading.Event()
+    running = threading.Event()   # the worker's thread exists (set before its first statement)
 
     def work() -> None:
+        running.set()
         try:
             for st in statements[:-1]:
                 con.execute(st)
@@ -174,16 +176,18 @@ def _execute(con: duckdb.DuckDBPyConnection, statements: list, timeout: float | 
 
     worker = threading.Thread(target=work, name="newsmon-sql", daemon=True)
     started = time.monotonic()
-    worker.start()
     stopped_by: str | None = None
     try:
+        # inside the try: a Ctrl-C that lands while the thread starts must stop its query too (else
+        # the query ran on, and closing the connection waited for it: a hang of hours)
+        worker.start()
         while not done.wait(0.1):
             if timeout is not None and time.monotonic() - started >= timeout:
                 stopped_by = "timeout"
                 break
     except KeyboardInterrupt:
         stopped_by = "interrupt"
-    if stopped_by:
+    if stopped_by and (running.is_set() or running.wait(1.0)):   # a thread that never started runs nothing
         _stop(con, done)
         if stopped_by == "interrupt":
             raise KeyboardInterrupt
