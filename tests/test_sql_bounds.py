@@ -113,6 +113,9 @@ def test_sql_ctrl_c_stops_the_query_and_returns(warehouse):
     faulthandler.dump_traceback_later(120, exit=True)   # a hang ends the session, loudly
     signal.setitimer(signal.ITIMER_REAL, 0)
     previous = signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    # Python's own Ctrl-C handler, whatever the session inherited: a test session started in the
+    # background by a shell without job control ignores SIGINT (SIG_IGN), and the query then ran on
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         signal.setitimer(signal.ITIMER_REAL, 1.5)
         started = time.monotonic()
@@ -122,13 +125,13 @@ def test_sql_ctrl_c_stops_the_query_and_returns(warehouse):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         faulthandler.cancel_dump_traceback_later()
 
 
 def test_sql_ctrl_c_while_the_worker_starts_stops_its_query(warehouse, monkeypatch):
     # The Ctrl-C lands inside Thread.start(), after the thread was launched: the query it goes on to
-    # run must be stopped too, or closing the connection waits for it (a flake of the test above:
-    # the CI session hung there for 120 s).
+    # run must be stopped too, or closing the connection waits for it.
     real_start = threading.Thread.start
 
     def start_then_interrupted(self):
@@ -237,9 +240,11 @@ def _cpu_seconds_reach(proc: subprocess.Popen, seconds: float, within: float) ->
 
 @pytest.mark.slow
 def test_sql_cli_ctrl_c_interrupts_the_query(sql_config):
+    # with Ctrl-C's default disposition, whatever this session inherited (see the test above)
     proc = subprocess.Popen([str(NEWSMON), "sql", RUNAWAY, "--config", str(sql_config), "--timeout", "600"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=sql_config.parent,
-                            env=cli_env(sql_config.parent))
+                            env=cli_env(sql_config.parent),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert _cpu_seconds_reach(proc, 5.0, within=90)  # past start-up (~1 s of CPU): into the query
         sent = time.monotonic()
