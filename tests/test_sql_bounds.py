@@ -129,15 +129,19 @@ def test_sql_ctrl_c_stops_the_query_and_returns(warehouse):
         faulthandler.cancel_dump_traceback_later()
 
 
-def test_sql_ctrl_c_while_the_worker_starts_stops_its_query(warehouse, monkeypatch):
+@pytest.mark.parametrize("launched", [True, False], ids=["after the thread's launch", "before it"])
+def test_sql_ctrl_c_while_the_worker_starts_stops_its_query(warehouse, monkeypatch, launched):
     # The Ctrl-C lands inside Thread.start(), after the thread was launched: the query it goes on to
-    # run must be stopped too, or closing the connection waits for it.
+    # run must be stopped too, or closing the connection waits for it. Before the launch: nothing
+    # runs, and the Ctrl-C is still a KeyboardInterrupt.
     real_start = threading.Thread.start
 
     def start_then_interrupted(self):
-        real_start(self)
         if self.name == "newsmon-sql":
+            if launched:
+                real_start(self)
             raise KeyboardInterrupt
+        real_start(self)
 
     monkeypatch.setattr(threading.Thread, "start", start_then_interrupted)
     faulthandler.dump_traceback_later(120, exit=True)   # a hang ends the session, loudly

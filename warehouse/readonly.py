@@ -187,8 +187,9 @@ def _execute(con: duckdb.DuckDBPyConnection, statements: list, timeout: float | 
                 break
     except KeyboardInterrupt:
         stopped_by = "interrupt"
-    if stopped_by and (running.is_set() or running.wait(1.0)):   # a thread that never started runs nothing
-        _stop(con, done)
+    if stopped_by:
+        if running.is_set() or running.wait(1.0):   # a thread that never started runs nothing
+            _stop(con, done)
         if stopped_by == "interrupt":
             raise KeyboardInterrupt
         raise WarehouseError(
