@@ -6,6 +6,7 @@ function as the Prefect flow `ingest` (and re-exports it). See flows/runtime.py.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -53,7 +54,5 @@ def run_ingest(config: str | None = None, shard: str | None = None) -> dict[str,
         ("alerts", lambda run_id: stage(notify.send_alerts)(settings, wh, run_id)),
         ("catalogs", lambda run_id: stage(stages.refresh_catalogs)(settings, wh, run_id)),
     ]
-    if helpers is None:
-        return run_pipeline(wh, "ingest", plan, title="newsmon ingest")
-    with helpers:
+    with helpers if helpers is not None else contextlib.nullcontext():
         return run_pipeline(wh, "ingest", plan, title="newsmon ingest")

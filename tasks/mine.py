@@ -349,24 +349,24 @@ class MineService:
         receiver = threading.Thread(target=receive, name="newsmon-mine-receive", daemon=True)
         receiver.start()
 
+        def failure(message: tuple) -> MineServiceError:
+            if message[0] == "error":
+                return MineServiceError(f"mining failed in the mining process: {message[1]}")
+            return MineServiceError("the mining process is gone (killed, or out of memory?)")
+
         def back() -> tuple[Chunk, dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
             message = inbox.get()
             if message[0] == "rows":
                 return sent.popleft(), message[1], message[2]
-            if message[0] == "error":
-                raise MineServiceError(f"mining failed in the mining process: {message[1]}")
-            raise MineServiceError("the mining process is gone (killed, or out of memory?)")
+            raise failure(message)
 
         def put(chunk: Chunk | None) -> None:
             try:
                 conn.send(chunk)
             except OSError:   # the service is gone: say what it said last, if anything
                 receiver.join(timeout=5)
-                while not inbox.empty():
-                    message = inbox.get()
-                    if message[0] == "error":
-                        raise MineServiceError(f"mining failed in the mining process: {message[1]}") from None
-                raise MineServiceError("the mining process is gone (killed, or out of memory?)") from None
+                said = [inbox.get() for _ in range(inbox.qsize())]
+                raise failure(next((m for m in said if m[0] == "error"), ("gone",))) from None
 
         try:
             # the chunks are read here, in this thread (the caller's source may use a warehouse connection)
